@@ -1,0 +1,1 @@
+"""oassim.analysis layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""oassim.collectives layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""oassim.experiments layer (see DESIGN.md)."""

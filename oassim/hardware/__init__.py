@@ -1,0 +1,1 @@
+"""oassim.hardware layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""oassim.network layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""oassim.scheduler layer (see DESIGN.md)."""

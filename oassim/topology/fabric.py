@@ -1,0 +1,214 @@
+"""The frozen fabric: a cluster graph as flat numpy arrays, plus its router.
+
+DESIGN.md decision 3: kernels never see networkx. ``freeze(graph)`` turns the builder's graph
+into a :class:`Fabric` once; everything downstream (routing, network models, metrics) works on
+its arrays. Each undirected edge ``e`` becomes two directed links: ``2e`` (lower id to higher
+id) and ``2e + 1`` (the reverse), each with the edge's full per-direction bandwidth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from oassim.topology.graph import NODE_KINDS
+from oassim.topology.parts import MEDIA
+
+__all__ = ["Fabric", "Paths", "freeze"]
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Routes of many (src, dst) pairs as a CSR of directed link ids.
+
+    ``links[ptr[i]:ptr[i+1]]`` are the links of pair ``i`` in travel order.
+    """
+
+    ptr: np.ndarray  # int64, shape (n_pairs + 1,)
+    links: np.ndarray  # int64, shape (total_hops,)
+
+    def __len__(self) -> int:
+        return len(self.ptr) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.links[self.ptr[i] : self.ptr[i + 1]]
+
+    @property
+    def hops(self) -> np.ndarray:
+        """Links per pair, shape (n_pairs,)."""
+        return np.diff(self.ptr)
+
+
+@dataclass(frozen=True, eq=False)
+class Fabric:
+    """A cluster fabric as arrays. All quantities SI (bytes/s, s).
+
+    Node arrays have shape (n_nodes,), link arrays shape (n_links,) with n_links = 2 * edges.
+    """
+
+    name: str
+    family: str
+    node_kind: np.ndarray  # int8 index into NODE_KINDS
+    node_tier: np.ndarray  # int16 index into tier_names
+    tier_names: tuple[str, ...]
+    node_domain: np.ndarray  # int32, -1 where none
+    node_rail: np.ndarray
+    node_pod: np.ndarray
+    node_plane: np.ndarray
+    accel_node: np.ndarray  # int64, rank -> node id
+    link_src: np.ndarray  # int64
+    link_dst: np.ndarray  # int64
+    link_bw: np.ndarray  # float64, bytes/s per direction
+    link_lat: np.ndarray  # float64, s
+    link_eff: np.ndarray  # float64, protocol efficiency
+    link_count: np.ndarray  # int32, physical links bundled
+    link_tier: np.ndarray  # int16 index into link_tier_names
+    link_tier_names: tuple[str, ...]
+    link_medium: np.ndarray  # int8 index into MEDIA
+    routing: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_kind)
+
+    @property
+    def n_links(self) -> int:
+        return len(self.link_src)
+
+    @property
+    def n_accelerators(self) -> int:
+        return len(self.accel_node)
+
+    @cached_property
+    def _key_index(self) -> tuple[np.ndarray, np.ndarray]:
+        keys = self.link_src * self.n_nodes + self.link_dst
+        order = np.argsort(keys, kind="stable")
+        return keys[order], order
+
+    @cached_property
+    def csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """Outgoing adjacency: ``out_link[out_ptr[u]:out_ptr[u+1]]`` are u's links."""
+        order = np.argsort(self.link_src, kind="stable")
+        counts = np.bincount(self.link_src, minlength=self.n_nodes)
+        ptr = np.zeros(self.n_nodes + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        return ptr, order.astype(np.int64)
+
+    def link_ids(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Directed link ids for node pairs (u[i] -> v[i]); KeyError if a pair is not adjacent."""
+        u = np.asarray(u, dtype=np.int64)
+        v = np.asarray(v, dtype=np.int64)
+        keys, order = self._key_index
+        q = u * self.n_nodes + v
+        pos = np.searchsorted(keys, q)
+        pos_c = np.minimum(pos, len(keys) - 1)
+        bad = keys[pos_c] != q
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise KeyError(f"no link from node {int(u[i])} to node {int(v[i])}")
+        return order[pos_c]
+
+    @cached_property
+    def router(self):
+        """The router named by the builder (structural where possible, see routing.py)."""
+        from oassim.topology.routing import make_router
+
+        return make_router(self)
+
+    def route(self, src: np.ndarray, dst: np.ndarray, salt: int = 0) -> Paths:
+        """Paths between node ids ``src[i] -> dst[i]`` (ECMP choice hashed with ``salt``)."""
+        return self.router.route(np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64), salt)
+
+    def route_ranks(self, src: np.ndarray, dst: np.ndarray, salt: int = 0) -> Paths:
+        """Paths between accelerator ranks."""
+        return self.route(self.accel_node[np.asarray(src)], self.accel_node[np.asarray(dst)], salt)
+
+    def kind_mask(self, kind: str) -> np.ndarray:
+        return self.node_kind == NODE_KINDS.index(kind)
+
+    def tiers_of_links(self, names: list[str]) -> np.ndarray:
+        idx = [self.link_tier_names.index(n) for n in names if n in self.link_tier_names]
+        return np.isin(self.link_tier, idx)
+
+
+def _intern(values: list[Any]) -> tuple[np.ndarray, tuple[str, ...]]:
+    names: dict[Any, int] = {}
+    codes = np.fromiter((names.setdefault(v, len(names)) for v in values), dtype=np.int16, count=len(values))
+    return codes, tuple(names)
+
+
+def freeze(g: nx.Graph) -> Fabric:
+    """Freeze a cluster graph (schema of ``graph.py``) into a :class:`Fabric`."""
+    n = g.number_of_nodes()
+    if n != g.graph.get("n_nodes", n) or (n and (min(g) != 0 or max(g) != n - 1)):
+        raise ValueError("graph nodes must be the contiguous ids 0..n-1 made by add_nodes")
+    nodes = sorted(g.nodes(data=True), key=lambda t: t[0])
+    kind_code = {k: i for i, k in enumerate(NODE_KINDS)}
+    node_kind = np.fromiter((kind_code[d["kind"]] for _, d in nodes), dtype=np.int8, count=n)
+    node_tier, tier_names = _intern([d["tier"] for _, d in nodes])
+
+    def col(key: str) -> np.ndarray:
+        return np.fromiter((d.get(key, -1) for _, d in nodes), dtype=np.int32, count=n)
+
+    acc = [(d["rank"], i) for i, d in nodes if d["kind"] == "accelerator"]
+    acc.sort()
+    accel_node = np.asarray([i for _, i in acc], dtype=np.int64)
+
+    m = g.number_of_edges()
+    eu = np.empty(m, dtype=np.int64)
+    ev = np.empty(m, dtype=np.int64)
+    bw = np.empty(m)
+    lat = np.empty(m)
+    eff = np.empty(m)
+    cnt = np.empty(m, dtype=np.int32)
+    tiers: list[str] = []
+    media: list[int] = []
+    med_code = {k: i for i, k in enumerate(MEDIA)}
+    for e, (a, b, d) in enumerate(g.edges(data=True)):
+        if a > b:
+            a, b = b, a
+        eu[e] = a
+        ev[e] = b
+        bw[e] = d["bandwidth_Bps"]
+        lat[e] = d["latency_s"]
+        eff[e] = d.get("efficiency", 1.0)
+        cnt[e] = d.get("count", 1)
+        tiers.append(d["tier"])
+        media.append(med_code[d["medium"]])
+    link_tier_e, link_tier_names = _intern(tiers)
+
+    def both(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        out = np.empty(2 * m, dtype=x.dtype)
+        out[0::2] = x
+        out[1::2] = x if y is None else y
+        return out
+
+    routing = dict(g.graph.get("routing") or {"router": "shortest"})
+    return Fabric(
+        name=g.graph.get("name", ""),
+        family=g.graph.get("family", ""),
+        node_kind=node_kind,
+        node_tier=node_tier,
+        tier_names=tier_names,
+        node_domain=col("domain"),
+        node_rail=col("rail"),
+        node_pod=col("pod"),
+        node_plane=col("plane"),
+        accel_node=accel_node,
+        link_src=both(eu, ev),
+        link_dst=both(ev, eu),
+        link_bw=both(bw),
+        link_lat=both(lat),
+        link_eff=both(eff),
+        link_count=both(cnt),
+        link_tier=both(link_tier_e),
+        link_tier_names=link_tier_names,
+        link_medium=both(np.asarray(media, dtype=np.int8)),
+        routing=routing,
+        meta={k: v for k, v in g.graph.items() if k not in ("routing",)},
+    )

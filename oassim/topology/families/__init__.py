@@ -1,0 +1,1 @@
+"""oassim.topology.families layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""oassim.workload layer (see DESIGN.md)."""
