@@ -69,6 +69,7 @@ class Fabric:
     link_tier: np.ndarray  # int16 index into link_tier_names
     link_tier_names: tuple[str, ...]
     link_medium: np.ndarray  # int8 index into MEDIA
+    node_lat: np.ndarray  # float64, s: forwarding latency of each node (switch port-to-port), 0 else
     routing: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -127,6 +128,20 @@ class Fabric:
     def route_ranks(self, src: np.ndarray, dst: np.ndarray, salt: int = 0) -> Paths:
         """Paths between accelerator ranks."""
         return self.route(self.accel_node[np.asarray(src)], self.accel_node[np.asarray(dst)], salt)
+
+    def spread(self, src: np.ndarray, dst: np.ndarray, salt: int = 0) -> tuple[Paths, np.ndarray, np.ndarray]:
+        """How the hardware spreads each (src, dst) transfer over paths.
+
+        Returns ``(paths, owner, fraction)``: path ``k`` carries ``fraction[k]`` of the bytes of
+        pair ``owner[k]``. Fabrics that stripe a transfer over all their links (NVLink over
+        every switch chip) return several paths per pair; ECMP fabrics return one.
+        """
+        return self.router.spread(np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64), salt)
+
+    @cached_property
+    def capacity_Bps(self) -> np.ndarray:
+        """Payload capacity of each directed link, bytes/s: bandwidth x protocol efficiency."""
+        return self.link_bw * self.link_eff
 
     def kind_mask(self, kind: str) -> np.ndarray:
         return self.node_kind == NODE_KINDS.index(kind)
@@ -188,6 +203,7 @@ def freeze(g: nx.Graph) -> Fabric:
         out[1::2] = x if y is None else y
         return out
 
+    node_lat = np.fromiter((d.get("latency_s") or 0.0 for _, d in nodes), dtype=np.float64, count=n)
     routing = dict(g.graph.get("routing") or {"router": "shortest"})
     return Fabric(
         name=g.graph.get("name", ""),
@@ -209,6 +225,7 @@ def freeze(g: nx.Graph) -> Fabric:
         link_tier=both(link_tier_e),
         link_tier_names=link_tier_names,
         link_medium=both(np.asarray(media, dtype=np.int8)),
+        node_lat=node_lat,
         routing=routing,
         meta={k: v for k, v in g.graph.items() if k not in ("routing",)},
     )

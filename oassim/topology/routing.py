@@ -103,6 +103,16 @@ class Router:
             raise ValueError("src and dst must have the same shape")
         return node_paths_to_paths(self.fabric, self.node_paths(src, dst, salt))
 
+    def spread(self, src: np.ndarray, dst: np.ndarray, salt: int = 0) -> tuple["Paths", np.ndarray, np.ndarray]:
+        """Paths each transfer is striped over: ``(paths, owner, fraction)``.
+
+        The default is one ECMP path per pair (fraction 1); routers of fabrics that stripe a
+        transfer over several links override it.
+        """
+        paths = self.route(src, dst, salt)
+        n = len(paths)
+        return paths, np.arange(n, dtype=np.int64), np.ones(n)
+
 
 class ShortestPathRouter(Router):
     """Breadth-first shortest paths on demand, ECMP among equal-length next hops.
