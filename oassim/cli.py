@@ -1,0 +1,195 @@
+"""The ``oassim`` command: thin subcommands over the API (no physics here).
+
+Bad input (a malformed spec, an unknown preset, an impossible combination) prints one line
+``oassim: error: FILE: key.path: what is allowed`` and exits with status 2; a design-rule
+violation found by ``topo check`` exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from oassim import __version__
+from oassim.errors import OassimError, SpecError
+
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line with exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"oassim: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="oassim", description="Simulator of 10k-card AI supernode clusters.")
+    p.add_argument("--version", action="version", version=f"oassim {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    topo = sub.add_parser("topo", help="build, check, describe and draw cluster topologies")
+    tsub = topo.add_subparsers(dest="topo_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    tsub.required = True
+
+    def cluster_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("file", metavar="FILE", help="cluster YAML file, or a preset name in topologies/")
+        sp.add_argument(
+            "--accelerators", "-n", type=_positive_int, default=None,
+            help="scale the cluster to this many accelerators (rounded up to whole supernodes)",
+        )
+
+    info = tsub.add_parser("info", help="counts, bandwidths, bisection, diameter, power and cost")
+    cluster_args(info)
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    check = tsub.add_parser("check", help="design-rule checks; exit status 1 when a rule is broken")
+    cluster_args(check)
+    draw = tsub.add_parser("draw", help="draw one supernode in detail and the cluster at group level")
+    cluster_args(draw)
+    draw.add_argument("-o", "--output", required=True, help="PNG file to write")
+    tsub.add_parser("list", help="list cluster and hardware presets")
+
+    return p
+
+
+def _load(args: argparse.Namespace):
+    from oassim.topology.cluster import build_cluster
+    from oassim.topology.cluster_spec import load_cluster
+    from oassim.topology.fabric import freeze
+
+    rc = load_cluster(args.file, args.accelerators)
+    g = build_cluster(rc)
+    return rc, g, freeze(g)
+
+
+def _fmt_bw(gbps: float | None) -> str:
+    if gbps is None:
+        return "unknown"
+    if gbps >= 1e6:
+        return f"{gbps / 1e6:,.2f} PB/s"
+    if gbps >= 1e3:
+        return f"{gbps / 1e3:,.2f} TB/s"
+    return f"{gbps:,.1f} GB/s"
+
+
+def _print_info(info: dict[str, Any]) -> None:
+    w = sys.stdout.write
+    w(f"cluster           {info['name']}\n")
+    req = info["accelerators_requested"]
+    note = f" (requested {req:,}; rounded up to whole supernodes)" if req != info["accelerators"] else ""
+    w(f"accelerators      {info['accelerators']:,} x {info.get('accelerator_type', '?')}{note}\n")
+    w(f"supernodes        {info['supernodes']:,} x {info['supernode_size']}\n\n")
+    w(f"{'kind':<12} {'tier':<14} {'count':>10}\n")
+    for r in info["nodes"]:
+        w(f"{r['kind']:<12} {r['tier']:<14} {r['count']:>10,}\n")
+    w(f"\n{'link tier':<14} {'technology':<18} {'medium':<9} {'cables':>10} {'optical links':>14}\n")
+    for r in info["links"]:
+        w(f"{r['tier']:<14} {r['technology']:<18} {r['medium']:<9} {r['cables']:>10,} {r['optical_links']:>14,}\n")
+    w(f"\noptical modules   {info['optical_modules']:,} ({info['optical_modules_per_accelerator']:.2f} per accelerator)\n")
+    w(f"scale-up BW       {_fmt_bw(info['scaleup_bandwidth_per_accelerator_GBps'])} per accelerator, per direction\n")
+    if "scaleout_bandwidth_per_accelerator_GBps" in info:
+        w(f"scale-out BW      {_fmt_bw(info['scaleout_bandwidth_per_accelerator_GBps'])} per accelerator, per direction\n")
+    if "supernode_bisection_GBps" in info:
+        w(f"bisection         {_fmt_bw(info['supernode_bisection_GBps'])} per supernode, per direction\n")
+    if "cluster_bisection_GBps" in info:
+        w(f"bisection         {_fmt_bw(info['cluster_bisection_GBps'])} cluster, per direction\n")
+    w(f"diameter          {info['diameter_hops']} hops (accelerator to accelerator, routed)\n")
+    pw = info["power_W"]
+    unk = info["power_unknown_for"]
+    w(
+        f"power             {pw['total_W'] / 1e6:,.3f} MW total (accelerators {pw['accelerators_W'] / 1e6:,.3f} MW, "
+        f"switches {pw['switches_W'] / 1e3:,.1f} kW, optics {pw['optics_W'] / 1e3:,.1f} kW)\n"
+    )
+    if unk:
+        w(f"                  no published power figure for: {', '.join(unk)} (not counted)\n")
+    cost = info["capital_cost_USD"]
+    if cost is None:
+        w(f"capital cost      unknown: no citable price for {', '.join(info['cost_unknown_for'])}\n")
+    else:
+        w(f"capital cost      ${cost:,.0f}\n")
+
+
+def _cmd_topo(args: argparse.Namespace) -> int:
+    if args.topo_command == "list":
+        from oassim.hardware import load_catalog
+        from oassim.presets import list_presets
+
+        cat = load_catalog()
+        print("clusters:     " + ", ".join(list_presets("topologies")))
+        for kind in ("accelerator", "link", "module", "switch"):
+            print(f"{kind + 's:':<13} " + ", ".join(cat.names(kind)))
+        return 0
+    rc, g, fabric = _load(args)
+    if args.topo_command == "info":
+        from oassim.topology.metrics import cluster_info
+
+        info = cluster_info(g, fabric)
+        if args.json:
+            json.dump(info, sys.stdout, indent=2, default=str)
+            sys.stdout.write("\n")
+        else:
+            _print_info(info)
+        return 0
+    if args.topo_command == "check":
+        from oassim.topology.checks import check_graph
+
+        violations = check_graph(g)
+        limit = 200
+        for v in violations[:limit]:
+            print(v)
+        if len(violations) > limit:
+            print(f"... and {len(violations) - limit} more violations")
+        if violations:
+            print(f"{len(violations)} design-rule violation(s) in {args.file}")
+            return 1
+        print(f"{args.file}: all design rules pass ({fabric.n_accelerators:,} accelerators, {fabric.n_links // 2:,} links)")
+        return 0
+    if args.topo_command == "draw":
+        from oassim.topology.draw import draw_cluster
+
+        draw_cluster(g, fabric, args.output)
+        print(f"wrote {args.output}")
+        return 0
+    raise AssertionError(args.topo_command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``oassim`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "topo":
+            return _cmd_topo(args)
+    except SpecError as exc:
+        sys.stderr.write(f"oassim: error: {exc}\n")
+        return 2
+    except OassimError as exc:
+        sys.stderr.write(f"oassim: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("oassim: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""The cluster file: one YAML document describing a whole cluster.
+
+A cluster is N supernodes (scale-up domains built by one family) whose NICs attach to a
+scale-out fabric (another family). Hardware is named by preset or given inline; this module
+validates the file (DESIGN.md decision 2) and resolves it into the SI ``LinkClass`` /
+``SwitchClass`` parts the family builders take. Nothing here builds a graph.
+
+Example (``topologies/dgx-h100-superpod.yaml`` is the real one)::
+
+    name: dgx-h100-superpod
+    accelerators: 16384
+    accelerator: h100-sxm
+    supernode:
+      family: switched
+      spec: {size: 8, switches: 4, links_per_accelerator: 18}
+      links: {scaleup: {technology: nvlink4}}
+      switches: {scaleup: nvswitch-gen3}
+    scale_out:
+      family: fat_tree
+      spec: {tiers: 3}
+      rail_optimized: true
+      links:
+        host: {technology: ib-ndr, module: osfp-400g-sr4, length_m: 20}
+        leaf_spine: {technology: ib-ndr, module: osfp-800g-2xdr4}
+        spine_core: {technology: ib-ndr, module: osfp-800g-2xdr4}
+      switches: {leaf: quantum-2, spine: quantum-2, core: quantum-2}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import Field, model_validator
+
+from oassim.errors import SpecError
+from oassim.hardware import Accelerator, Catalog, LinkTechnology, OpticalModule, Switch, load_catalog
+from oassim.presets import find_preset
+from oassim.specio import SpecModel, read_yaml, validate
+from oassim.topology.parts import LinkClass, SwitchClass
+
+__all__ = [
+    "LinkUse",
+    "SwitchUse",
+    "DomainSpec",
+    "ScaleOutSpec",
+    "ClusterSpec",
+    "ResolvedDomain",
+    "ResolvedCluster",
+    "load_cluster",
+    "resolve_cluster",
+    "FIBRE_NS_PER_M",
+]
+
+# Propagation in glass, c / 1.47 (hardware.md C3, derived): added to optical links whose
+# length is given.
+FIBRE_NS_PER_M = 4.9
+
+
+class LinkUse(SpecModel):
+    """Where a link technology is used: the technology, the module or cable at each end, and
+    the cable length in this design."""
+
+    technology: str | dict[str, Any]
+    module: str | dict[str, Any] | None = None
+    length_m: float | None = Field(default=None, gt=0)
+    medium: str | None = Field(default=None, description="override the technology's usual medium")
+
+
+class SwitchUse(SpecModel):
+    """A switch preset (or inline spec) and the port rate this tier runs it at."""
+
+    switch: str | dict[str, Any]
+    rate_Gbps: float | None = Field(default=None, gt=0, description="native port configuration to use")
+    run_at_Gbps: float | None = Field(
+        default=None, gt=0, description="run those ports below their native rate (speed negotiation)"
+    )
+
+
+def _switch_use(v: Any) -> Any:
+    return {"switch": v} if isinstance(v, str) else v
+
+
+class DomainSpec(SpecModel):
+    """The scale-up domain (supernode): a family, its geometry and the parts per role."""
+
+    family: str
+    spec: dict[str, Any] = Field(default_factory=dict)
+    links: dict[str, LinkUse] = Field(default_factory=dict)
+    switches: dict[str, SwitchUse] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_switches(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("switches"), dict):
+            data = {**data, "switches": {k: _switch_use(v) for k, v in data["switches"].items()}}
+        return data
+
+
+class NicSpec(SpecModel):
+    """Scale-out NICs per accelerator (default: the accelerator preset's figures)."""
+
+    ports: int | None = Field(default=None, ge=1)
+    rate_Gbps: float | None = Field(default=None, gt=0)
+
+
+class ScaleOutSpec(DomainSpec):
+    """The scale-out fabric joining the supernodes' NICs."""
+
+    nic: NicSpec = Field(default_factory=NicSpec)
+    rail_optimized: bool = True
+    rails: int | None = Field(default=None, ge=1, description="rails; default: supernode size")
+
+
+class ClusterSpec(SpecModel):
+    """A whole cluster file."""
+
+    name: str
+    description: str = ""
+    sources: list[str] = Field(default_factory=list)
+    notes: str = ""
+    accelerators: int = Field(gt=0, le=1_048_576)
+    accelerator: str | dict[str, Any]
+    supernode: DomainSpec | None = None
+    scale_out: ScaleOutSpec | None = None
+    expected: dict[str, float] = Field(
+        default_factory=dict, description="published totals to check against, e.g. optical_modules"
+    )
+
+    @model_validator(mode="after")
+    def _needs_some_fabric(self) -> "ClusterSpec":
+        if self.supernode is None and self.scale_out is None:
+            raise ValueError("a cluster needs a supernode, a scale_out fabric, or both")
+        return self
+
+
+@dataclass(frozen=True)
+class ResolvedDomain:
+    """A domain spec with its family geometry validated and its parts resolved."""
+
+    family: str
+    spec: Any  # the family's Spec model instance
+    links: dict[str, LinkClass]
+    switches: dict[str, SwitchClass]
+
+
+@dataclass(frozen=True)
+class ResolvedCluster:
+    """Everything the composer needs, in SI units."""
+
+    spec: ClusterSpec
+    source: str
+    accelerator: Accelerator
+    accelerators: int  # built (whole supernodes)
+    supernodes: int
+    domain_size: int
+    supernode: ResolvedDomain | None
+    scale_out: ResolvedDomain | None
+    nic_ports: int
+    nic_rate_Gbps: float | None
+    rails: int
+    modules: dict[str, OpticalModule]
+    switch_parts: dict[str, Switch]
+
+
+def load_cluster(path_or_name: str | Path, accelerators: int | None = None) -> ResolvedCluster:
+    """Load a cluster file (a path, or a preset name in ``topologies/``) and resolve it.
+
+    ``accelerators`` overrides the file's count (DESIGN.md: presets scale by it).
+    """
+    p = Path(path_or_name)
+    if not p.suffix and not p.exists():
+        try:
+            p = find_preset("topologies", str(path_or_name))
+        except SpecError as exc:
+            raise SpecError(exc.message, source=str(path_or_name)) from None
+    data = read_yaml(p)
+    if isinstance(data, dict) and accelerators is not None:
+        data = {**data, "accelerators": accelerators}
+    spec = validate(ClusterSpec, data, source=str(p))
+    return resolve_cluster(spec, source=str(p))
+
+
+def _family(name: str, source: str, prefix: str):
+    from oassim.topology.registry import FAMILIES
+
+    if name not in FAMILIES:
+        raise SpecError(
+            f"unknown topology family '{name}' (allowed: {', '.join(sorted(FAMILIES))})",
+            source=source,
+            path=f"{prefix}.family",
+        )
+    return FAMILIES[name]
+
+
+def _link_class(use: LinkUse, cat: Catalog, source: str, path: str, modules: dict) -> LinkClass:
+    tech: LinkTechnology = cat.resolve_link(use.technology, source=source, prefix=f"{path}.technology")
+    module: OpticalModule | None = None
+    if use.module is not None:
+        module = cat.resolve_module(use.module, source=source, prefix=f"{path}.module")
+        modules[module.name] = module
+    medium = use.medium or (module.medium if module is not None else tech.medium)
+    if medium not in ("copper", "optical", "backplane", "pcb"):
+        raise SpecError(
+            f"unknown medium '{medium}' (allowed: copper, optical, backplane, pcb)", source=source, path=f"{path}.medium"
+        )
+    latency = tech.latency_s + (module.latency_s if module is not None else 0.0)
+    if medium == "optical" and use.length_m is not None:
+        latency += use.length_m * FIBRE_NS_PER_M * 1e-9
+    reach = module.reach_m if module is not None and module.reach_m is not None else tech.reach_m
+    return LinkClass(
+        name=tech.name,
+        bandwidth_Bps=tech.bandwidth_Bps,
+        latency_s=latency,
+        medium=medium,
+        rate_Gbps=tech.rate_Gbps,
+        module=module.name if module is not None else None,
+        reach_m=reach,
+        length_m=use.length_m,
+        efficiency=tech.efficiency,
+    )
+
+
+def _switch_class(use: SwitchUse, cat: Catalog, source: str, path: str, parts: dict) -> SwitchClass:
+    sw: Switch = cat.resolve_switch(use.switch, source=source, prefix=f"{path}.switch")
+    parts[sw.name] = sw
+    if use.rate_Gbps is None:
+        radix, rate = sw.radix, sw.port_rate_Gbps
+    else:
+        try:
+            radix, rate = sw.ports_at(use.rate_Gbps), use.rate_Gbps
+        except SpecError as exc:
+            raise SpecError(exc.message, source=source, path=f"{path}.rate_Gbps") from None
+    if use.run_at_Gbps is not None:
+        if rate is not None and use.run_at_Gbps > rate:
+            raise SpecError(
+                f"ports cannot run at {use.run_at_Gbps:g} Gb/s, above their {rate:g} Gb/s configuration",
+                source=source,
+                path=f"{path}.run_at_Gbps",
+            )
+        rate = use.run_at_Gbps
+    return SwitchClass(
+        name=sw.name,
+        radix=radix,
+        latency_s=sw.latency_s,
+        port_rate_Gbps=rate,
+        in_network_reduction=sw.in_network_reduction,
+        power_W=sw.power_W,
+        price_USD=sw.price_USD,
+    )
+
+
+def _resolve_domain(d: DomainSpec, extra: dict[str, Any], cat: Catalog, source: str, prefix: str, modules: dict, parts: dict) -> ResolvedDomain:
+    spec_model, _build = _family(d.family, source, prefix)
+    family_mod = _family_module(d.family)
+    geometry = validate(spec_model, {**d.spec, **extra}, source=source, prefix=f"{prefix}.spec")
+    needed_links = _roles_used(family_mod, "LINK_ROLES", geometry)
+    needed_switches = _roles_used(family_mod, "SWITCH_ROLES", geometry)
+    for role in needed_links:
+        if role not in d.links:
+            raise SpecError(
+                f"missing link role '{role}' (family {d.family} needs: {', '.join(needed_links)})",
+                source=source,
+                path=f"{prefix}.links",
+            )
+    for role in needed_switches:
+        if role not in d.switches:
+            raise SpecError(
+                f"missing switch role '{role}' (family {d.family} needs: {', '.join(needed_switches)})",
+                source=source,
+                path=f"{prefix}.switches",
+            )
+    known_links = set(getattr(family_mod, "LINK_ROLES", ()))
+    for role in d.links:
+        if role not in known_links:
+            raise SpecError(
+                f"unknown link role '{role}' (family {d.family} uses: {', '.join(sorted(known_links)) or 'none'})",
+                source=source,
+                path=f"{prefix}.links.{role}",
+            )
+    known_sw = set(getattr(family_mod, "SWITCH_ROLES", ()))
+    for role in d.switches:
+        if role not in known_sw:
+            raise SpecError(
+                f"unknown switch role '{role}' (family {d.family} uses: {', '.join(sorted(known_sw)) or 'none'})",
+                source=source,
+                path=f"{prefix}.switches.{role}",
+            )
+    links = {r: _link_class(u, cat, source, f"{prefix}.links.{r}", modules) for r, u in d.links.items()}
+    switches = {r: _switch_class(u, cat, source, f"{prefix}.switches.{r}", parts) for r, u in d.switches.items()}
+    return ResolvedDomain(d.family, geometry, links, switches)
+
+
+def _family_module(name: str):
+    import importlib
+
+    return importlib.import_module(f"oassim.topology.families.{name}")
+
+
+def _roles_used(mod: Any, attr: str, geometry: Any) -> tuple[str, ...]:
+    """Roles a family needs for this geometry (``roles_needed(spec)`` if it has one)."""
+    fn = getattr(mod, "roles_needed", None)
+    if fn is not None:
+        links, switches = fn(geometry)
+        return tuple(links if attr == "LINK_ROLES" else switches)
+    return tuple(getattr(mod, attr, ()))
+
+
+def domain_size(spec: Any) -> int:
+    """Accelerators in one supernode of a family spec."""
+    for attr in ("size",):
+        if hasattr(spec, attr):
+            return int(getattr(spec, attr))
+    if hasattr(spec, "dims"):
+        return int(math.prod(spec.dims))
+    if hasattr(spec, "nodes") and hasattr(spec, "accelerators_per_node"):
+        return int(spec.nodes * spec.accelerators_per_node)
+    raise TypeError(f"cannot tell the domain size of {type(spec).__name__}")
+
+
+def resolve_cluster(spec: ClusterSpec, source: str = "<cluster>", catalog: Catalog | None = None) -> ResolvedCluster:
+    """Validate family geometry, resolve hardware parts and scale to whole supernodes."""
+    cat = catalog or load_catalog()
+    acc = cat.resolve_accelerator(spec.accelerator, source=source, prefix="accelerator")
+    modules: dict[str, OpticalModule] = {}
+    parts: dict[str, Switch] = {}
+    sn = None
+    size = 1
+    if spec.supernode is not None:
+        sn = _resolve_domain(spec.supernode, {}, cat, source, "supernode", modules, parts)
+        size = domain_size(sn.spec)
+    supernodes = math.ceil(spec.accelerators / size)
+    built = supernodes * size
+    if sn is None:
+        supernodes, built = spec.accelerators, spec.accelerators
+    if supernodes > 1 and spec.scale_out is None:
+        raise SpecError(
+            f"{spec.accelerators} accelerators need {supernodes} supernodes of {size}, but there is no "
+            "scale_out fabric to join them (add scale_out, or ask for at most one supernode)",
+            source=source,
+            path="scale_out",
+        )
+    so = None
+    nic_ports, nic_rate, rails = 0, None, 1
+    if spec.scale_out is not None:
+        nic_ports = spec.scale_out.nic.ports or acc.scaleout_nic_ports or 1
+        nic_rate = spec.scale_out.nic.rate_Gbps or acc.scaleout_port_Gbps
+        if nic_rate is None:
+            raise SpecError(
+                f"accelerator '{acc.name}' has no published scale-out port rate; set it here",
+                source=source,
+                path="scale_out.nic.rate_Gbps",
+            )
+        rails = spec.scale_out.rails or size
+        extra = {} if "endpoints" in spec.scale_out.spec else {"endpoints": built * nic_ports}
+        so = _resolve_domain(spec.scale_out, extra, cat, source, "scale_out", modules, parts)
+    return ResolvedCluster(
+        spec=spec,
+        source=source,
+        accelerator=acc,
+        accelerators=built,
+        supernodes=supernodes,
+        domain_size=size,
+        supernode=sn,
+        scale_out=so,
+        nic_ports=nic_ports,
+        nic_rate_Gbps=nic_rate,
+        rails=rails,
+        modules=modules,
+        switch_parts=parts,
+    )
+
