@@ -180,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OassimError as exc:
         sys.stderr.write(f"oassim: error: {exc}\n")
         return 2
+    except MemoryError:
+        sys.stderr.write("oassim: error: ran out of memory: the cluster is too large for this machine\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("oassim: interrupted\n")
         return 130

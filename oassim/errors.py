@@ -14,6 +14,14 @@ class OassimError(Exception):
     """Base class of every error oassim raises on purpose."""
 
 
+def _one_line(text: object) -> str:
+    """Fold ordinary whitespace to single spaces and escape any other unprintable character,
+    so a message always stays on one line."""
+    folded = " ".join(str(text).replace("\t", " ").replace("\r", " ").replace("\n", " ").split(" "))
+    folded = " ".join(w for w in folded.split(" ") if w)
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in folded)
+
+
 class SpecError(OassimError, ValueError):
     """Bad input: a spec file or argument that cannot be used.
 
@@ -28,9 +36,9 @@ class SpecError(OassimError, ValueError):
     """
 
     def __init__(self, message: str, *, source: str | None = None, path: str | None = None):
-        self.message = " ".join(str(message).split())
-        self.source = source
-        self.path = path
+        self.message = _one_line(message)
+        self.source = _one_line(source) if source is not None else None
+        self.path = _one_line(path) if path is not None else None
         super().__init__(self.__str__())
 
     def with_context(self, *, source: str | None = None, prefix: str | None = None) -> "SpecError":

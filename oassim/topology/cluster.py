@@ -119,7 +119,7 @@ def build_cluster(rc) -> nx.Graph:
         pcie = LinkClass("nic-attach", nic_bw, 0.0, "pcb", rate_Gbps=rc.nic_rate_Gbps)
         add_links(g, np.repeat(accel_nodes, nics), nic_ids, pcie, tier="nic")
         if rc.spec.scale_out.rail_optimized and rc.rails > 1:
-            order = rail_order(local % rc.rails, nics, _leaf_down_ports(so) // nics or 1)
+            order = rail_order(local % rc.rails, nics, _guarded(rc, "scale_out", _leaf_down_ports, so) // nics or 1)
             endpoints = nic_ids[order]
         else:
             endpoints = nic_ids

@@ -256,6 +256,7 @@ def _resolve_domain(d: DomainSpec, extra: dict[str, Any], cat: Catalog, source: 
     spec_model, _build = _family(d.family, source, prefix)
     family_mod = _family_module(d.family)
     geometry = validate(spec_model, {**d.spec, **extra}, source=source, prefix=f"{prefix}.spec")
+    _check_limits(geometry, source, f"{prefix}.spec")
     needed_links = _roles_used(family_mod, "LINK_ROLES", geometry)
     needed_switches = _roles_used(family_mod, "SWITCH_ROLES", geometry)
     for role in needed_links:
@@ -291,6 +292,25 @@ def _resolve_domain(d: DomainSpec, extra: dict[str, Any], cat: Catalog, source: 
     links = {r: _link_class(u, cat, source, f"{prefix}.links.{r}", modules) for r, u in d.links.items()}
     switches = {r: _switch_class(u, cat, source, f"{prefix}.switches.{r}", parts) for r, u in d.switches.items()}
     return ResolvedDomain(d.family, geometry, links, switches)
+
+
+# The largest count any geometry field may take: 2**20 covers a million-accelerator cluster and
+# keeps a typo (an extra zero or two) from exhausting the machine's memory.
+MAX_COUNT = 1 << 20
+
+
+def _check_limits(geometry: Any, source: str, prefix: str) -> None:
+    for key, value in geometry.model_dump().items():
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, int) and not isinstance(v, bool) and v > MAX_COUNT:
+                raise SpecError(f"{v:,} is too large (at most {MAX_COUNT:,})", source=source, path=f"{prefix}.{key}")
+    try:
+        size = domain_size(geometry)
+    except TypeError:
+        return
+    if size > MAX_COUNT:
+        raise SpecError(f"{size:,} accelerators per domain is too large (at most {MAX_COUNT:,})", source=source, path=prefix)
 
 
 def _family_module(name: str):
