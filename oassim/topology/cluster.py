@@ -70,7 +70,6 @@ def build_cluster(rc) -> nx.Graph:
         _, build = FAMILIES[sn.family]
         tmpl = _guarded(rc, "supernode", build, sn.spec, sn.links, sn.switches, accel=accel, name=f"{rc.spec.name}-supernode")
         _check_accelerator_ports(rc, tmpl)
-        _set_switch_latency(tmpl, sn.switches)
         t_nodes = tmpl.number_of_nodes()
         t_data = [tmpl.nodes[i] for i in range(t_nodes)]
         t_edges = list(tmpl.edges(data=True))
@@ -124,9 +123,7 @@ def build_cluster(rc) -> nx.Graph:
         else:
             endpoints = nic_ids
         _, build = FAMILIES[so.family]
-        before = g.graph["n_nodes"]
         _guarded(rc, "scale_out", build, so.spec, so.links, so.switches, g=g, endpoints=endpoints, name=rc.spec.name)
-        _set_switch_latency(g, so.switches, first=before)
         structure.update(
             scale_out=g.graph.pop("routing"),
             nic_of_rank=nic_ids.reshape(-1, nics),
@@ -189,14 +186,6 @@ def _leaf_down_ports(so) -> int:
     from oassim.topology.families.fat_tree import sizing
 
     return max(1, sizing(so.spec, so.switches["leaf"].radix).down)
-
-
-def _set_switch_latency(g: nx.Graph, switches: dict, first: int = 0) -> None:
-    lat = {s.name: s.latency_s for s in switches.values()}
-    for n in range(first, g.graph["n_nodes"]):
-        d = g.nodes[n]
-        if d["kind"] == "switch" and d.get("spec") in lat:
-            d.setdefault("latency_s", lat[d["spec"]])
 
 
 def build_fabric(path_or_name: str | Path, accelerators: int | None = None) -> Fabric:

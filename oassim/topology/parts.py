@@ -9,9 +9,9 @@ change its spec format.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Mapping
 
-__all__ = ["Medium", "LinkClass", "SwitchClass", "MEDIA"]
+__all__ = ["Medium", "LinkClass", "SwitchClass", "MEDIA", "require_parts", "switch_node_attrs"]
 
 Medium = Literal["copper", "optical", "backplane", "pcb"]
 MEDIA: tuple[str, ...] = ("copper", "optical", "backplane", "pcb")
@@ -99,3 +99,23 @@ class SwitchClass:
     def __post_init__(self) -> None:
         if self.radix < 1:
             raise ValueError(f"switch {self.name!r}: radix must be >= 1")
+
+
+def require_parts(family: str, parts: Mapping[str, Any], roles: tuple[str, ...] | list[str], what: str) -> None:
+    """Raise ValueError naming the roles a family builder needs but was not given."""
+    missing = [r for r in roles if r not in parts]
+    if missing:
+        raise ValueError(f"{family}: missing {what} part(s) for role(s) {missing}; needs {list(roles)}")
+
+
+def switch_node_attrs(sw: SwitchClass) -> dict[str, Any]:
+    """Node attributes every builder writes on a switch of class ``sw`` (graph.py schema)."""
+    return {
+        "spec": sw.name,
+        "radix": sw.radix,
+        "port_rate_Gbps": sw.port_rate_Gbps,
+        "power_W": sw.power_W,
+        "price_USD": sw.price_USD,
+        "in_network_reduction": sw.in_network_reduction,
+        "latency_s": sw.latency_s,
+    }

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
-from oassim.topology.parts import LinkClass, SwitchClass
+from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
 from oassim.topology.routing import Router, ecmp_choice, flow_hash
 
 __all__ = [
@@ -100,23 +100,8 @@ def roles_needed(spec: Spec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return LINK_ROLES, SWITCH_ROLES
 
 
-def _require(parts: Mapping[str, Any], roles: tuple[str, ...], what: str) -> None:
-    missing = [r for r in roles if r not in parts]
-    if missing:
-        raise ValueError(
-            f"clos2: missing {what} part(s) for role(s) {missing}; needs {list(roles)}"
-        )
 
 
-def _switch_attrs(sw: SwitchClass) -> dict[str, Any]:
-    return {
-        "spec": sw.name,
-        "radix": sw.radix,
-        "port_rate_Gbps": sw.port_rate_Gbps,
-        "power_W": sw.power_W,
-        "price_USD": sw.price_USD,
-        "in_network_reduction": sw.in_network_reduction,
-    }
 
 
 def build(
@@ -163,8 +148,8 @@ def build(
     """
     if endpoints is not None:
         raise ValueError("clos2: a supernode creates its own accelerators; endpoints must be None")
-    _require(links, LINK_ROLES, "link")
-    _require(switches, SWITCH_ROLES, "switch")
+    require_parts("clos2", links, LINK_ROLES, "link")
+    require_parts("clos2", switches, SWITCH_ROLES, "switch")
     n, apn, nl1, npp = spec.nodes, spec.accelerators_per_node, spec.l1_per_node, spec.l2_per_plane
     if g is None:
         g = new_graph(name, "clos2")
@@ -184,7 +169,7 @@ def build(
         domain=0,
         pod=np.repeat(np.arange(n), nl1),
         plane=np.tile(np.arange(nl1), n),
-        **_switch_attrs(switches["l1"]),
+        **switch_node_attrs(switches["l1"]),
     ).reshape(n, nl1)
     l2 = add_nodes(
         g,
@@ -193,7 +178,7 @@ def build(
         L2_TIER,
         domain=0,
         plane=np.repeat(np.arange(nl1), npp),
-        **_switch_attrs(switches["l2"]),
+        **switch_node_attrs(switches["l2"]),
     ).reshape(nl1, npp)
     # Every accelerator to every L1 chip of its own server.
     acc_by_node = acc.reshape(n, apn)
@@ -226,7 +211,7 @@ def bisection_Bps(spec: Spec, links: Mapping[str, LinkClass]) -> float:
     where ``n_S``, ``n_T`` count whole servers in each half. Without a split server this is
     ``min(n_S, n_T) * min(D, U)``: for even ``nodes``, ``nodes/2 * min(D, U)`` per plane.
     """
-    _require(links, LINK_ROLES, "link")
+    require_parts("clos2", links, LINK_ROLES, "link")
     b1, b2 = links["l1"].bandwidth_Bps, links["l2"].bandwidth_Bps
     apn = spec.accelerators_per_node
     first = (spec.size + 1) // 2  # ranks < size/2

@@ -40,7 +40,7 @@ from pydantic import Field, model_validator
 
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
-from oassim.topology.parts import LinkClass, SwitchClass
+from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
 from oassim.topology.routing import Router, ecmp_choice, flow_hash
 
 __all__ = [
@@ -163,10 +163,6 @@ def global_links(spec: Spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pairs[:, 0], pairs[:, 1], count.astype(np.int64)
 
 
-def _require(parts: Mapping[str, Any], roles: tuple[str, ...], what: str) -> None:
-    missing = [r for r in roles if r not in parts]
-    if missing:
-        raise ValueError(f"dragonfly: missing {what} part(s) for role(s) {missing}; needs {list(roles)}")
 
 
 def build(
@@ -208,8 +204,8 @@ def build(
         ``routers_per_group``, ``groups``, ``global_owner`` (g, M) and ``links_per_pair`` (g,)
         from :func:`global_ports`.
     """
-    _require(links, LINK_ROLES, "link")
-    _require(switches, SWITCH_ROLES, "switch")
+    require_parts("dragonfly", links, LINK_ROLES, "link")
+    require_parts("dragonfly", switches, SWITCH_ROLES, "switch")
     a, p, h, ng = spec.routers_per_group, spec.terminals_per_router, spec.global_links_per_router, spec.groups
     sw = switches["router"]
     if sw.radix < p + a - 1 + h:
@@ -236,9 +232,7 @@ def build(
     elif not all(int(n) in g for n in endpoints):
         raise ValueError("dragonfly: every endpoint must be an existing node of g")
     routers = add_nodes(
-        g, a * ng, "switch", "router", pod=np.arange(a * ng) // a, spec=sw.name, radix=sw.radix,
-        port_rate_Gbps=sw.port_rate_Gbps, power_W=sw.power_W, price_USD=sw.price_USD,
-        in_network_reduction=sw.in_network_reduction,
+        g, a * ng, "switch", "router", pod=np.arange(a * ng) // a, **switch_node_attrs(sw)
     )
     add_links(g, endpoints, routers[router_of_ep], links["host"], tier="host")
     if a > 1:

@@ -46,7 +46,7 @@ from pydantic import Field, model_validator
 
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
-from oassim.topology.parts import LinkClass, SwitchClass
+from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
 from oassim.topology.routing import Router, ecmp_choice, flow_hash
 
 __all__ = [
@@ -216,21 +216,8 @@ def _port_table(bundles: np.ndarray) -> np.ndarray:
     return dst.reshape(n_src, -1)
 
 
-def _switch_attrs(sw: SwitchClass) -> dict[str, Any]:
-    return {
-        "spec": sw.name,
-        "radix": sw.radix,
-        "port_rate_Gbps": sw.port_rate_Gbps,
-        "power_W": sw.power_W,
-        "price_USD": sw.price_USD,
-        "in_network_reduction": sw.in_network_reduction,
-    }
 
 
-def _require(parts: Mapping[str, Any], roles: tuple[str, ...], what: str) -> None:
-    missing = [r for r in roles if r not in parts]
-    if missing:
-        raise ValueError(f"fat_tree: missing {what} part(s) for role(s) {missing}; needs {list(roles)}")
 
 
 def build(
@@ -276,8 +263,8 @@ def build(
         ``spine_uplink_core`` (planes, pods, u, us) core node id behind each spine uplink port
         (the last two empty without cores).
     """
-    _require(links, ("host", "leaf_spine"), "link")
-    _require(switches, SWITCH_ROLES, "switch")
+    require_parts("fat_tree", links, ("host", "leaf_spine"), "link")
+    require_parts("fat_tree", switches, SWITCH_ROLES, "switch")
     if endpoints is not None:
         endpoints = np.asarray(endpoints, dtype=np.int64).ravel()
         if spec.endpoints is not None and spec.endpoints != len(endpoints):
@@ -286,7 +273,7 @@ def build(
             raise ValueError("fat_tree: endpoints must be distinct node ids")
     sz = sizing(spec, switches["leaf"].radix, None if endpoints is None else len(endpoints))
     if sz.cores:
-        _require(links, ("spine_core",), "link")
+        require_parts("fat_tree", links, ("spine_core",), "link")
     for role, used in (("spine", sz.spines), ("core", sz.cores)):
         if used and switches[role].radix < sz.radix:
             raise ValueError(f"fat_tree: {role} radix {switches[role].radix} < leaf radix {sz.radix}; "
@@ -318,13 +305,13 @@ def build(
         core_bundles = _bundles(sz.pods, C, us)  # (pods, C): same for every group j
         core_port = _port_table(core_bundles)  # (pods, us) core index within the group
     for p in range(pl):
-        leaves[p] = add_nodes(g, L, "switch", "leaf", plane=p, pod=pod_of_leaf, **_switch_attrs(switches["leaf"]))
+        leaves[p] = add_nodes(g, L, "switch", "leaf", plane=p, pod=pod_of_leaf, **switch_node_attrs(switches["leaf"]))
         add_links(g, endpoints, leaves[p, leaf_of_ep], links["host"], tier="host")
         if S:
             spine_pod = np.repeat(np.arange(sz.pods), S)
             group = np.tile(np.arange(S), sz.pods) if sz.tiers == 3 else -1
             ids = add_nodes(g, sz.pods * S, "switch", "spine", plane=p, pod=spine_pod, group=group,
-                            **_switch_attrs(switches["spine"]))
+                            **switch_node_attrs(switches["spine"]))
             spines[p] = ids.reshape(sz.pods, S)
             if sz.tiers == 2:
                 ii, jj = np.nonzero(up_bundles)
@@ -338,7 +325,7 @@ def build(
                           tier="leaf-spine")
         if C:
             cores[p] = add_nodes(g, G * C, "switch", "core", plane=p, group=np.repeat(np.arange(G), C),
-                                 **_switch_attrs(switches["core"])).reshape(G, C)
+                                 **switch_node_attrs(switches["core"])).reshape(G, C)
             pp, cc = np.nonzero(core_bundles)
             for j in range(G):
                 add_links(g, spines[p, pp, j], cores[p, j, cc], links["spine_core"], tier="spine-core",

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
-from oassim.topology.parts import LinkClass, SwitchClass
+from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
 from oassim.topology.routing import Router, ecmp_choice, flow_hash, node_paths_to_paths
 
 __all__ = [
@@ -93,12 +93,6 @@ def links_per_switch(spec: Spec) -> np.ndarray:
     return (base + (s < extra)).astype(np.int64)
 
 
-def _require(parts: Mapping[str, Any], roles: tuple[str, ...], what: str) -> None:
-    missing = [r for r in roles if r not in parts]
-    if missing:
-        raise ValueError(
-            f"switched: missing {what} part(s) for role(s) {missing}; needs {list(roles)}"
-        )
 
 
 def build(
@@ -140,8 +134,8 @@ def build(
         raise ValueError(
             "switched: a supernode creates its own accelerators; endpoints must be None"
         )
-    _require(links, LINK_ROLES, "link")
-    _require(switches, SWITCH_ROLES, "switch")
+    require_parts("switched", links, LINK_ROLES, "link")
+    require_parts("switched", switches, SWITCH_ROLES, "switch")
     link, sw = links["scaleup"], switches["scaleup"]
     if g is None:
         g = new_graph(name, "switched")
@@ -154,12 +148,7 @@ def build(
         "switch",
         SWITCH_TIER,
         domain=0,
-        spec=sw.name,
-        radix=sw.radix,
-        port_rate_Gbps=sw.port_rate_Gbps,
-        power_W=sw.power_W,
-        price_USD=sw.price_USD,
-        in_network_reduction=sw.in_network_reduction,
+        **switch_node_attrs(sw),
     )
     counts = links_per_switch(spec)
     u = np.repeat(acc, spec.switches)
@@ -179,7 +168,7 @@ def bisection_Bps(spec: Spec, links: Mapping[str, LinkClass]) -> float:
     floor(size/2) * links_per_accelerator * B``. A chip's crossbar is non-blocking, so its
     capacity (``size * c_s`` links) never binds below that.
     """
-    _require(links, LINK_ROLES, "link")
+    require_parts("switched", links, LINK_ROLES, "link")
     return float(spec.size // 2 * spec.links_per_accelerator * links["scaleup"].bandwidth_Bps)
 
 

@@ -33,7 +33,7 @@ from pydantic import Field, model_validator
 
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
-from oassim.topology.parts import LinkClass, SwitchClass
+from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
 from oassim.topology.routing import Router, ecmp_choice, flow_hash
 
 if TYPE_CHECKING:
@@ -158,12 +158,6 @@ def roles_needed(spec: Spec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return LINK_ROLES, SWITCH_ROLES
 
 
-def _require(parts: Mapping[str, Any], roles: tuple[str, ...], what: str) -> None:
-    missing = [r for r in roles if r not in parts]
-    if missing:
-        raise ValueError(
-            f"torus: missing {what} part(s) for role(s) {missing}; this spec needs {list(roles)}"
-        )
 
 
 def build(
@@ -207,8 +201,8 @@ def build(
         raise ValueError("torus: a supernode creates its own accelerators; endpoints must be None")
     optical = spec.cube is not None
     link_roles, switch_roles = roles_needed(spec)
-    _require(links, link_roles, "link")
-    _require(switches, switch_roles, "switch")
+    require_parts("torus", links, link_roles, "link")
+    require_parts("torus", switches, switch_roles, "switch")
     if g is None:
         g = new_graph(name, "torus")
     n = spec.size
@@ -277,7 +271,7 @@ def bisection_Bps(spec: Spec, links: Mapping[str, LinkClass]) -> float:
     is ``2 * (N / dims[-1]) * links_per_neighbor * B_ici`` (the classic torus bisection).
     """
     optical = spec.cube is not None
-    _require(links, roles_needed(spec)[0], "link")
+    require_parts("torus", links, roles_needed(spec)[0], "link")
     bw_ici = spec.links_per_neighbor * links["ici"].bandwidth_Bps
     bw_ocs = spec.links_per_neighbor * links["ocs"].bandwidth_Bps if optical else 0.0
     first = (spec.size + 1) // 2  # ranks < size/2
