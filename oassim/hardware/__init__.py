@@ -25,8 +25,8 @@ from oassim.hardware.models import (
     PortConfig,
     Precision,
     Switch,
-    json_schema,
 )
+from oassim.hardware.schema import json_schema
 
 __all__ = [
     "Accelerator",

@@ -26,7 +26,7 @@ from oassim.specio import SpecModel
 
 __all__ = [
     "Precision", "Medium", "ModuleTechnology", "HardwarePart", "Accelerator", "LinkTechnology",
-    "OpticalModule", "PortConfig", "Switch", "InterconnectSpec", "PART_MODELS", "json_schema",
+    "OpticalModule", "PortConfig", "Switch", "InterconnectSpec", "PART_MODELS",
 ]
 
 Precision = Literal["bf16", "fp16", "fp8"]
@@ -417,7 +417,6 @@ class Switch(_HasLatency, HardwarePart):
         )
 
 
-
 def _name_or_inline(value: Any) -> str:
     # Route a mapping or a model to the model branch and everything else to the name
     # branch, so an error names one problem, not one per union member. The tag names
@@ -490,34 +489,3 @@ PART_MODELS: dict[str, type[HardwarePart]] = {
     "accelerator": Accelerator, "link": LinkTechnology, "module": OpticalModule,
     "switch": Switch, "interconnect": InterconnectSpec,
 }
-
-
-def json_schema(kind: str) -> dict[str, Any]:
-    """JSON Schema of spec ``kind`` ("accelerator", "link", "module", "switch" or
-    "interconnect"), with each field's docstring line as its description; SpecError if unknown.
-    """
-    if kind not in PART_MODELS:
-        raise SpecError(f"unknown hardware kind '{kind}' (allowed: {', '.join(PART_MODELS)})")
-    schema = PART_MODELS[kind].model_json_schema()
-    # Publish each field's numpydoc line (meaning and unit) as its JSON Schema description.
-    for model in (*PART_MODELS.values(), PortConfig):
-        defs = schema.get("$defs", {})
-        where = schema if model is PART_MODELS[kind] else defs.get(model.__name__)
-        for field, prop in (where or {}).get("properties", {}).items():
-            prop.setdefault("description", _param_docs(model).get(field, ""))
-    return schema
-
-
-def _param_docs(model: type) -> dict[str, str]:
-    """Field descriptions from the "Parameters" sections of numpydoc class docstrings."""
-    out: dict[str, str] = {}
-    for cls in reversed(model.__mro__):
-        section = (cls.__dict__.get("__doc__") or "").partition("----------\n")[2]
-        names: list[str] = []
-        for line in section.splitlines():
-            if line.startswith("    ") and not line.startswith("     ") and " : " in line:
-                names = [n.strip() for n in line.split(" : ")[0].split(",")]
-                out.update({n: "" for n in names})
-            elif line.startswith("        ") and names:
-                out.update({n: f"{out[n]} {line.strip()}".strip() for n in names})
-    return out

@@ -152,8 +152,6 @@ class ShortestPathRouter(Router):
         return d
 
     def route(self, src: np.ndarray, dst: np.ndarray, salt: int = 0) -> "Paths":
-        from oassim.topology.fabric import Paths
-
         src = np.asarray(src, dtype=np.int64).ravel()
         dst = np.asarray(dst, dtype=np.int64).ravel()
         n = len(src)

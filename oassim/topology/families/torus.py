@@ -33,7 +33,7 @@ from pydantic import Field, model_validator
 
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
-from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
+from oassim.topology.parts import LinkClass, SwitchClass, require_parts
 from oassim.topology.routing import Router, ecmp_choice, flow_hash
 
 if TYPE_CHECKING:
