@@ -86,10 +86,13 @@ class Fabric:
         return len(self.accel_node)
 
     @cached_property
-    def _key_index(self) -> tuple[np.ndarray, np.ndarray]:
-        keys = self.link_src * self.n_nodes + self.link_dst
-        order = np.argsort(keys, kind="stable")
-        return keys[order], order
+    def _sorted_adjacency(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Outgoing links grouped by source and sorted by destination: (ptr, dst, link id)."""
+        order = np.lexsort((self.link_dst, self.link_src))
+        counts = np.bincount(self.link_src, minlength=self.n_nodes)
+        ptr = np.zeros(self.n_nodes + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        return ptr, self.link_dst[order].astype(np.int64), order.astype(np.int64)
 
     @cached_property
     def csr(self) -> tuple[np.ndarray, np.ndarray]:
@@ -102,17 +105,16 @@ class Fabric:
 
     def link_ids(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Directed link ids for node pairs (u[i] -> v[i]); KeyError if a pair is not adjacent."""
-        u = np.asarray(u, dtype=np.int64)
-        v = np.asarray(v, dtype=np.int64)
-        keys, order = self._key_index
-        q = u * self.n_nodes + v
-        pos = np.searchsorted(keys, q)
-        pos_c = np.minimum(pos, len(keys) - 1)
-        bad = keys[pos_c] != q
-        if np.any(bad):
-            i = int(np.flatnonzero(bad)[0])
+        from oassim.topology._kernels import lookup_links
+
+        u = np.ascontiguousarray(u, dtype=np.int64).ravel()
+        v = np.ascontiguousarray(v, dtype=np.int64).ravel()
+        ptr, nbr, lnk = self._sorted_adjacency
+        out = np.empty(len(u), dtype=np.int64)
+        if lookup_links(ptr, nbr, lnk, u, v, out):
+            i = int(np.flatnonzero(out < 0)[0])
             raise KeyError(f"no link from node {int(u[i])} to node {int(v[i])}")
-        return order[pos_c]
+        return out
 
     @cached_property
     def router(self):
