@@ -1,0 +1,162 @@
+"""The ``flow`` network model: max-min fair rates, recomputed every time a flow finishes.
+
+What is modelled (DESIGN.md decision 5): flows of a phase start together at t = 0 and are
+striped over their paths exactly as in the ``analytical`` model (:func:`~oassim.network.
+analytical.stripe`). Each sub-flow is a fluid flow; links share their payload capacity
+max-min fairly (progressive filling, the bandwidth allocation that TCP-like and credit-based
+transports approach in steady state). When a sub-flow finishes, the rates of the remaining
+ones are re-solved, so flows that leave a bottleneck early free it for the others: this is
+what captures stragglers and the difference between a short flow sharing a link with a long
+one and the static-load answer. Completions within a relative ``eps`` of each other finish in
+one event, so n equal flows cost one solve, not n. A sub-flow finishes at its transmission
+completion plus its path latency (cut-through: latency paid once).
+
+Endpoint injection needs no rule of its own: an accelerator's first-hop links (its scale-up
+ports, its NIC link) are links with capacities like any other, so a chip never sends faster
+than its ports.
+
+The solver and the event loop are numba kernels (``_kernels.py``); this module validates,
+stripes and assembles the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from oassim.network import _kernels as K
+from oassim.network.analytical import SubFlows, link_capacity_Bps, stripe
+from oassim.network.base import Flows, TransferResult
+from oassim.topology.fabric import Fabric, Paths
+
+__all__ = ["maxmin_rates", "FlowRun", "FlowNetwork"]
+
+
+def maxmin_rates(paths: Paths, capacity_Bps: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+    """Max-min fair rate of each path's flow (one progressive-filling solve), bytes/s.
+
+    Parameters
+    ----------
+    paths : Paths
+        One flow per path: CSR of directed link ids, n paths. A link crossed twice counts twice.
+    capacity_Bps : ndarray of float64, shape (n_links,)
+        Capacity of every link id the paths may use, bytes/s (> 0).
+    active : ndarray of bool, shape (n,), optional
+        Flows taking part (default all); the others get rate 0.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        Rates, bytes/s; +inf for an active flow with an empty path.
+    """
+    ptr = np.ascontiguousarray(paths.ptr, dtype=np.int64)
+    links = np.ascontiguousarray(paths.links, dtype=np.int64)
+    cap = np.ascontiguousarray(capacity_Bps, dtype=np.float64)
+    n = len(ptr) - 1
+    act = np.ones(n, dtype=np.bool_) if active is None else np.ascontiguousarray(active, dtype=np.bool_)
+    if act.shape != (n,):
+        raise ValueError(f"active has shape {act.shape}; expected ({n},)")
+    if len(links) and (links.min() < 0 or links.max() >= len(cap)):
+        raise ValueError(f"path link ids must lie in [0, {len(cap)})")
+    if len(cap) and not np.all(cap > 0):
+        raise ValueError("link capacities must be > 0")
+    rates = np.empty(n)
+    K.maxmin_rates(ptr, links, cap, act, rates)
+    return rates
+
+
+@dataclass(frozen=True)
+class FlowRun:
+    """The ``flow`` model's answer with the detail behind it.
+
+    Attributes
+    ----------
+    result : TransferResult
+        What :meth:`FlowNetwork.transfer` returns.
+    sub : SubFlows
+        The sub-flows solved (n_sub of them).
+    sub_finish_s : ndarray of float64, shape (n_sub,)
+        Finish time of each sub-flow, path latency included, s.
+    initial_rate_Bps : ndarray of float64, shape (n_sub,)
+        Max-min rate of each sub-flow at t = 0, bytes/s.
+    delivered_bytes : ndarray of float64, shape (n_sub,)
+        Integral of each sub-flow's rate over time, bytes (equals its size: conservation).
+    events : int
+        Rate re-solves (completion events) the phase took.
+    """
+
+    result: TransferResult
+    sub: SubFlows
+    sub_finish_s: np.ndarray
+    initial_rate_Bps: np.ndarray
+    delivered_bytes: np.ndarray
+    events: int
+
+
+class FlowNetwork:
+    """Max-min fair flow-level network model (``network: flow``); see the module docstring.
+
+    Parameters
+    ----------
+    fabric : Fabric
+        The frozen cluster fabric; link capacities are ``fabric.capacity_Bps``.
+    eps : float
+        Completions within this relative tolerance of the event time finish in one event
+        (0 <= eps < 1e-3).
+    """
+
+    name = "flow"
+
+    def __init__(self, fabric: Fabric, eps: float = 1e-9):
+        if not (0.0 <= float(eps) < 1e-3):
+            raise ValueError(f"eps must be in [0, 1e-3), got {eps!r}")
+        self.fabric = fabric
+        self.eps = float(eps)
+        self._cap = link_capacity_Bps(fabric)
+
+    def __repr__(self) -> str:
+        return f"FlowNetwork(fabric={self.fabric.name!r}, eps={self.eps:g})"
+
+    def run(self, flows: Flows, salt: int = 0) -> FlowRun:
+        """Cost flows that start together and keep the per-sub-flow detail (see :class:`FlowRun`).
+
+        Parameters
+        ----------
+        flows : Flows
+            n flows; sizes > 0 bytes; src == dst flows take 0 s.
+        salt : int
+            ECMP hash salt.
+        """
+        sub = stripe(self.fabric, flows, salt)
+        m = len(sub.size_bytes)
+        tx = np.empty(m)
+        rate0 = np.empty(m)
+        delivered = np.empty(m)
+        events = int(K.flow_completion(sub.ptr, sub.links, self._cap, sub.size_bytes, self.eps, tx, rate0, delivered))
+        sub_finish = tx + sub.latency_s
+        finish = sub.flow_max(sub_finish)
+        link_bytes = sub.link_bytes(self.fabric.n_links)
+        result = TransferResult(
+            float(finish.max()) if len(finish) else 0.0, finish, link_bytes, link_bytes / self._cap
+        )
+        return FlowRun(result, sub, sub_finish, rate0, delivered, events)
+
+    def transfer(self, flows: Flows, salt: int = 0) -> TransferResult:
+        """Cost flows that start together at t = 0.
+
+        Parameters
+        ----------
+        flows : Flows
+            n flows; sizes > 0 bytes; src == dst flows take 0 s.
+        salt : int
+            ECMP hash salt.
+
+        Returns
+        -------
+        TransferResult
+            ``flow_finish_s`` (n,): when each flow's last sub-flow finished (max-min rates
+            re-solved at every completion, path latency added); ``link_bytes`` and
+            ``link_busy_s`` (n_links,).
+        """
+        return self.run(flows, salt).result
