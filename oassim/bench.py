@@ -1,6 +1,7 @@
 """Benchmarks that print figures (time, peak memory); they never assert wall-clock times.
 
     python -m oassim.bench topology [--preset gb200-nvl72] [--accelerators 16384 131072]
+    python -m oassim.bench collective [--preset dgx-h100-superpod] [--accelerators 16384] [--groups all|rail]
 
 Each size runs in a fresh subprocess so that its peak resident memory is its own.
 """
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 
-__all__ = ["main", "bench_topology_once"]
+__all__ = ["main", "bench_topology_once", "bench_collective_once"]
 
 
 def _peak_rss_GB() -> float:
@@ -83,10 +84,76 @@ def _topology(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_collective_once(preset: str, accelerators: int, size: int, groups: str, algorithm: str,
+                          networks: list[str]) -> dict:
+    """Build a cluster, then cost one collective on each network model: cold (fresh engine),
+    memo bypassed (warm engine, ``memo=False``, best of 3) and memoised (cache hit)."""
+    from oassim.collectives import CollectiveEngine, CollectiveRequest, make_groups
+    from oassim.topology.cluster import build_fabric
+
+    t0 = time.perf_counter()
+    fabric = build_fabric(preset, accelerators)
+    out = {"preset": preset, "accelerators": fabric.n_accelerators, "links": fabric.n_links,
+           "build_s": time.perf_counter() - t0, "size_bytes": size, "groups": groups, "runs": []}
+    for net in networks:
+        t1 = time.perf_counter()
+        engine = CollectiveEngine(fabric, net)
+        g = make_groups(engine.caps, None, groups)
+        req = CollectiveRequest("all_reduce", size, g, algorithm)
+        res = engine.run(req, memo=False)
+        cold = time.perf_counter() - t1
+        warm = []
+        for _ in range(3):
+            t2 = time.perf_counter()
+            engine.run(req, memo=False)
+            warm.append(time.perf_counter() - t2)
+        engine.run(req)
+        t3 = time.perf_counter()
+        engine.run(req)
+        hit = time.perf_counter() - t3
+        out["runs"].append({
+            "network": net, "group_shape": list(g.shape), "algorithm": res.algorithm,
+            "phases": len(res.phases),
+            "time_ms": res.time_s * 1e3, "busbw_GBps": res.busbw_Bps / 1e9, "bottleneck": res.bottleneck_tier,
+            "cold_s": cold, "memo_bypassed_s": min(warm), "memo_hit_s": hit, "peak_rss_GB": _peak_rss_GB(),
+        })
+    out["peak_rss_GB"] = _peak_rss_GB()
+    return out
+
+
+def _collective(args: argparse.Namespace) -> int:
+    from oassim.collectives.ops import parse_size
+
+    cases = [(args.preset, args.accelerators, g, args.algo) for g in args.groups]
+    if args.memory_accelerators:
+        cases.append((args.memory_preset, args.memory_accelerators, args.groups[0], args.algo))
+    print(f"{'preset':<18} {'ranks':>8} {'groups':>10} {'net':<10} {'algorithm':<13} {'coll ms':>9} "
+          f"{'busbw':>7} {'cold s':>8} {'no-memo s':>10} {'memo s':>9} {'peak GB':>8}")
+    for preset, n, groups, algo in cases:
+        cmd = [sys.executable, "-m", "oassim.bench", "_collective_one", preset, str(n),
+               str(parse_size(args.size)), groups, algo, ",".join(args.network)]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.stderr.write(out.stderr)
+            return out.returncode
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        for run in r["runs"]:
+            shape = "x".join(str(v) for v in run["group_shape"])
+            print(f"{r['preset']:<18} {r['accelerators']:>8,} {shape:>10} {run['network']:<10} {run['algorithm']:<13} "
+                  f"{run['time_ms']:>9.2f} {run['busbw_GBps']:>7.1f} {run['cold_s']:>8.3f} "
+                  f"{run['memo_bypassed_s']:>10.4f} {run['memo_hit_s']:>9.6f} {run['peak_rss_GB']:>8.2f}")
+        print(f"{'':<18} build {r['build_s']:.2f} s, {r['links']:,} links, process peak {r['peak_rss_GB']:.2f} GB")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_topology_one":
         print(json.dumps(bench_topology_once(argv[1], int(argv[2]), int(argv[3]))))
+        return 0
+    if argv and argv[0] == "_collective_one":
+        print(json.dumps(bench_collective_once(argv[1], int(argv[2]), int(argv[3]), argv[4], argv[5],
+                                               argv[6].split(","))))
         return 0
     p = argparse.ArgumentParser(prog="python -m oassim.bench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -94,7 +161,21 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--preset", default="gb200-nvl72")
     t.add_argument("--accelerators", type=int, nargs="+", default=[16384, 131072])
     t.add_argument("--pairs", type=int, default=100_000)
+    c = sub.add_parser("collective", help="collective engine: cold / memo-bypassed / memoised times, memory")
+    c.add_argument("--preset", default="dgx-h100-superpod")
+    c.add_argument("--accelerators", type=int, default=16384)
+    c.add_argument("--groups", nargs="+", default=["all", "rail"],
+                   help="all (one group: RS in every domain, AR on the 8 rails, AG), rail (the 8 "
+                   "data-parallel groups at once), domain")
+    c.add_argument("--algo", default="hierarchical")
+    c.add_argument("--size", default="1G")
+    c.add_argument("--network", nargs="+", default=["analytical", "flow"])
+    c.add_argument("--memory-preset", default="dgx-a100-superpod",
+                   help="preset for the memory case (dgx-h100's 3-tier NDR fat-tree stops at 65,536)")
+    c.add_argument("--memory-accelerators", type=int, default=131072, help="0 to skip")
     args = p.parse_args(argv)
+    if args.what == "collective":
+        return _collective(args)
     return _topology(args)
 
 

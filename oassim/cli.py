@@ -63,7 +63,80 @@ def build_parser() -> argparse.ArgumentParser:
     draw.add_argument("-o", "--output", required=True, help="PNG file to write")
     tsub.add_parser("list", help="list cluster and hardware presets")
 
+    _collective_parser(sub)
     return p
+
+
+def _collective_parser(sub: Any) -> None:
+    """``oassim collective``: an nccl-tests style sweep of one collective on a cluster."""
+    from oassim.collectives.algorithms import ALGORITHMS
+    from oassim.collectives.ops import OPS
+
+    c = sub.add_parser(
+        "collective",
+        help="cost a collective over a size sweep (nccl-tests style table)",
+        description="Cost one collective on a cluster over a size sweep and print an nccl-tests "
+        "style table: size, time_us, algbw_GBps, busbw_GBps, algorithm, bottleneck tier.",
+    )
+    c.add_argument("--cluster", required=True, metavar="FILE",
+                   help="cluster YAML file, or a preset name in topologies/")
+    c.add_argument("--accelerators", "-n", type=_positive_int, default=None,
+                   help="scale the cluster to this many accelerators (rounded up to whole supernodes)")
+    c.add_argument("--op", required=True, choices=OPS, help="collective operation")
+    c.add_argument("--algo", default="auto", metavar="NAME",
+                   help=f"auto (the cheapest estimate, as NCCL's tuner) or one of: {', '.join(ALGORITHMS)}")
+    c.add_argument("--ranks", type=_positive_int, default=None,
+                   help="ranks 0..RANKS-1 take part (default: every accelerator)")
+    c.add_argument("--groups", default="all", metavar="N|rail|domain|all",
+                   help="concurrent groups: all (one group), domain (one per scale-up domain), rail "
+                   "(one per position in the domain: data-parallel groups), or N equal contiguous groups")
+    c.add_argument("--sizes", default="1M:8G", metavar="A:B",
+                   help="sizes: A:B doubles from A to B (nccl-tests -b/-e -f 2), or a comma list; "
+                   "K/M/G suffixes are powers of two (default 1M:8G)")
+    c.add_argument("--root", type=int, default=0, help="root position in each group (broadcast, reduce)")
+    c.add_argument("--network", default="analytical", choices=["analytical", "flow"], help="network fidelity")
+    c.add_argument("--tuning", default=None, metavar="PROFILE",
+                   help="tuning profile of topologies/hardware/collective_tuning.yaml (or 'ideal')")
+    fmt = c.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print one JSON list of records")
+    fmt.add_argument("--csv", action="store_true", help="print CSV rows")
+
+
+def _cmd_collective(args: argparse.Namespace) -> int:
+    import csv
+
+    from oassim.collectives import CollectiveEngine, CollectiveRequest, make_groups, parse_sizes
+    from oassim.collectives.ops import format_size
+
+    sizes = parse_sizes(args.sizes)
+    from oassim.topology.cluster import build_fabric
+
+    fabric = build_fabric(args.cluster, args.accelerators)
+    engine = CollectiveEngine(fabric, args.network, args.tuning)
+    groups = make_groups(engine.caps, args.ranks, args.groups)
+    results = [
+        engine.run(CollectiveRequest(args.op, s, groups, args.algo, args.root, source="arguments"))
+        for s in sizes
+    ]
+    rows = [r.row() for r in results]
+    if args.json:
+        json.dump([r.summary() for r in results], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if args.csv:
+        w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        return 0
+    g, n = groups.shape
+    print(f"# oassim collective: {args.op} on {fabric.name} ({fabric.n_accelerators:,} accelerators), "
+          f"{g:,} group(s) x {n:,} ranks, network {engine.network.name}, tuning {engine.tuning.name}")
+    print(f"# {'size':>12} {'':>6} {'time_us':>12} {'algbw_GBps':>11} {'busbw_GBps':>11}  "
+          f"{'algorithm':<27} bottleneck")
+    for r in rows:
+        print(f"  {r['size_bytes']:>12} {format_size(r['size_bytes']):>6} {r['time_us']:>12.2f} "
+              f"{r['algbw_GBps']:>11.2f} {r['busbw_GBps']:>11.2f}  {r['algorithm']:<27} {r['bottleneck_tier']}")
+    return 0
 
 
 def _load(args: argparse.Namespace):
@@ -174,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "topo":
             return _cmd_topo(args)
+        if args.command == "collective":
+            return _cmd_collective(args)
     except SpecError as exc:
         sys.stderr.write(f"oassim: error: {exc}\n")
         return 2

@@ -1,0 +1,92 @@
+"""All-to-all, even or uneven (MoE token routing): direct pairwise and hierarchical.
+
+What is modelled. ``pair_bytes[g, i, j]`` is what position i of group g sends to position j
+(an even all-to-all of size S sends S/n to everyone; the diagonal stays local).
+
+- direct: every pair at once, one phase of n(n-1) flows per group (NCCL's all-to-all posts
+  every send and receive together and lets the fabric share the links).
+- hierarchical (two stages, as in DeepSpeed-MoE / Tutel's 2D all-to-all and DeepEP's
+  NVLink-then-RDMA dispatch): ranks are arranged (domain d, position l). Stage 1, inside each
+  domain: rank (d, i) sends to (d, l) everything it has for position l in *any* domain, so
+  (d, l) collects its domain's traffic for rail l. Stage 2, across domains on rail-aligned
+  ranks: (d, l) sends to (d', l) all its domain's data for (d', l). Cross-domain bytes are
+  unchanged but travel as k(k-1) large rail-aligned flows per rail instead of n(n-1) small
+  ones, and never cross rails in the scale-out fabric.
+
+Conservation: direct delivers ``pair_bytes`` exactly; hierarchical delivers it with
+forwarding, so every rank's received minus forwarded bytes equals its column sum (the tests
+check both).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oassim.collectives.phases import Phase
+
+__all__ = ["direct_all_to_all_phases", "hierarchical_all_to_all_phases"]
+
+
+def _phase(src: np.ndarray, dst: np.ndarray, size: np.ndarray, label: str) -> list[Phase]:
+    keep = size.ravel() > 0
+    if not keep.any():
+        return []
+    return [Phase(src.ravel()[keep], dst.ravel()[keep], size.ravel()[keep], label=label)]
+
+
+def direct_all_to_all_phases(groups: np.ndarray, pair_bytes: np.ndarray) -> list[Phase]:
+    """One phase with every (i -> j != i) flow of every group.
+
+    Parameters
+    ----------
+    groups : ndarray of int64, shape (G, n)
+    pair_bytes : ndarray of float64, shape (G, n, n)
+        Diagonal ignored.
+    """
+    g = np.asarray(groups, dtype=np.int64)
+    G, n = g.shape
+    src = np.broadcast_to(g[:, :, None], (G, n, n))
+    dst = np.broadcast_to(g[:, None, :], (G, n, n))
+    size = np.array(pair_bytes, dtype=np.float64)
+    idx = np.arange(n)
+    size[:, idx, idx] = 0.0
+    return _phase(src, dst, size, "direct all-to-all (every pair at once)")
+
+
+def hierarchical_all_to_all_phases(tensor: np.ndarray, pos: np.ndarray, pair_bytes: np.ndarray) -> list[Phase]:
+    """Two-stage all-to-all over a (G, k, m) arrangement (domain, position in domain).
+
+    Parameters
+    ----------
+    tensor : ndarray of int64, shape (G, k, m)
+        Ranks: ``tensor[g, d, l]`` is position l of domain d of group g.
+    pos : ndarray of int64, shape (G, k, m)
+        Each of those ranks' position in its group (index into ``pair_bytes``).
+    pair_bytes : ndarray of float64, shape (G, n, n)
+        Bytes position i sends to position j (diagonal ignored).
+    """
+    G, k, m = tensor.shape
+    gi = np.arange(G)[:, None, None]
+    p = pos.reshape(G, k * m)
+    # M[g, d, i, e, l]: bytes from (d, i) to (e, l), in the arrangement's order
+    M = pair_bytes[gi, p[:, :, None], p[:, None, :]].reshape(G, k, m, k, m).copy()
+    ii = np.arange(k * m)
+    M.reshape(G, k * m, k * m)[:, ii, ii] = 0.0
+    out: list[Phase] = []
+    if m > 1:
+        # stage 1: (d, i) -> (d, l) carries everything from (d, i) for rail l, any domain
+        a = M.sum(axis=3)  # (G, d, i, l)
+        li = np.arange(m)
+        a[:, :, li, li] = 0.0
+        src = np.broadcast_to(tensor[:, :, :, None], (G, k, m, m))
+        dst = np.broadcast_to(tensor[:, :, None, :], (G, k, m, m))
+        out += _phase(src, dst, a, "hierarchical all-to-all: gather by rail inside the domain")
+    if k > 1:
+        # stage 2: (d, l) -> (e, l), e != d, carries domain d's data for (e, l)
+        b = M.sum(axis=2).transpose(0, 1, 3, 2)  # (G, d, l, e)
+        di = np.arange(k)
+        b[:, di, :, di] = 0.0
+        src = np.broadcast_to(tensor[:, :, :, None], (G, k, m, k))
+        dst = np.broadcast_to(tensor.transpose(0, 2, 1)[:, None, :, :], (G, k, m, k))
+        out += _phase(src, dst, b, "hierarchical all-to-all: rail-aligned exchange across domains")
+    return out

@@ -1,0 +1,46 @@
+"""Direct algorithms: point-to-point send/recv and pairwise all-to-all.
+
+What is modelled: every transfer the op needs is posted at once as one phase and the fabric
+shares the links (NCCL's send/recv and all-to-all). For send/recv each group is a
+(sender, receiver) pair moving S bytes, e.g. every pipeline-parallel stage boundary of a job
+at once. All-to-all is :func:`~oassim.collectives.algorithms.all_to_all.direct_all_to_all_phases`.
+A direct all-to-all has n(n-1) flows per group; beyond :data:`MAX_DIRECT_FLOWS` the
+hierarchical algorithm must be used instead.
+"""
+
+from __future__ import annotations
+
+from oassim.collectives.algorithms.all_to_all import direct_all_to_all_phases
+from oassim.collectives.algorithms.base import Algorithm
+from oassim.collectives.caps import FabricCaps
+from oassim.collectives.ops import CollectiveRequest
+from oassim.collectives.phases import Phase
+
+__all__ = ["Direct", "MAX_DIRECT_FLOWS"]
+
+MAX_DIRECT_FLOWS = 20_000_000
+
+
+class Direct(Algorithm):
+    """Everything at once: send/recv pairs; pairwise all-to-all."""
+
+    name = "direct"
+    ops = frozenset({"all_to_all", "send_recv"})
+    summary = "every transfer posted at once (send/recv; pairwise all-to-all, n(n-1) flows per group)"
+
+    def unsupported(self, req: CollectiveRequest, caps: FabricCaps) -> str | None:
+        why = super().unsupported(req, caps)
+        if why:
+            return why
+        n = req.group_size
+        flows = req.n_groups * n * (n - 1)
+        if req.op == "all_to_all" and flows > MAX_DIRECT_FLOWS:
+            return (f"it would post {flows:,} flows (more than {MAX_DIRECT_FLOWS:,}); "
+                    "use the hierarchical all-to-all")
+        return None
+
+    def phases(self, req: CollectiveRequest, caps: FabricCaps) -> list[Phase]:
+        if req.op == "send_recv":
+            g = req.groups
+            return [Phase(g[:, 0], g[:, 1], req.size_bytes, label="send/recv")]
+        return direct_all_to_all_phases(req.groups, req.pair_bytes())

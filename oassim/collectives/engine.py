@@ -1,0 +1,362 @@
+"""The collective engine: costs an algorithm's phases on a network model, memoised.
+
+What is modelled (DESIGN.md decision 6). A request's algorithm gives phases of rank-to-rank
+flows; the engine maps ranks to fabric nodes and asks the network model how long each phase
+takes with the flows of *every* concurrent group in one ``Flows``, so groups contend for the
+links they share. Phase ``i`` then costs
+
+    repeat_i * (transfer_i + (steps_i - 1) * latency_i + steps_i * step_overhead)
+
+and the collective ``launch_overhead + sum_i phase_i``. ``transfer_i`` is the network model's
+time for one repetition, with each flow's bytes divided by the achievable fraction of the link
+level it uses (scale-up inside a domain, scale-out across) and, for in-network phases, by the
+in-network fraction; ``latency_i`` is the phase's longest path latency (extra pipeline steps
+pay it again). The fractions and overheads are the tuning profile's
+(:mod:`~oassim.collectives.tuning`).
+
+Why it is cheap at 10^4-10^5 ranks:
+
+- identical steps are one phase with a repeat count (a ring all-reduce is one transfer);
+- equal phases (same flows and bytes) are costed once per engine (phase cache), e.g. the
+  reduce-scatter and all-gather halves of a hierarchical all-reduce;
+- domain symmetry: a phase whose flows all stay inside scale-up domains, with every domain
+  running the same local pattern, is costed on one representative domain and its link loads
+  replicated (domains are stamped copies with disjoint links, so this is exact up to ECMP hash
+  choices);
+- identical requests are memoised (op, algorithm, size, groups, root, matrix, network).
+
+``auto`` costs every algorithm that fits on the analytical model (as NCCL's tuner uses a cost
+model, not trial runs), picks the cheapest and reports all the estimates.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from oassim.collectives.algorithms import ALGORITHMS
+from oassim.collectives.caps import FabricCaps
+from oassim.collectives.ops import CollectiveRequest
+from oassim.collectives.phases import Phase
+from oassim.collectives.results import CollectiveResult, PhaseCost
+from oassim.collectives.tuning import Tuning, load_tuning
+from oassim.errors import SpecError
+from oassim.network.analytical import stripe
+from oassim.network.base import Flows, NetworkModel
+from oassim.network.registry import make_network
+from oassim.topology.fabric import Fabric
+
+__all__ = ["CollectiveEngine"]
+
+
+@dataclass(frozen=True)
+class _Costed:
+    """One repetition of a phase on one network: time, latency, sparse link loads."""
+
+    transfer_s: float
+    latency_s: float
+    links: np.ndarray  # int64 link ids that carried bytes
+    payload: np.ndarray  # payload bytes on them
+    busy_s: np.ndarray  # busy time on them
+
+    @property
+    def size(self) -> int:
+        return len(self.links)
+
+
+class _LRU(OrderedDict):
+    """Least-recently-used cache bounded by a total weight."""
+
+    def __init__(self, budget: int):
+        super().__init__()
+        self.budget = budget
+        self.used = 0
+
+    def get_item(self, key: Any) -> Any:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return None
+
+    def put(self, key: Any, value: Any, weight: int) -> None:
+        if key in self:
+            return
+        self[key] = (value, weight)
+        self.used += weight
+        while self.used > self.budget and len(self) > 1:
+            _, (_, w) = self.popitem(last=False)
+            self.used -= w
+
+
+class CollectiveEngine:
+    """Costs collective requests on one fabric with one network model.
+
+    Parameters
+    ----------
+    fabric : Fabric
+    network : str or NetworkModel
+        ``"analytical"``, ``"flow"`` (see :data:`oassim.network.MODELS`) or a model instance.
+    tuning : Tuning or str, optional
+        A tuning profile or its name (default: the tuning file's default profile).
+    caps : FabricCaps, optional
+        Derived from ``fabric`` (and ``graph``) when not given.
+    graph : networkx.Graph, optional
+        The graph ``fabric`` was frozen from, for bare family fabrics (see FabricCaps).
+    salt : int
+        ECMP hash salt passed to the network model.
+    cache_entries : int
+        Budget of each of the phase and request caches, in stored float64 link entries
+        (8 bytes each: the default bounds each cache near 400 MB).
+    symmetry : bool
+        Cost symmetric intra-domain phases on one representative domain (exact; turn off to
+        check it).
+    """
+
+    def __init__(self, fabric: Fabric, network: str | NetworkModel = "analytical",
+                 tuning: Tuning | str | None = None, caps: FabricCaps | None = None,
+                 graph: Any = None, salt: int = 0, cache_entries: int = 50_000_000,
+                 symmetry: bool = True):
+        self.fabric = fabric
+        self.network = make_network(network, fabric) if isinstance(network, str) else network
+        self.tuning = tuning if isinstance(tuning, Tuning) else load_tuning(tuning)
+        self.caps = caps if caps is not None else FabricCaps.from_fabric(fabric, graph)
+        self.salt = int(salt)
+        self.symmetry = bool(symmetry)
+        self._estimator = (self.network if getattr(self.network, "name", "") == "analytical"
+                           else make_network("analytical", fabric))
+        unknown = sorted(set(self.tuning.auto_algorithms or ()) - set(ALGORITHMS))
+        if unknown:
+            raise SpecError(f"tuning profile '{self.tuning.name}' lists unknown algorithm(s) {', '.join(unknown)} "
+                            f"(allowed: {', '.join(ALGORITHMS)})", path="auto_algorithms")
+        self.eta_up = self.tuning.efficiency(self.caps.scaleup_techs)
+        self.eta_out = self.tuning.efficiency(self.caps.scaleout_techs)
+        self._link_eta = np.where(self.caps.link_scaleup, self.eta_up, self.eta_out)
+        self._phases = _LRU(cache_entries)
+        self._requests = _LRU(cache_entries)
+        self._dom_links: tuple[np.ndarray, np.ndarray] | None = None
+        self.stats = {"transfers": 0, "phase_hits": 0, "request_hits": 0, "symmetric": 0}
+
+    def __repr__(self) -> str:
+        return f"CollectiveEngine({self.fabric.name!r}, network={self.network.name!r}, tuning={self.tuning.name!r})"
+
+    # ---------------------------------------------------------------- public API
+    def run(self, request: CollectiveRequest, *, memo: bool = True) -> CollectiveResult:
+        """Cost ``request``; ``auto`` picks the cheapest algorithm that fits.
+
+        Parameters
+        ----------
+        request : CollectiveRequest
+        memo : bool
+            Use and fill the request and phase caches (False: cost everything afresh).
+
+        Raises
+        ------
+        SpecError
+            A rank beyond the cluster, an unknown algorithm, or one that cannot run the op on
+            this fabric (the message says why).
+        """
+        request.check_ranks(self.caps.n_ranks)
+        name = request.algorithm
+        if name == "auto":
+            key = (request.key(), "auto", self.network.name, self.salt)
+            hit = self._requests.get_item(key) if memo else None
+            if hit is not None:
+                self.stats["request_hits"] += 1
+                return hit[0]
+            res = self._auto(request, memo)
+            if memo:
+                self._requests.put(key, res, 16)  # shares its arrays with the chosen entry
+            return res
+        if memo:  # a request costed before was checked before
+            hit = self._requests.get_item((request.key(), name, self.network.name, self.salt))
+            if hit is not None:
+                self.stats["request_hits"] += 1
+                return hit[0]
+        self._check_algorithm(request, name)
+        return self._evaluate(request, name, self.network, memo)
+
+    def sweep(self, op: str, sizes: Sequence[float], groups: np.ndarray, algorithm: str = "auto",
+              root: int = 0, source: str = "collective request") -> list[CollectiveResult]:
+        """Cost ``op`` at every size of ``sizes`` (nccl-tests ``-b/-e/-f`` style)."""
+        return [self.run(CollectiveRequest(op, s, groups, algorithm, root, source=source)) for s in sizes]
+
+    def phases(self, request: CollectiveRequest, algorithm: str | None = None) -> list[Phase]:
+        """The phases ``algorithm`` (default: the request's; not ``auto``) turns ``request`` into."""
+        name = algorithm or request.algorithm
+        if name == "auto":
+            name = self.run(request).algorithm
+        self._check_algorithm(request, name)
+        return ALGORITHMS[name].phases(request, self.caps)
+
+    def fitting(self, request: CollectiveRequest) -> dict[str, str | None]:
+        """Every registered algorithm and why it cannot run ``request`` (None: it can)."""
+        return {n: a.unsupported(request, self.caps) for n, a in ALGORITHMS.items()}
+
+    def clear(self) -> None:
+        """Drop the phase and request caches."""
+        self._phases.clear()
+        self._phases.used = 0
+        self._requests.clear()
+        self._requests.used = 0
+
+    # ---------------------------------------------------------------- internals
+    def _check_algorithm(self, req: CollectiveRequest, name: str) -> None:
+        if name not in ALGORITHMS:
+            raise SpecError(f"unknown algorithm '{name}' (allowed: auto, {', '.join(ALGORITHMS)})",
+                            source=req.source, path="algorithm")
+        why = ALGORITHMS[name].unsupported(req, self.caps)
+        if why:
+            raise SpecError(f"algorithm '{name}' cannot run {req.op} here: {why}", source=req.source, path="algorithm")
+
+    def _auto(self, req: CollectiveRequest, memo: bool) -> CollectiveResult:
+        reasons = self.fitting(req)
+        allowed = self.tuning.auto_algorithms
+        if allowed is not None:
+            reasons = {n: w for n, w in reasons.items() if n in allowed}
+        fits = [n for n, why in reasons.items() if why is None]
+        if not fits:
+            why = "; ".join(f"{n}: {w}" for n, w in reasons.items() if req.op in ALGORITHMS[n].ops)
+            raise SpecError(f"no algorithm can run {req.op} here ({why})", source=req.source, path="algorithm")
+        est = {n: self._evaluate(req, n, self._estimator, memo) for n in fits}
+        times = {n: r.time_s for n, r in est.items()}
+        best = min(fits, key=lambda n: (times[n], fits.index(n)))
+        chosen = est[best] if self._estimator is self.network else self._evaluate(req, best, self.network, memo)
+        return _with(chosen, candidates=times)
+
+    def _evaluate(self, req: CollectiveRequest, name: str, net: NetworkModel, memo: bool) -> CollectiveResult:
+        key = (req.key(), name, net.name, self.salt)
+        if memo:
+            hit = self._requests.get_item(key)
+            if hit is not None:
+                self.stats["request_hits"] += 1
+                return hit[0]
+        phases = ALGORITHMS[name].phases(req, self.caps)
+        n_links = self.fabric.n_links
+        link_bytes = np.zeros(n_links)
+        link_busy = np.zeros(n_links)
+        costs: list[PhaseCost] = []
+        total = 0.0
+        for p in phases:
+            c = self._cost_phase(p, net, memo)
+            t = p.repeat * (c.transfer_s + (p.steps - 1) * c.latency_s + p.steps * self.tuning.step_s)
+            # c.links are unique (flatnonzero, or a one-to-one copy per domain): plain += is exact
+            link_bytes[c.links] += c.payload * p.repeat
+            link_busy[c.links] += c.busy_s * p.repeat
+            costs.append(PhaseCost(p.label, p.repeat, p.steps, p.n_flows, p.in_network, c.transfer_s,
+                                   c.latency_s, t, p.total_bytes))
+            total += t
+        if phases:
+            total += self.tuning.launch_s
+        res = CollectiveResult(
+            op=req.op, algorithm=name, size_bytes=req.size_bytes, group_size=req.group_size,
+            n_groups=req.n_groups, network=net.name, tuning=self.tuning.name, time_s=total,
+            phases=tuple(costs), link_bytes=link_bytes, link_busy_s=link_busy,
+            link_tier=self.fabric.link_tier, link_tier_names=self.fabric.link_tier_names,
+        )
+        if memo:
+            self._requests.put(key, res, 2 * n_links + 16)  # results hold dense link arrays
+        return res
+
+    def _cost_phase(self, p: Phase, net: NetworkModel, memo: bool) -> _Costed:
+        if not memo:
+            return self._cost_flows(p, net)
+        key = (p.digest(), net.name, self.salt)
+        hit = self._phases.get_item(key)
+        if hit is not None:
+            self.stats["phase_hits"] += 1
+            return hit[0]
+        c = self._cost_flows(p, net)
+        self._phases.put(key, c, 3 * c.size + 8)
+        return c
+
+    def _cost_flows(self, p: Phase, net: NetworkModel) -> _Costed:
+        f = self.fabric
+        src, dst = f.accel_node[p.src], f.accel_node[p.dst]
+        dom = self.caps.domain_of_rank
+        same = dom[p.src] == dom[p.dst]
+        eta = np.where(same, self.eta_up, self.eta_out)
+        if p.in_network:
+            eta = eta * self.tuning.in_network_efficiency
+        wire = p.size_bytes / eta
+        sym = self._symmetric(src, dst, wire) if self.symmetry and bool(same.all()) else None
+        if sym is not None:
+            rep, doms, d0 = sym
+            src, dst, wire = src[rep], dst[rep], wire[rep]
+            self.stats["symmetric"] += 1
+        res = net.transfer(Flows(src, dst, wire), self.salt)
+        self.stats["transfers"] += 1
+        lat = 0.0
+        if p.steps > 1 and len(src):
+            lat = float(stripe(f, Flows(src, dst, wire), self.salt).latency_s.max())
+        links = np.flatnonzero(res.link_bytes > 0)
+        scale = self._link_eta[links] * (self.tuning.in_network_efficiency if p.in_network else 1.0)
+        payload = res.link_bytes[links] * scale
+        busy = res.link_busy_s[links]
+        if sym is not None:
+            links, payload, busy = self._replicate(links, payload, busy, doms, d0)
+        return _Costed(float(res.time_s), lat, links.astype(np.int64), payload, busy)
+
+    def _symmetric(self, src: np.ndarray, dst: np.ndarray, wire: np.ndarray):
+        """Representative flows if every domain runs the same local pattern (else None)."""
+        dn = self.caps.domain_nodes
+        if dn is None or len(src) < 2:
+            return None
+        d = src // dn
+        order = np.argsort(d, kind="stable")
+        ds = d[order]
+        cut = np.flatnonzero(ds[1:] != ds[:-1]) + 1
+        D = len(cut) + 1
+        if D < 2 or len(src) % D or np.any(np.diff(np.concatenate(([0], cut, [len(src)]))) != len(src) // D):
+            return None
+        k = len(src) // D
+        for attempt in range(2):
+            if attempt:  # same pattern listed in another order: sort each domain's flows
+                order = np.lexsort((wire, dst - d * dn, src - d * dn, d))
+            ls = (src - d * dn)[order].reshape(D, k)
+            ld = (dst - d * dn)[order].reshape(D, k)
+            w = wire[order].reshape(D, k)
+            if np.array_equal(ls, np.broadcast_to(ls[:1], ls.shape)) and np.array_equal(
+                    ld, np.broadcast_to(ld[:1], ld.shape)) and np.allclose(w, w[:1], rtol=1e-12, atol=0):
+                return order[:k], ds[np.concatenate(([0], cut))], int(ds[0])
+        return None
+
+    def _domain_links(self) -> tuple[np.ndarray, np.ndarray]:
+        """Links inside stamped domains: (domain, template index) of every link, and the
+        (n_domains, links per domain) table back to link ids. Built once per engine."""
+        if self._dom_links is None:
+            f, dn = self.fabric, self.caps.domain_nodes
+            n_dom = self.caps.n_domains
+            inside = (f.link_src < n_dom * dn) & (f.link_dst < n_dom * dn)
+            inside &= (f.link_src // dn) == (f.link_dst // dn)
+            ids = np.flatnonzero(inside)
+            dom = f.link_src[ids] // dn
+            local_key = (f.link_src[ids] % dn) * dn + f.link_dst[ids] % dn
+            order = np.lexsort((local_key, dom))
+            counts = np.bincount(dom, minlength=n_dom)
+            per = int(counts.max()) if len(counts) else 0
+            if not np.all(counts == per):
+                raise ValueError("stamped domains differ in their links")
+            table = ids[order].reshape(n_dom, per)
+            where = np.full((f.n_links, 2), -1, dtype=np.int64)
+            where[table.ravel(), 0] = np.repeat(np.arange(n_dom), per)
+            where[table.ravel(), 1] = np.tile(np.arange(per), n_dom)
+            self._dom_links = (where, table)
+        return self._dom_links
+
+    def _replicate(self, links: np.ndarray, payload: np.ndarray, busy: np.ndarray, doms: np.ndarray, d0: int):
+        """Link loads of the representative domain ``d0`` copied onto every domain of ``doms``."""
+        where, table = self._domain_links()
+        j = where[links, 1]
+        if np.any(j < 0) or np.any(where[links, 0] != d0):
+            raise AssertionError("an intra-domain phase used a link outside its domain")
+        reps = len(doms)
+        return table[np.ix_(doms, j)].ravel(), np.tile(payload, reps), np.tile(busy, reps)
+
+
+def _with(res: CollectiveResult, **changes: Any) -> CollectiveResult:
+    from dataclasses import replace
+
+    return replace(res, **changes)

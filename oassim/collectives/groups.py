@@ -1,0 +1,121 @@
+"""Communicator groups: how ranks are split into concurrent groups, and a group's levels.
+
+What is modelled: the two ways training jobs lay collectives over a cluster. A job's
+tensor-parallel groups fill a scale-up domain (``domain``); its data-parallel groups take
+the same position in every domain (``rail``: the NCCL "rail-aligned" ranks, which a
+rail-optimised fabric connects through one leaf). ``make_groups`` builds those (G, n)
+arrays. ``level_tensor`` finds the hierarchy inside a group, ranks ordered by
+(domain, sub-domain, rank), so that hierarchical algorithms can reduce inside a domain and
+cross domains on rail-aligned ranks only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oassim.collectives.caps import FabricCaps
+from oassim.errors import SpecError
+
+__all__ = ["make_groups", "level_tensor", "GroupSpec"]
+
+GroupSpec = str | int | None
+
+
+def make_groups(caps: FabricCaps, ranks: int | None = None, groups: GroupSpec = None,
+                *, source: str = "argument --groups") -> np.ndarray:
+    """Split ranks ``0..ranks-1`` into concurrent groups.
+
+    Parameters
+    ----------
+    caps : FabricCaps
+    ranks : int, optional
+        Ranks taking part (default: every accelerator of the fabric).
+    groups : {None, "all", "domain", "rail"} or int
+        ``None``/``"all"``: one group of all ranks. ``"domain"``: one group per scale-up
+        domain. ``"rail"``: one group per position in the domain (every domain's rank at that
+        position; the data-parallel groups of a job whose tensor-parallel groups fill the
+        domain). An int ``N``: N contiguous groups of ``ranks / N`` ranks.
+
+    Returns
+    -------
+    ndarray of int64, shape (G, n)
+
+    Raises
+    ------
+    SpecError
+        More ranks than the cluster has, or a split that does not divide the ranks evenly.
+    """
+    total = caps.n_ranks
+    r = total if ranks is None else int(ranks)
+    if r < 1:
+        raise SpecError(f"ranks must be >= 1, got {r}", source="argument --ranks")
+    if r > total:
+        raise SpecError(f"{r:,} ranks are beyond the cluster ({total:,} accelerators); "
+                        "scale it with --accelerators", source="argument --ranks")
+    ids = np.arange(r, dtype=np.int64)
+    if groups is None or groups == "all":
+        return ids[None, :]
+    if isinstance(groups, str) and groups.strip().lstrip("+").isdigit():
+        groups = int(groups)
+    if isinstance(groups, (int, np.integer)) and not isinstance(groups, bool):
+        k = int(groups)
+        if k < 1 or r % k:
+            raise SpecError(f"{r:,} ranks do not split into {k} equal groups", source=source)
+        return ids.reshape(k, r // k)
+    if groups in ("domain", "rail"):
+        dom = caps.domain_of_rank[:r]
+        loc = caps.local_of_rank[:r]
+        key_outer, key_inner = (dom, loc) if groups == "domain" else (loc, dom)
+        order = np.lexsort((ids, key_inner, key_outer))
+        counts = np.bincount(key_outer)
+        counts = counts[counts > 0]
+        if not np.all(counts == counts[0]):
+            raise SpecError(
+                f"{r:,} ranks do not fill whole {'domains' if groups == 'domain' else 'rails'} "
+                f"(domains of {caps.domain_size}); use a multiple of {caps.domain_size} ranks",
+                source=source,
+            )
+        return ids[order].reshape(len(counts), int(counts[0]))
+    raise SpecError(f"unknown group split '{groups}' (allowed: all, domain, rail, or a number of groups)",
+                    source=source)
+
+
+def level_tensor(groups: np.ndarray, caps: FabricCaps) -> np.ndarray | str:
+    """The groups' ranks arranged by level, or the reason they cannot be.
+
+    Parameters
+    ----------
+    groups : ndarray of int64, shape (G, n)
+    caps : FabricCaps
+
+    Returns
+    -------
+    ndarray of int64, shape (G, k_domain, k_sub, m) or str
+        ``t[g, d, s, i]`` is the ``i``-th rank (by rank) of sub-domain ``s`` of domain ``d`` of
+        group ``g``; ``k_sub == 1`` where the fabric has no sub-domain level. Ranks with equal
+        ``(s, i)`` are rail-aligned across domains. A string says why the group is not uniform
+        (every domain must hold the same number of the group's ranks, every sub-domain too).
+    """
+    g = np.asarray(groups, dtype=np.int64)
+    G, n = g.shape
+    dom = caps.domain_of_rank[g]
+    sub = caps.sub_of_rank[g] if caps.sub_of_rank is not None else np.zeros_like(g)
+    row = np.repeat(np.arange(G), n).reshape(G, n)
+    order = np.lexsort((g.ravel(), sub.ravel(), dom.ravel(), row.ravel()))
+    gs, ds, ss = g.ravel()[order].reshape(G, n), dom.ravel()[order].reshape(G, n), sub.ravel()[order].reshape(G, n)
+    k = len(np.unique(ds[0]))
+    if n % k:
+        return f"the group's {n} ranks do not spread evenly over its {k} domains"
+    m = n // k
+    blk = ds.reshape(G, k, m)
+    if not (np.all(blk == blk[..., :1]) and (k == 1 or np.all(blk[:, 1:, 0] != blk[:, :-1, 0]))):
+        return "the group does not hold the same number of ranks in every domain"
+    sblk = ss.reshape(G, k, m)
+    j = len(np.unique(sblk[0, 0]))
+    if m % j:
+        return f"the group's {m} ranks per domain do not spread evenly over {j} sub-domains"
+    q = m // j
+    sb = sblk.reshape(G, k, j, q)
+    if not (np.all(sb == sb[..., :1]) and (j == 1 or np.all(sb[:, :, 1:, 0] != sb[:, :, :-1, 0]))):
+        return "the group does not hold the same number of ranks in every sub-domain"
+    return gs.reshape(G, k, j, q)
