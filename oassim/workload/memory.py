@@ -1,0 +1,224 @@
+"""Per-accelerator memory footprint of a training job, per pipeline stage.
+
+What is modelled (all bytes, GB = 1e9 bytes in messages):
+
+- weights in bf16 (2 bytes/parameter), gradients (2 or 4 bytes: ``grad_precision``), and
+  mixed-precision Adam state: fp32 master weights + two fp32 moments = 12 bytes/parameter
+  (Rajbhandari et al. 2020, ZeRO, §3.1: 2 + 2 + 12 = 16 bytes with bf16 gradients). ZeRO
+  stage 1 shards the optimizer state, stage 2 also the gradients, stage 3 / FSDP also the
+  weights, over the ranks holding the same shard: ``dp * cp`` for dense parameters, ``edp``
+  for experts (Megatron's distributed optimizer uses the same groups). ZeRO-3 adds two
+  gathered layers in flight (the layer running and the prefetched one).
+- activations per micro-batch and layer, generalising Korthikanti et al. 2022 ("Reducing
+  Activation Recomputation in Large Transformer Models", §4, Table 2) from GPT
+  (sbh(34 + 5as/h), 2-byte activations, 1-byte dropout masks) to GQA, SwiGLU, any FFN width
+  and MoE. Per token: outside the tensor-parallel region LN1/LN2 inputs, QKV/FFN inputs and
+  the two dropout masks (8h + 2h bytes; divided by tp with sequence parallelism); inside
+  (divided by tp) Q, K, V, the attention output and the FFN intermediates (24h for GPT); the
+  score matrices 5as^2b (softmax output, dropout mask, dropout output) only for an unfused
+  attention kernel without recomputation: ``selective`` drops that term and a fused
+  (flash) kernel never stores it. ``full`` keeps each layer's input (2h per token, /tp with
+  SP) plus one layer's full activations as working memory during its backward.
+- in-flight micro-batches per stage: read off the pipeline schedule (peak of forwards not yet
+  matched by their backward), which gives ``pp - stage`` for 1F1B and Korthikanti et al.'s
+  ``pp (1 + (pp - 1) / (pp vpp))`` layer-stacks on the first stage of the interleaved schedule.
+- embeddings and logits: the word embedding (+ learned positions) on the first stage, the
+  output projection on the last (a second copy when tied and pp > 1, as Megatron keeps it),
+  the embedding dropout mask, and the fp32 logits of the cross-entropy (4 s b V / tp,
+  Korthikanti et al. §4.3).
+
+Not modelled: allocator fragmentation, the CUDA context, communication buffers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oassim.errors import SpecError
+from oassim.workload.model import ModelSpec
+from oassim.workload.parallelism import ParallelismSpec, TrainingSpec, n_microbatches, stage_layer_counts
+from oassim.workload.schedules import SCHEDULES
+from oassim.workload.steps import ScheduleStep
+
+__all__ = ["MemoryBreakdown", "stage_memory", "check_memory", "chunk_layers",
+           "activation_bytes_per_layer", "peak_inflight", "stage_params"]
+
+_GB = 1e9
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Memory of one accelerator of pipeline stage ``stage``, bytes.
+
+    Attributes
+    ----------
+    stage : int
+    weights, gradients, optimizer, activations : float
+        Bytes of each part (activations: peak in flight, working memory included).
+    capacity : float
+        HBM capacity, bytes.
+    inflight : int
+        Peak forward passes (model chunks x micro-batches) awaiting their backward.
+    """
+
+    stage: int
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    capacity: float
+    inflight: int
+
+    @property
+    def total(self) -> float:
+        """Sum of the parts, bytes."""
+        return self.weights + self.gradients + self.optimizer + self.activations
+
+    @property
+    def fits(self) -> bool:
+        """True when the total fits in HBM."""
+        return self.total <= self.capacity
+
+    def sentence(self, accelerator: str) -> str:
+        """One sentence: total and breakdown in GB against the capacity."""
+        return (f"needs {self.total / _GB:.1f} GB per accelerator on pipeline stage {self.stage} "
+                f"(weights {self.weights / _GB:.1f}, grads {self.gradients / _GB:.1f}, "
+                f"optimizer {self.optimizer / _GB:.1f}, activations {self.activations / _GB:.1f}) "
+                f"but {accelerator} has {self.capacity / _GB:.0f} GB")
+
+
+def chunk_layers(model: ModelSpec, par: ParallelismSpec, stage: int, chunk: int) -> range:
+    """Global layers of model chunk ``chunk`` on ``stage`` (Megatron's interleaved assignment:
+    virtual stage ``chunk * pp + stage`` holds the next ``layers / (pp vpp)`` layers; an
+    uneven split gives the first/last stage their own counts)."""
+    counts = stage_layer_counts(model, par)
+    vs = chunk * par.pp + stage
+    start = sum(counts[:vs])
+    return range(start, start + counts[vs])
+
+
+def _ffn_act(model: ModelSpec, width: int) -> float:
+    # GELU stores its input and output (2 x 2f); SwiGLU the gate/up output (2 x 2f) and its output (2f)
+    return (4.0 if model.activation == "gelu" else 6.0) * width
+
+
+def activation_bytes_per_layer(model: ModelSpec, layer: int, par: ParallelismSpec,
+                               train: TrainingSpec, attention_kernel: str,
+                               recompute: str | None = None) -> float:
+    """Stored activations of ``layer`` for one micro-batch on one rank, bytes.
+
+    Korthikanti et al. 2022 Table 2 generalised (module docstring); ``recompute`` overrides
+    the training's setting (``"none"`` gives the working set of a layer under recomputation).
+    """
+    rc = train.recompute if recompute is None else recompute
+    s = train.resolved_seq_len(model)
+    t, h = par.tp, model.hidden
+    tok = train.micro_batch * s / par.cp  # tokens per rank before SP sharding
+    sp_div = t if par.sequence_parallel else 1
+    if rc == "full":
+        return 2.0 * h * tok / sp_div
+    drop = 1.0 if model.has_dropout else 0.0
+    outside = (8.0 + 2.0 * drop) * h / sp_div
+    hq, hkv = model.heads * model.d_head, model.n_kv_heads * model.d_head
+    inside = 2.0 * (2 * hq + 2 * hkv) / t
+    if model.is_moe_layer(layer):
+        k = model.top_k
+        inside += k * _ffn_act(model, model.expert_ffn) / t + 2.0 * k * h + 4.0 * model.experts / sp_div
+        if model.shared_experts:
+            inside += _ffn_act(model, model.shared_experts * model.expert_ffn) / t
+    else:
+        inside += _ffn_act(model, model.ffn_hidden) / t
+    per_token = outside + inside
+    scores = 0.0
+    if attention_kernel == "unfused" and rc == "none":
+        # softmax output (2 B), dropout mask (1 B), dropout output (2 B) per score element
+        per_el = (5.0 if model.has_dropout else 2.0)
+        scores = per_el * model.heads / t * (s / par.cp) * s * train.micro_batch
+    return per_token * tok + scores
+
+
+def stage_params(model: ModelSpec, par: ParallelismSpec, stage: int, seq_len: int) -> tuple[float, float]:
+    """(dense, expert) parameters held by one rank of ``stage`` (before ZeRO sharding)."""
+    dense = expert = 0.0
+    for c in range(par.vpp):
+        for layer in chunk_layers(model, par, stage, c):
+            e = model.expert_params(layer)
+            dense += (model.layer_params(layer) - e) / par.tp
+            expert += e / (par.tp * par.ep)
+    vocab_shard = model.vocab * model.hidden / par.tp
+    if stage == 0:
+        dense += vocab_shard + (model.embedding_params(seq_len) - model.vocab * model.hidden)
+    if stage == par.pp - 1:
+        dense += model.norm_params
+        if not model.is_tied or par.pp > 1:
+            dense += vocab_shard
+    return dense, expert
+
+
+def peak_inflight(schedule: tuple[ScheduleStep, ...], weights: list[float]) -> tuple[float, int]:
+    """Peak over the schedule of sum(outstanding forwards of chunk c * weights[c]), and the
+    peak count of outstanding forwards."""
+    out = [0] * len(weights)
+    peak = 0.0
+    peak_n = 0
+    for st in schedule:
+        out[st.chunk] += 1 if st.kind == "F" else -1
+        peak = max(peak, sum(o * w for o, w in zip(out, weights)))
+        peak_n = max(peak_n, sum(out))
+    return peak, peak_n
+
+
+def stage_memory(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec, stage: int,
+                 capacity: float, attention_kernel: str = "fused") -> MemoryBreakdown:
+    """Memory of one rank of pipeline stage ``stage`` (see module docstring).
+
+    Parameters
+    ----------
+    capacity : float
+        HBM capacity, bytes.
+    attention_kernel : {"fused", "unfused"}
+        Whether the score matrices could be stored at all.
+    """
+    s = train.resolved_seq_len(model)
+    dense, expert = stage_params(model, par, stage, s)
+    zero = par.zero_stage
+    dpc, edp = par.dp * par.cp, par.edp
+    sharded = dense / dpc + expert / edp
+    full = dense + expert
+    gbytes = 2.0 if train.grad_precision == "bf16" else 4.0
+    weights = 2.0 * (sharded if zero >= 3 else full)
+    if zero >= 3:  # the running and the prefetched layer, gathered
+        per_layer = max((model.layer_params(L) - model.expert_params(L)) / par.tp
+                        + model.expert_params(L) / (par.tp * par.ep) for L in range(model.layers))
+        weights += 2 * 2.0 * per_layer
+    grads = gbytes * (sharded if zero >= 2 else full)
+    optim = 12.0 * (sharded if zero >= 1 else full)
+
+    b, h = train.micro_batch, model.hidden
+    tok = b * s / par.cp
+    sp_div = par.tp if par.sequence_parallel else 1
+    chunk_bytes = []
+    for c in range(par.vpp):
+        layers = chunk_layers(model, par, stage, c)
+        a = sum(activation_bytes_per_layer(model, L, par, train, attention_kernel) for L in layers)
+        if stage == 0 and c == 0 and model.has_dropout:
+            a += tok * h / sp_div  # embedding dropout mask
+        if stage == par.pp - 1 and c == par.vpp - 1:
+            vocab = -(-model.vocab // par.tp)
+            a += 4.0 * tok * h / sp_div + 4.0 * tok * vocab  # final norm/output input, fp32 logits
+        chunk_bytes.append(a)
+    m = n_microbatches(par, train)
+    sched = SCHEDULES[par.schedule_name](par.pp, stage, m, par.vpp)
+    acts, n_in = peak_inflight(sched, chunk_bytes)
+    if train.recompute == "full":
+        acts += max(activation_bytes_per_layer(model, L, par, train, attention_kernel, "none")
+                    for L in chunk_layers(model, par, stage, 0))
+    return MemoryBreakdown(stage=stage, weights=weights, gradients=grads, optimizer=optim,
+                           activations=acts, capacity=capacity, inflight=n_in)
+
+
+def check_memory(breakdowns: tuple[MemoryBreakdown, ...], accelerator: str) -> None:
+    """Refuse a job whose largest stage does not fit in HBM (one-sentence SpecError)."""
+    worst = max(breakdowns, key=lambda m: m.total)
+    if not worst.fits:
+        raise SpecError(worst.sentence(accelerator), path="parallelism")

@@ -1,0 +1,297 @@
+"""How a training job is split and run: parallel dimensions and training settings.
+
+What is modelled: the five parallel dimensions of Megatron-style 4D/5D training (tensor ``tp``
+with optional sequence parallelism ``sp``; pipeline ``pp`` with a schedule, ``1f1b`` or
+``interleaved`` with ``vpp`` virtual stages per rank; data ``dp`` with ZeRO stage 0-3, FSDP
+being stage 3; context ``cp``, ring attention; expert ``ep``), the rank order that places them
+on the cluster, which collectives overlap compute, and the per-step training settings
+(sequence length, micro and global batch, recomputation, precision).
+
+Why: the scenario file's ``workload:`` and ``parallelism:`` sections map onto
+:class:`TrainingSpec` and :class:`ParallelismSpec`; :func:`check_job` refuses impossible
+combinations with one sentence naming the key (DESIGN.md decision 2).
+
+Expert-parallel convention (Megatron-Core, ``parallel_state.initialize_model_parallel`` with
+``expert_model_parallel_size``): experts are sharded over the data- and context-parallel
+ranks of a pipeline stage, so ``ep`` divides ``dp * cp`` and does not multiply the rank count;
+expert layers keep the dense tensor-parallel size (expert-TP = ``tp``), and each expert's
+weights are replicated over ``edp = dp * cp / ep`` ranks, which reduce its gradients.
+``tp * pp * dp * cp`` is the accelerator count.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+from pydantic import Field, field_validator
+
+from oassim.errors import SpecError
+from oassim.specio import SpecModel, validate
+from oassim.workload.model import ModelSpec, resolve_model
+
+__all__ = [
+    "ParallelismSpec", "TrainingSpec", "Recompute", "WorkloadPrecision", "Dim", "DIMS",
+    "check_job", "n_microbatches", "stage_layer_counts", "parse_workload",
+]
+
+Recompute = Literal["none", "selective", "full"]
+WorkloadPrecision = Literal["bf16", "fp8"]
+Dim = Literal["tp", "cp", "ep", "dp", "pp"]
+DIMS: tuple[str, ...] = ("tp", "cp", "ep", "dp", "pp")
+
+_Pos = Field(default=1, gt=0, strict=True)
+
+
+class ParallelismSpec(SpecModel):
+    """The ``parallelism:`` section of a scenario.
+
+    Parameters
+    ----------
+    tp, pp, dp, cp, ep : int
+        Tensor, pipeline, data, context and expert parallel sizes (ranks). ``ep`` shards the
+        experts over the ``dp * cp`` ranks (see module docstring).
+    vpp : int
+        Virtual pipeline stages (model chunks) per rank; > 1 needs ``schedule: interleaved``.
+    sp : bool
+        Sequence parallelism with tensor parallelism (Korthikanti et al. 2022 §4.2.2).
+    zero : {0, 1, 2, 3, "fsdp"}
+        ZeRO stage of the data-parallel ranks (Rajbhandari et al. 2020): 1 shards optimizer
+        states, 2 also gradients, 3 (= FSDP) also weights.
+    schedule : {"1f1b", "interleaved"}, optional
+        Pipeline schedule; default ``interleaved`` when ``vpp > 1``, else ``1f1b``.
+    order : str
+        Rank order of the dimensions, innermost first, e.g. ``"tp-cp-ep-dp-pp"``
+        (Megatron-Core's default): tensor ranks are consecutive, hence in one scale-up domain.
+    allow_straddle : bool
+        Allow a group of a ``scaleup_dims`` dimension to span scale-up domains.
+    scaleup_dims : list of {"tp", "cp", "ep", "dp", "pp"}
+        Dimensions whose groups must stay inside one scale-up domain (default ``[tp]``).
+    overlap_grad_reduce, overlap_param_gather, tp_comm_overlap, ep_comm_overlap, overlap_p2p : bool, optional
+        Which collectives run concurrently with compute; None takes the framework's default
+        (``topologies/hardware/compute_efficiency.yaml``).
+    bucket_params : int, optional
+        Parameters per data-parallel gradient bucket; default Megatron's
+        ``max(40e6, 1e6 * dp)`` (``megatron/core/distributed`` ``bucket_size``).
+    first_stage_layers, last_stage_layers : int, optional
+        Uneven pipeline split (Megatron's ``decoder_first/last_pipeline_num_layers``, vpp 1):
+        the first / last stage hold this many layers, the other stages share the rest
+        equally. Llama 3 405B: 126 layers on pp 16 with 7 on the first and last stage (Llama
+        Team 2024 §3.3.2, "reduce one Transformer layer each from the first and the last
+        stages").
+    """
+
+    tp: int = _Pos
+    pp: int = _Pos
+    dp: int = _Pos
+    cp: int = _Pos
+    ep: int = _Pos
+    vpp: int = _Pos
+    sp: bool = False
+    zero: Literal[0, 1, 2, 3, "fsdp"] = 0
+    schedule: Literal["1f1b", "interleaved"] | None = None
+    order: str = "tp-cp-ep-dp-pp"
+    allow_straddle: bool = False
+    scaleup_dims: tuple[Dim, ...] = ("tp",)
+    overlap_grad_reduce: bool | None = None
+    overlap_param_gather: bool | None = None
+    tp_comm_overlap: bool | None = None
+    ep_comm_overlap: bool | None = None
+    overlap_p2p: bool | None = None
+    bucket_params: int | None = Field(default=None, gt=0, strict=True)
+    first_stage_layers: int | None = Field(default=None, gt=0, strict=True)
+    last_stage_layers: int | None = Field(default=None, gt=0, strict=True)
+
+    @field_validator("order")
+    @classmethod
+    def _order(cls, value: str) -> str:
+        dims = value.split("-")
+        if sorted(dims) != sorted(DIMS):
+            raise ValueError(f"order must name each of tp, cp, ep, dp, pp once, "
+                             f"separated by '-' (got {value!r})")
+        pos = sorted(dims.index(d) for d in ("cp", "ep", "dp"))
+        if pos[2] - pos[0] != 2:
+            # Dense (tp, cp, dp, pp) and expert (tp, ep, edp, pp) layouts must agree on every
+            # rank's tp and pp coordinates, which holds when cp, ep, dp are adjacent.
+            raise ValueError(f"order {value!r}: cp, ep and dp must be adjacent")
+        return value
+
+    @property
+    def zero_stage(self) -> int:
+        """ZeRO stage as an int (``fsdp`` is 3)."""
+        return 3 if self.zero == "fsdp" else int(self.zero)
+
+    @property
+    def schedule_name(self) -> str:
+        """The pipeline schedule, defaulted from ``vpp``."""
+        if self.schedule is not None:
+            return self.schedule
+        return "interleaved" if self.vpp > 1 else "1f1b"
+
+    @property
+    def world(self) -> int:
+        """Accelerators the job uses: ``tp * pp * dp * cp``."""
+        return self.tp * self.pp * self.dp * self.cp
+
+    @property
+    def sequence_parallel(self) -> bool:
+        """Sequence parallelism in effect (``sp`` with ``tp > 1``; Megatron ignores it at tp 1)."""
+        return self.sp and self.tp > 1
+
+    @property
+    def edp(self) -> int:
+        """Expert data-parallel size ``dp * cp / ep`` (replicas of one expert shard)."""
+        return self.dp * self.cp // self.ep
+
+
+class TrainingSpec(SpecModel):
+    """Training settings of the ``workload:`` section (the model itself is separate).
+
+    Parameters
+    ----------
+    seq_len : int, optional
+        Tokens per sequence; default the model's ``seq_len``.
+    global_batch : int
+        Sequences per optimizer step.
+    micro_batch : int
+        Sequences per micro-batch on one model replica.
+    precision : {"bf16", "fp8"}
+        Arithmetic of the matrix multiplications (FP8 speeds GEMMs only).
+    recompute : {"none", "selective", "full"}
+        Activation recomputation (Korthikanti et al. 2022).
+    grad_precision : {"bf16", "fp32"}
+        Gradient buffer and reduction type (Megatron's ``accumulate_allreduce_grads_in_fp32``).
+    framework : str, optional
+        Framework generation of ``compute_efficiency.yaml`` (attention kernel, overlap
+        defaults); default the accelerator entry's ``default_framework``.
+    """
+
+    seq_len: int | None = Field(default=None, gt=0, strict=True)
+    global_batch: int = Field(gt=0, strict=True)
+    micro_batch: int = Field(default=1, gt=0, strict=True)
+    precision: WorkloadPrecision = "bf16"
+    recompute: Recompute = "none"
+    grad_precision: Literal["bf16", "fp32"] = "bf16"
+    framework: str | None = None
+
+    def resolved_seq_len(self, model: ModelSpec) -> int:
+        """Sequence length: the training's, else the model's."""
+        s = self.seq_len or model.seq_len
+        if s is None:
+            raise SpecError(f"workload.seq_len is required: model '{model.name}' has no default")
+        return s
+
+
+def parse_workload(section: Mapping[str, Any], *, source: str | None = None) -> tuple[ModelSpec, TrainingSpec]:
+    """The scenario's ``workload:`` section: ``model`` (preset name or inline mapping with the
+    DESIGN.md keys) plus the :class:`TrainingSpec` keys.
+
+    Raises
+    ------
+    SpecError
+        Missing or unknown model, or an invalid training key (path ``workload.<key>``).
+    """
+    if not isinstance(section, Mapping):
+        raise SpecError("expected a mapping", source=source, path="workload")
+    if "model" not in section:
+        raise SpecError("required key is missing", source=source, path="workload.model")
+    rest = {k: v for k, v in section.items() if k != "model"}
+    model = resolve_model(section["model"], source=source, prefix="workload.model")
+    return model, validate(TrainingSpec, rest, source=source, prefix="workload")
+
+
+def n_microbatches(par: ParallelismSpec, train: TrainingSpec) -> int:
+    """Micro-batches per replica per step: ``global_batch / (micro_batch * dp)``."""
+    return train.global_batch // (train.micro_batch * par.dp)
+
+
+def _err(key: str, msg: str) -> SpecError:
+    return SpecError(msg, path=key)
+
+
+def stage_layer_counts(model: ModelSpec, par: ParallelismSpec) -> list[int]:
+    """Layers of each virtual stage ``chunk * pp + stage``, in virtual-stage order."""
+    n_vs = par.pp * par.vpp
+    first, last = par.first_stage_layers, par.last_stage_layers
+    if first is None and last is None:
+        return [model.layers // n_vs] * n_vs
+    middle = par.pp - (first is not None) - (last is not None)
+    rest = model.layers - (first or 0) - (last or 0)
+    counts = [rest // middle] * par.pp if middle else [0] * par.pp
+    if first is not None:
+        counts[0] = first
+    if last is not None:
+        counts[-1] = last
+    return counts
+
+
+def _check_layers(model: ModelSpec, p: ParallelismSpec) -> None:
+    first, last = p.first_stage_layers, p.last_stage_layers
+    if first is None and last is None:
+        chunks = p.pp * p.vpp
+        if model.layers % chunks:
+            what = "pp" if p.vpp == 1 else "pp*vpp"
+            raise _err("parallelism.pp", f"layers {model.layers} are not divisible by {what} = {chunks} "
+                       "(set first_stage_layers / last_stage_layers for an uneven split)")
+        return
+    if p.vpp > 1 or p.pp < 2:
+        raise _err("parallelism.first_stage_layers", "an uneven pipeline split needs pp >= 2 and vpp 1")
+    middle = p.pp - (first is not None) - (last is not None)
+    rest = model.layers - (first or 0) - (last or 0)
+    if rest < middle or (middle == 0 and rest) or (middle and rest % middle):
+        raise _err("parallelism.first_stage_layers",
+                   f"the {rest} layers left after the first/last stages are not divisible by "
+                   f"the {middle} other stages")
+
+
+def check_job(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec,
+              accelerators: int | None = None) -> None:
+    """Refuse an impossible job with a one-sentence :class:`SpecError` naming the key.
+
+    Parameters
+    ----------
+    accelerators : int, optional
+        Accelerators the job runs on; ``tp * pp * dp * cp`` must equal it.
+    """
+    p = par
+    if accelerators is not None and p.world != accelerators:
+        raise _err("parallelism", f"tp*pp*dp*cp = {p.tp}*{p.pp}*{p.dp}*{p.cp} = {p.world} "
+                   f"but the job has {accelerators} accelerators")
+    if model.heads % p.tp:
+        raise _err("parallelism.tp", f"tp {p.tp} does not divide the {model.heads} attention heads")
+    if model.n_kv_heads % p.tp:
+        raise _err("parallelism.tp", f"tp {p.tp} does not divide the {model.n_kv_heads} kv_heads")
+    if p.tp > 1 and (model.ffn_hidden % p.tp or (model.is_moe and model.expert_ffn % p.tp)):
+        raise _err("parallelism.tp", f"tp {p.tp} does not divide the FFN width")
+    if p.vpp > 1 and p.schedule_name != "interleaved":
+        raise _err("parallelism.vpp", f"vpp {p.vpp} needs schedule 'interleaved'")
+    _check_layers(model, p)
+    if p.ep > 1 and not model.is_moe:
+        raise _err("parallelism.ep", f"ep {p.ep} needs a mixture-of-experts model; "
+                   f"'{model.name}' is dense")
+    if model.is_moe:
+        if p.ep > model.experts:
+            raise _err("parallelism.ep", f"ep {p.ep} puts fewer than one of the "
+                       f"{model.experts} experts on each rank")
+        if model.experts % p.ep:
+            raise _err("parallelism.ep", f"ep {p.ep} does not divide the {model.experts} experts")
+        if (p.dp * p.cp) % p.ep:
+            raise _err("parallelism.ep", f"ep {p.ep} must divide dp*cp = {p.dp * p.cp} "
+                       "(experts are sharded over the data- and context-parallel ranks)")
+        if p.tp > 1 and not p.sp:
+            raise _err("parallelism.sp", "a mixture-of-experts model with tp > 1 needs sp: true "
+                       "(as Megatron-Core requires)")
+    s = train.resolved_seq_len(model)
+    if s % (p.cp * (2 if p.cp > 1 else 1)):
+        raise _err("workload.seq_len", f"seq_len {s} must be divisible by 2*cp = {2 * p.cp} "
+                   "(ring attention splits each sequence into 2*cp load-balanced chunks)")
+    if p.sequence_parallel and (train.micro_batch * s // p.cp) % p.tp:
+        raise _err("workload.seq_len", f"tokens per micro-batch per cp rank are not "
+                   f"divisible by tp {p.tp} (sequence parallelism)")
+    step = train.micro_batch * p.dp
+    if train.global_batch % step:
+        raise _err("workload.global_batch", f"global_batch {train.global_batch} is not divisible "
+                   f"by micro_batch*dp = {train.micro_batch}*{p.dp} = {step}")
+    m = train.global_batch // step
+    if p.schedule_name == "interleaved" and p.pp > 1 and m % p.pp:
+        raise _err("workload.global_batch", f"the interleaved schedule needs the micro-batch "
+                   f"count ({m}) to be a multiple of pp {p.pp}")

@@ -1,0 +1,122 @@
+"""Compute model: roofline golden cases, shape-dependent GEMM efficiency, flash attention, FP8."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from oassim.hardware import load_catalog
+from oassim.workload import ComputeModel, compile_plan, gemm_efficiency, load_efficiency
+from oassim.workload.steps import ComputeOp
+from tests.workload.conftest import TINY_GPT
+
+EFF = load_efficiency()
+
+
+def _cm(acc: str = "a100-sxm", precision: str = "bf16", framework: str = "megatron-core") -> ComputeModel:
+    e, _ = EFF.for_accelerator(acc)
+    return ComputeModel(load_catalog().accelerator(acc), e, EFF.framework(framework), precision)
+
+
+def test_gemm_efficiency_golden_wave_quantisation():
+    """One full wave of 108 128x128 tiles runs at e_max k/(k+k0); 109 tiles need two waves."""
+    e = EFF.accelerators["a100-sxm"]
+    full = gemm_efficiency(128 * 12, 128 * 9, 4096, 1, e)  # 108 tiles = 1 wave
+    assert full == pytest.approx(e.gemm_e_max * 4096 / (4096 + e.gemm_k0))
+    over = gemm_efficiency(128 * 109, 128, 4096, 1, e)  # 109 tiles = 2 waves
+    assert over == pytest.approx(full * 109 / 216)
+    padded = gemm_efficiency(100, 128 * 108, 4096, 1, e)  # 100 rows pad to one 128 tile
+    assert padded == pytest.approx(full * 100 / 128)
+    batched = gemm_efficiency(128, 128, 4096, 108, e)  # instances share waves
+    assert batched == pytest.approx(full)
+
+
+def test_small_hidden_and_thin_microbatch_run_below_large_gemm():
+    """GEMM efficiency depends on the shapes: a small split hidden size or a thin micro-batch
+    is slower per FLOP than a large GEMM (DESIGN.md modelling notes)."""
+    e = EFF.accelerators["a100-sxm"]
+    big = gemm_efficiency(8192, 12288, 12288, 1, e)
+    small_hidden = gemm_efficiency(8192, 2304 // 8, 2304, 1, e)
+    thin = gemm_efficiency(200, 12288, 12288, 1, e)
+    assert big > 0.95 * e.gemm_e_max
+    assert small_hidden < 0.8 * big and thin < 0.8 * big
+
+
+def test_roofline_compute_and_memory_bound():
+    """time = max(flops / (peak eff), bytes / (bw mem_eff)) + overhead, both branches."""
+    cm = _cm()
+    e = cm.efficiency
+    peak, bw = 312e12, 2.039e12
+    g = ComputeOp("ffn_up", "gemm", 0, "x", 0, 2.0 * 8192 * 12288 * 12288, 1e6, (8192, 12288, 12288))
+    assert cm.op_time(g) == pytest.approx(g.exec_flops / (peak * gemm_efficiency(8192, 12288, 12288, 1, e))
+                                          + e.kernel_overhead_us * 1e-6)
+    ew = ComputeOp("ln1", "norm", 0, "y", 0, 0, 1e9)
+    assert cm.op_time(ew) == pytest.approx(1e9 / (bw * e.memory_efficiency) + e.kernel_overhead_us * 1e-6)
+
+
+_CORE = {"attn", "attn_scores", "attn_softmax", "attn_dropout", "attn_context"}
+
+
+def _attention_bytes(plan):
+    """HBM bytes of layer 0's core attention (fused kernel, or the unfused kernels)."""
+    c = plan.stages[0].chunks[0]
+    return sum(x.bytes for x in c.forward if isinstance(x, ComputeOp) and x.layer == 0 and x.name in _CORE)
+
+
+@pytest.mark.parametrize("s", [1024, 4096])
+def test_fused_attention_traffic_linear_in_seq_len(s):
+    """Flash-style attention moves O(s h) bytes: 4x the sequence, 4x the bytes (not 16x); the
+    unfused 2021 kernel moves the s x s scores, growing ~s^2."""
+    train = {"global_batch": 1}
+    m = {**TINY_GPT, "seq_len": s}
+    kw = dict(memory_check=False)
+    fused = compile_plan(m, {}, "a100-sxm", training={**train, "seq_len": s}, **kw)
+    fused4 = compile_plan({**m, "seq_len": 4 * s}, {}, "a100-sxm", training={**train, "seq_len": 4 * s}, **kw)
+    assert _attention_bytes(fused4) / _attention_bytes(fused) == pytest.approx(4.0, rel=0.01)
+    unf = compile_plan(m, {}, "a100-sxm", training={**train, "seq_len": s, "framework": "megatron-lm-2021"}, **kw)
+    unf4 = compile_plan({**m, "seq_len": 4 * s}, {}, "a100-sxm",
+                        training={**train, "seq_len": 4 * s, "framework": "megatron-lm-2021"}, **kw)
+    assert _attention_bytes(unf4) / _attention_bytes(unf) > 12
+
+
+def test_fp8_speeds_up_gemms_only():
+    """FP8 halves the layer GEMMs' compute time on H100 but leaves norms, attention and the
+    optimizer alone, so the end-to-end gain stays well below 2x."""
+    train = {"global_batch": 8, "seq_len": 4096, "micro_batch": 1}
+    par = {"tp": 8, "pp": 4, "dp": 1, "sp": True}
+    b = compile_plan("llama3-70b", par, "h100-sxm", training=train, memory_check=False)
+    f = compile_plan("llama3-70b", par, "h100-sxm", training={**train, "precision": "fp8"}, memory_check=False)
+    cb, cf = b.stages[1].chunks[0], f.stages[1].chunks[0]
+    ops_b = {x.where: x for x in cb.forward + cb.backward if isinstance(x, ComputeOp)}
+    ops_f = {x.where: x for x in cf.forward + cf.backward if isinstance(x, ComputeOp)}
+    for w, x in ops_b.items():
+        y = ops_f[w]
+        if x.name.startswith(("ffn_up", "ffn_down")):
+            assert y.duration_s < 0.6 * x.duration_s
+        elif x.kind != "gemm":
+            assert y.duration_s == x.duration_s
+    speedup = b.compute_only_s / f.compute_only_s
+    assert 1.2 < speedup < 1.9
+    assert (f.peak_flops, b.peak_flops) == (1979e12, 989e12)  # dense FP8 / BF16, hardware.md A1
+
+
+def test_uncalibrated_accelerator_is_reported():
+    """An accelerator without its own fitted entry is marked uncalibrated in the plan."""
+    p = compile_plan(TINY_GPT, {}, "h100-sxm", training={"global_batch": 1})
+    assert p.efficiency == "h100-sxm" and not p.calibrated
+    p = compile_plan(TINY_GPT, {}, "b200-sxm", training={"global_batch": 1})
+    assert p.efficiency == "default" and not p.calibrated
+    p = compile_plan(TINY_GPT, {}, "a100-sxm", training={"global_batch": 1})
+    assert p.calibrated and p.framework == "megatron-core"
+
+
+def test_efficiency_file_documents_every_number():
+    """Each accelerator entry is either calibrated with fit rows, or says it is not."""
+    for name, e in EFF.accelerators.items():
+        if e.calibrated:
+            assert e.fit["fit_rows"] and e.fit["held_out_rows"]
+            assert not set(e.fit["fit_rows"]) & set(e.fit["held_out_rows"])
+        else:
+            assert e.notes
+        assert math.isfinite(e.gemm_e_max)
