@@ -1,0 +1,61 @@
+"""Results of a simulated training iteration: flat records plus the inputs and provenance.
+
+DESIGN.md decision 8: a run returns frames of flat records (operations, collectives, link
+utilisation) plus the spec and provenance; metrics, plots and exports are pure functions of
+Results (``oassim.analysis``). Nothing here writes to disk.
+
+Frames (pandas DataFrames, one row per record; times in seconds from the iteration start):
+
+``ops``
+    stage, rank, stream ("compute" | "comm"), name, kind, dim (parallel dimension of a
+    collective, "" for compute), microbatch (-1 outside micro-batches), chunk, start_s, end_s,
+    exposed_s (the part of a communication op that the compute stream waited for; 0 for compute)
+``collectives``
+    stage, dim, op, where, size_bytes, groups (number of concurrent groups), group_size,
+    algorithm, start_s, end_s, time_s, alone_s (its time if it ran alone), exposed_s,
+    busbw_GBps, bottleneck_tier, bottleneck_util
+``link_util``
+    t0_s, t1_s, tier, utilisation (mean over the tier's links in that window), bytes
+``tiers``
+    tier, links, bytes, busy_s, utilisation (over the iteration), max_link_utilisation
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["Results"]
+
+
+@dataclass(frozen=True)
+class Results:
+    """One simulated iteration.
+
+    Attributes
+    ----------
+    scenario : dict
+        The fully resolved scenario (what was simulated), JSON-ready.
+    plan : Plan
+        The compiled plan (``oassim.workload.plan.Plan``): model, parallelism, FLOPs, memory.
+    iteration_time_s : float
+        Wall time of one optimizer step, all micro-batches included, s.
+    ops, collectives, link_util, tiers : pandas.DataFrame
+        Flat records, columns as in the module docstring.
+    network : str
+        Network fidelity used ("analytical" | "flow").
+    provenance : dict
+        oassim version, seed, git state, wall time of the simulation.
+    """
+
+    scenario: dict[str, Any]
+    plan: Any
+    iteration_time_s: float
+    ops: pd.DataFrame
+    collectives: pd.DataFrame
+    link_util: pd.DataFrame
+    tiers: pd.DataFrame
+    network: str
+    provenance: dict[str, Any] = field(default_factory=dict)
