@@ -8,6 +8,7 @@ id) and ``2e + 1`` (the reverse), each with the edge's full per-direction bandwi
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -138,7 +139,27 @@ class Fabric:
         pair ``owner[k]``. Fabrics that stripe a transfer over all their links (NVLink over
         every switch chip) return several paths per pair; ECMP fabrics return one.
         """
-        return self.router.spread(np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64), salt)
+        src = np.ascontiguousarray(src, dtype=np.int64)
+        dst = np.ascontiguousarray(dst, dtype=np.int64)
+        # Collectives route the same flow sets again and again (every ring step, every
+        # micro-batch): keep the last few answers. Keyed by content, so it is always exact.
+        key = (salt, len(src), hash(src.tobytes()), hash(dst.tobytes()))
+        cache = self._spread_cache
+        hit = cache.get(key)
+        if hit is not None and np.array_equal(hit[0], src) and np.array_equal(hit[1], dst):
+            cache.move_to_end(key)
+            return hit[2]
+        out = self.router.spread(src, dst, salt)
+        for a in (*out[1:], out[0].ptr, out[0].links):
+            a.flags.writeable = False
+        cache[key] = (src.copy(), dst.copy(), out)
+        if len(cache) > 64:
+            cache.popitem(last=False)
+        return out
+
+    @cached_property
+    def _spread_cache(self) -> "OrderedDict[tuple, tuple]":
+        return OrderedDict()
 
     @cached_property
     def capacity_Bps(self) -> np.ndarray:
