@@ -64,7 +64,58 @@ def build_parser() -> argparse.ArgumentParser:
     tsub.add_parser("list", help="list cluster and hardware presets")
 
     _collective_parser(sub)
+    _run_parser(sub)
     return p
+
+
+def _run_parser(sub: Any) -> None:
+    """``oassim run``: simulate one training iteration of a scenario file."""
+    r = sub.add_parser(
+        "run",
+        help="simulate one training iteration of a scenario and report throughput and bottlenecks",
+        description="Simulate one training iteration of a scenario file (DESIGN.md 'Scenario files') and "
+        "print iteration time, tokens/s, TFLOP/s per accelerator, MFU, HFU, memory, the time breakdown "
+        "and the bottleneck findings.",
+    )
+    r.add_argument("scenario", metavar="SCENARIO.yaml", help="scenario YAML file (see experiments/)")
+    r.add_argument("--network", default=None, choices=["analytical", "flow"],
+                   help="network fidelity (default: the scenario's network)")
+    r.add_argument("--json", action="store_true", help="print one JSON object instead of the text summary")
+    r.add_argument("--trace", metavar="OUT.json", default=None,
+                   help="write a Chrome trace (Perfetto, chrome://tracing) of the iteration")
+    r.add_argument("--out", metavar="DIR", default=None,
+                   help="write summary.json, scenario.yaml, collectives.csv/parquet, ops.parquet, "
+                   "link_utilisation.parquet and trace.json into DIR")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a scenario key, e.g. --set parallelism.tp=4 (repeatable)")
+    r.add_argument("--full-rank", action="store_true",
+                   help="simulate every rank, not one representative per pipeline stage (slower)")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from oassim.analysis.report import text_summary
+    from oassim.analysis.trace import write_chrome_trace
+    from oassim.experiments import report_dict, run, write_outputs
+
+    results = run(args.scenario, network=args.network, overrides=args.overrides, full_rank=args.full_rank)
+    record = report_dict(results)
+    for flag, path, write in (
+        ("--out", args.out, lambda p: write_outputs(results, p, record)),
+        ("--trace", args.trace, lambda p: write_chrome_trace(results, p)),
+    ):
+        if path is None:
+            continue
+        try:
+            write(path)
+        except OSError as exc:
+            raise OassimError(f"argument {flag}: cannot write {path}: {exc.strerror or exc}") from None
+        sys.stderr.write(f"oassim: wrote {path}\n")
+    if args.json:
+        json.dump(record, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text_summary(record))
+    return 0
 
 
 def _collective_parser(sub: Any) -> None:
@@ -249,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_topo(args)
         if args.command == "collective":
             return _cmd_collective(args)
+        if args.command == "run":
+            return _cmd_run(args)
     except SpecError as exc:
         sys.stderr.write(f"oassim: error: {exc}\n")
         return 2

@@ -1,1 +1,26 @@
-"""oassim.analysis layer (see DESIGN.md)."""
+"""oassim.analysis layer (see DESIGN.md): metrics, bottleneck report and exports of Results.
+
+Everything here is a pure function of :class:`~oassim.scheduler.results.Results` (DESIGN.md
+decision 8): :mod:`~oassim.analysis.metrics` computes the headline metrics (iteration time,
+tokens/s, MFU, HFU, exposed communication, bubble, breakdown); :mod:`~oassim.analysis.report`
+says in plain words what limits an iteration and what would help; :mod:`~oassim.analysis.trace`
+exports a Chrome trace and Parquet tables.
+"""
+
+from oassim.analysis.metrics import (
+    DIMS,
+    breakdown,
+    collective_bottlenecks,
+    critical_rank,
+    exposed_by_dim,
+    summary,
+    tier_bottlenecks,
+)
+from oassim.analysis.report import bottleneck_report, text_summary
+from oassim.analysis.trace import chrome_trace, write_chrome_trace, write_link_utilisation, write_parquet
+
+__all__ = [
+    "summary", "critical_rank", "breakdown", "exposed_by_dim", "collective_bottlenecks", "tier_bottlenecks", "DIMS",
+    "bottleneck_report", "text_summary",
+    "chrome_trace", "write_chrome_trace", "write_link_utilisation", "write_parquet",
+]

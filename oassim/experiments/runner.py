@@ -1,0 +1,207 @@
+"""The composition root: scenario -> cluster -> fabric -> plan -> simulation -> Results.
+
+What it does: :func:`run` is the one place where the layers are wired together (STYLE.md,
+"one composition root"); the ``oassim run`` command, ``oassim.run`` and notebooks all call
+it. It loads and validates the scenario (:mod:`oassim.experiments.scenario`), builds and
+freezes the cluster (``oassim.topology``), compiles the training plan (``oassim.workload``),
+replays it (``oassim.scheduler.simulate``) and returns the scheduler's
+:class:`~oassim.scheduler.results.Results` with the resolved scenario and provenance
+(DESIGN.md decision 8: oassim version, seed, git state, wall times). Nothing is written to
+disk.
+
+Why errors are re-located here: the workload layer reports an impossible job (parallel sizes
+that do not multiply to the accelerator count, ``tp`` not dividing the heads, layers not
+divisible by ``pp``, a job that does not fit in HBM...) as a :class:`~oassim.errors.SpecError`
+with a key path but no file; the runner adds the scenario file, so the user reads one line
+``FILE: parallelism.tp: tp 3 does not divide the 128 attention heads``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+
+from oassim.errors import OassimError, SpecError
+from oassim.experiments.scenario import Scenario, load_scenario
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oassim.scheduler.results import Results
+
+__all__ = ["run", "resolve_scenario", "git_state"]
+
+_NETWORKS = ("analytical", "flow")
+
+
+def _simulator() -> Callable[..., Any]:
+    """The scheduler's ``simulate`` (imported on first use: no work at import)."""
+    try:
+        from oassim.scheduler import simulate
+    except ImportError as exc:  # pragma: no cover - only before the scheduler exists
+        raise OassimError(f"the training replay (oassim.scheduler.simulate) is not available: {exc}") from None
+    return simulate
+
+
+def git_state(path: str | Path | None = None) -> dict[str, Any]:
+    """Commit and dirtiness of the git checkout holding ``path`` (default: this package).
+
+    Never fails: without git, outside a checkout or on any error the fields are None.
+
+    Returns
+    -------
+    dict
+        ``commit`` (40 hex digits or None), ``dirty`` (bool or None: uncommitted changes to
+        tracked files).
+    """
+    where = Path(path) if path is not None else Path(__file__).resolve().parents[2]
+    state: dict[str, Any] = {"commit": None, "dirty": None}
+    try:
+        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=5)
+        if commit.returncode != 0:
+            return state
+        state["commit"] = commit.stdout.strip() or None
+        status = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10)
+        if status.returncode == 0:
+            state["dirty"] = bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return state
+
+
+def _locate(exc: SpecError, source: str | None) -> SpecError:
+    """The same error, placed in the scenario file when it names no file of its own."""
+    return exc if exc.source else exc.with_context(source=source)
+
+
+def _locate_cluster(exc: SpecError, sc: Scenario, source: str | None) -> SpecError:
+    """An unknown preset or missing cluster file is a problem of the scenario's key; an error
+    inside the cluster file stays located there."""
+    missing = sc.cluster.preset is not None or not Path(str(sc.cluster.file)).is_file()
+    if exc.path is None and exc.source == sc.cluster.ref and missing:
+        key = "cluster.preset" if sc.cluster.preset is not None else "cluster.file"
+        msg = exc.message if key == "cluster.preset" else f"{exc.message}: {sc.cluster.file}"
+        return SpecError(msg, source=source, path=key)
+    return exc
+
+
+def _resolve_model(sc: Scenario, source: str | None):
+    from oassim.workload import load_model_spec, resolve_model
+
+    value = sc.workload.model
+    if isinstance(value, str) and value.endswith((".yaml", ".yml")):
+        p = Path(value)
+        if not p.is_absolute() and source is not None:
+            p = Path(source).resolve().parent / p
+        return load_model_spec(p)
+    try:
+        return resolve_model(value, source=source, prefix="workload.model")
+    except SpecError as exc:
+        # an unknown preset: say where it was asked for
+        raise SpecError(exc.message, source=source, path=exc.path or "workload.model") from None
+
+
+def resolve_scenario(sc: Scenario, model: Any, accelerators: int, network: str) -> dict[str, Any]:
+    """The scenario as simulated, JSON-ready and valid as a scenario again: the model inlined
+    (preset resolved), defaults filled in, the accelerator count and network actually used."""
+    out = sc.model_dump(mode="json")
+    out["workload"]["model"] = model.model_dump(mode="json", exclude_defaults=True)
+    out["workload"]["model"]["name"] = model.name
+    out["cluster"]["accelerators"] = accelerators
+    out["network"] = network
+    return out
+
+
+def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | None = None,
+        overrides: Iterable[str] = (), full_rank: bool = False) -> "Results":
+    """Simulate one training iteration of a scenario and return its Results.
+
+    Parameters
+    ----------
+    scenario : path, mapping or Scenario
+        A scenario YAML file (DESIGN.md "Scenario files"), its content, or a validated model.
+    network : {"analytical", "flow"}, optional
+        Network fidelity; default the scenario's ``network``.
+    overrides : iterable of str
+        ``"dotted.path=value"`` edits applied before validation (``--set``), e.g.
+        ``["parallelism.tp=4", "cluster.accelerators=4096"]``.
+    full_rank : bool
+        Simulate every rank instead of one representative per pipeline stage (DESIGN.md
+        decision 7; slower, for what breaks symmetry).
+
+    Returns
+    -------
+    Results
+        Frames ``ops``, ``collectives``, ``link_util``, ``tiers``; ``scenario`` is the
+        resolved scenario (:func:`resolve_scenario`); ``provenance`` holds ``version``,
+        ``seed``, ``git`` (commit, dirty), ``python``, ``started_utc``, ``source``,
+        ``overrides``, ``cluster`` (name, accelerators built, supernodes), ``full_rank``,
+        ``wall_s`` (``load``, ``build``, ``plan``, ``simulate``, ``total``: wall-clock seconds
+        of each step), and the scheduler's own entries (its wall-time split as
+        ``scheduler_wall_s``).
+
+    Raises
+    ------
+    SpecError
+        Bad scenario, bad override or impossible job (one line naming the file and key).
+    """
+    from oassim import __version__
+    from oassim.topology.cluster import build_cluster
+    from oassim.topology.cluster_spec import load_cluster
+    from oassim.topology.fabric import freeze
+    from oassim.workload import compile_plan
+
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    overrides = list(overrides)
+    sc, source = load_scenario(scenario, overrides)
+    net = network if network is not None else sc.network
+    if net not in _NETWORKS:
+        raise SpecError(f"unknown network '{net}' (allowed: {', '.join(_NETWORKS)})", source="argument --network")
+    t1 = time.perf_counter()
+
+    try:
+        rc = load_cluster(sc.cluster.ref, sc.cluster.accelerators)
+    except SpecError as exc:
+        raise _locate_cluster(exc, sc, source) from None
+    fabric = freeze(build_cluster(rc))
+    accelerators = sc.cluster.accelerators or rc.accelerators
+    t2 = time.perf_counter()
+
+    try:
+        model = _resolve_model(sc, source)
+        plan = compile_plan(model, sc.parallelism, rc.accelerator, fabric, training=sc.workload.training(),
+                            accelerators=accelerators)
+    except SpecError as exc:
+        raise _locate(exc, source) from None
+    t3 = time.perf_counter()
+
+    try:
+        res = _simulator()(plan, fabric, network=net, seed=sc.seed, full_rank=full_rank)
+    except SpecError as exc:
+        raise _locate(exc, source) from None
+    t4 = time.perf_counter()
+
+    provenance = dict(getattr(res, "provenance", {}) or {})
+    if "wall_s" in provenance:  # the scheduler's own split of its time
+        provenance["scheduler_wall_s"] = provenance.pop("wall_s")
+    provenance.update({
+        "version": __version__,
+        "seed": sc.seed,
+        "git": git_state(),
+        "python": platform.python_version(),
+        "started_utc": started,
+        "source": source,
+        "overrides": overrides,
+        "network": net,
+        "full_rank": full_rank,
+        "cluster": {"name": rc.spec.name, "source": rc.source, "accelerators_built": rc.accelerators,
+                    "supernodes": rc.supernodes, "supernode_size": rc.domain_size},
+        "wall_s": {"load": t1 - t0, "build": t2 - t1, "plan": t3 - t2, "simulate": t4 - t3, "total": t4 - t0},
+    })
+    return dataclasses.replace(res, scenario=resolve_scenario(sc, model, accelerators, net), provenance=provenance)
