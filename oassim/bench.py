@@ -2,6 +2,7 @@
 
     python -m oassim.bench topology [--preset gb200-nvl72] [--accelerators 16384 131072]
     python -m oassim.bench collective [--preset dgx-h100-superpod] [--accelerators 16384] [--groups all|rail]
+    python -m oassim.bench run [--network analytical flow] [--large]
 
 Each size runs in a fresh subprocess so that its peak resident memory is its own.
 """
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 
-__all__ = ["main", "bench_topology_once", "bench_collective_once"]
+__all__ = ["main", "bench_topology_once", "bench_collective_once", "bench_run_once", "RUN_JOB"]
 
 
 def _peak_rss_GB() -> float:
@@ -146,10 +147,82 @@ def _collective(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_JOB = {
+    "model": "llama3-405b",
+    # Llama Team 2024 (arXiv:2407.21783) §3.3.2: TP 8, PP 16, DP 128 on 16K H100, sequence
+    # 8,192; 126 layers with 7 on the first and last stage; ZeRO 1 and sequence parallelism.
+    "parallelism": {"tp": 8, "pp": 16, "sp": True, "zero": 1, "first_stage_layers": 7, "last_stage_layers": 7},
+    "training": {"seq_len": 8192, "micro_batch": 1, "precision": "bf16", "recompute": "none"},
+    "sequences_per_replica": 16,  # global batch 2,048 at dp 128: 16 micro-batches per replica
+}
+
+
+def bench_run_once(preset: str, accelerators: int, network: str) -> dict:
+    """One training iteration of :data:`RUN_JOB` end to end in this process: build the fabric,
+    compile the plan, simulate; wall time of each step and peak memory. The data-parallel
+    size fills the cluster (dp = accelerators / (tp pp)); the global batch keeps 16
+    micro-batches per replica."""
+    from oassim.scheduler import simulate
+    from oassim.topology.cluster import build_fabric
+    from oassim.workload import compile_plan
+
+    t0 = time.perf_counter()
+    fabric = build_fabric(preset, accelerators)
+    t1 = time.perf_counter()
+    par = dict(RUN_JOB["parallelism"])
+    dp = accelerators // (par["tp"] * par["pp"])
+    par["dp"] = dp
+    train = dict(RUN_JOB["training"], global_batch=RUN_JOB["sequences_per_replica"] * dp)
+    plan = compile_plan(RUN_JOB["model"], par, fabric_accelerator(preset), fabric, training=train,
+                        accelerators=accelerators)
+    t2 = time.perf_counter()
+    res = simulate(plan, fabric, network=network)
+    t3 = time.perf_counter()
+    return {
+        "preset": preset, "accelerators": accelerators, "links": fabric.n_links, "network": network,
+        "dp": dp, "microbatches": plan.n_microbatches, "iteration_s": res.iteration_time_s,
+        "mfu": plan.mfu(res.iteration_time_s), "build_s": t1 - t0, "plan_s": t2 - t1, "simulate_s": t3 - t2,
+        "total_s": t3 - t0, "ops_rows": len(res.ops), "collective_instances": len(res.collectives),
+        "distinct_requests": res.provenance.get("distinct_requests"), "comm": res.provenance.get("comm"),
+        "simulate_wall": res.provenance.get("wall_s"), "peak_rss_GB": _peak_rss_GB(),
+    }
+
+
+def fabric_accelerator(preset: str) -> str:
+    """The accelerator preset a cluster preset is built of."""
+    from oassim.topology.cluster_spec import load_cluster
+
+    return load_cluster(preset, None).accelerator.name
+
+
+def _run(args: argparse.Namespace) -> int:
+    cases = [(args.preset, args.accelerators, net) for net in args.network]
+    if args.large:
+        cases.append((args.large_preset, args.large_accelerators, "flow"))
+    print(f"one iteration of {RUN_JOB['model']} (tp 8, pp 16, seq 8192, 16 micro-batches per replica), "
+          "fabric build included; fresh process per case")
+    print(f"{'preset':<18} {'accel':>8} {'net':<10} {'build s':>8} {'plan s':>7} {'sim s':>7} {'total s':>8} "
+          f"{'iter s':>7} {'MFU':>6} {'requests':>8} {'joint':>6} {'peak GB':>8}")
+    for preset, n, net in cases:
+        cmd = [sys.executable, "-m", "oassim.bench", "_run_one", preset, str(n), net]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.stderr.write(out.stderr)
+            return out.returncode
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{r['preset']:<18} {r['accelerators']:>8,} {r['network']:<10} {r['build_s']:>8.2f} {r['plan_s']:>7.2f} "
+              f"{r['simulate_s']:>7.2f} {r['total_s']:>8.2f} {r['iteration_s']:>7.3f} {r['mfu']:>6.1%} "
+              f"{r['distinct_requests']:>8} {r['comm']['joint_costings']:>6} {r['peak_rss_GB']:>8.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_topology_one":
         print(json.dumps(bench_topology_once(argv[1], int(argv[2]), int(argv[3]))))
+        return 0
+    if argv and argv[0] == "_run_one":
+        print(json.dumps(bench_run_once(argv[1], int(argv[2]), argv[3])))
         return 0
     if argv and argv[0] == "_collective_one":
         print(json.dumps(bench_collective_once(argv[1], int(argv[2]), int(argv[3]), argv[4], argv[5],
@@ -173,7 +246,17 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--memory-preset", default="dgx-a100-superpod",
                    help="preset for the memory case (dgx-h100's 3-tier NDR fat-tree stops at 65,536)")
     c.add_argument("--memory-accelerators", type=int, default=131072, help="0 to skip")
+    r = sub.add_parser("run", help="one training iteration (Llama 3 405B) end to end: build, plan, simulate")
+    r.add_argument("--preset", default="dgx-h100-superpod")
+    r.add_argument("--accelerators", type=int, default=16384)
+    r.add_argument("--network", nargs="+", default=["analytical", "flow"])
+    r.add_argument("--large", action="store_true", help="also the large case (flow network)")
+    r.add_argument("--large-preset", default="gb200-nvl72",
+                   help="preset of the large case (dgx-h100's 3-tier NDR fat-tree stops at 65,536)")
+    r.add_argument("--large-accelerators", type=int, default=131072)
     args = p.parse_args(argv)
+    if args.what == "run":
+        return _run(args)
     if args.what == "collective":
         return _collective(args)
     return _topology(args)

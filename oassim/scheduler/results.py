@@ -9,7 +9,8 @@ Frames (pandas DataFrames, one row per record; times in seconds from the iterati
 ``ops``
     stage, rank, stream ("compute" | "comm"), name, kind, dim (parallel dimension of a
     collective, "" for compute), microbatch (-1 outside micro-batches), chunk, start_s, end_s,
-    exposed_s (the part of a communication op that the compute stream waited for; 0 for compute)
+    exposed_s (the part of a communication op that the compute stream waited for; 0 for compute;
+    waiting for other ranks to reach a synchronous call is not included: see ``waits``)
 ``collectives``
     stage, dim, op, where, size_bytes, groups (number of concurrent groups), group_size,
     algorithm, start_s, end_s, time_s, alone_s (its time if it ran alone), exposed_s,
@@ -18,6 +19,16 @@ Frames (pandas DataFrames, one row per record; times in seconds from the iterati
     t0_s, t1_s, tier, utilisation (mean over the tier's links in that window), bytes
 ``tiers``
     tier, links, bytes, busy_s, utilisation (over the iteration), max_link_utilisation
+``waits`` (added)
+    stage, rank, reason ("pipeline": waiting for a pipeline neighbour, the bubble; "sync":
+    waiting for the other ranks of a synchronous collective to reach it, e.g. a straggler's
+    peers; "comm": waiting for a collective's stream or transfer, its exposed time), dim, where
+    (the call waited for, "" for pipeline waits), microbatch, chunk, start_s, end_s: every
+    interval a compute stream sat idle, so that compute + waits cover each rank's iteration.
+
+Added columns (the contract's columns are all present): ``ops`` has ``layer`` (-1 outside
+transformer layers and for collectives); ``collectives`` has ``microbatch``, ``chunk`` and
+``group`` (the group index of a full-rank instance, -1 when the row covers every group).
 """
 
 from __future__ import annotations
@@ -48,6 +59,8 @@ class Results:
         Network fidelity used ("analytical" | "flow").
     provenance : dict
         oassim version, seed, git state, wall time of the simulation.
+    waits : pandas.DataFrame
+        Idle intervals of the compute streams (module docstring); empty when not recorded.
     """
 
     scenario: dict[str, Any]
@@ -59,3 +72,4 @@ class Results:
     tiers: pd.DataFrame
     network: str
     provenance: dict[str, Any] = field(default_factory=dict)
+    waits: pd.DataFrame = field(default_factory=pd.DataFrame)

@@ -1,0 +1,404 @@
+"""SimPy processes replaying a compiled plan: one per simulated rank, with its streams.
+
+What is modelled (DESIGN.md decision 7, the replay contract of ``oassim.workload.plan``):
+
+- A *member* is a simulated rank: one representative per pipeline stage (all data-parallel
+  replicas behave alike), or every rank in full-rank mode. Its process is its compute stream
+  (a generator runs its steps in program order, as a CUDA stream runs kernels); each parallel
+  dimension (tp, cp, ep, dp, pp) has a communication stream, a capacity-1 FIFO resource
+  (:class:`Stream`), so the calls of one dimension run one after the other (one NCCL
+  communicator) while calls of different dimensions may overlap (and contend, see
+  :mod:`oassim.scheduler.comm`).
+- The process runs ``StagePlan.schedule`` in order: ``F mb c`` runs chunk ``c``'s forward,
+  ``B mb c`` its backward (``backward_last`` for the last micro-batch), then the optimizer
+  list. With ``vs = chunk * pp + stage``, F(vs, mb) first waits for the trailing
+  ``send_recv`` of F(vs - 1, mb) and B(vs, mb) for that of B(vs + 1, mb): the pipeline
+  schedule and its bubbles emerge from these waits, none is computed.
+- A blocking call holds the compute stream until it completes; an overlappable one runs on its
+  dimension's stream while compute continues, and an op naming it in ``after`` waits for it
+  (the optimizer waits for every gradient reduction of the stage). A synchronous collective
+  starts when every member that issues it has reached it (every rank of the group in
+  full-rank mode; the two stages of a cross-stage call such as the tied-embedding gradient
+  all-reduce in representative mode), so a straggler delays its peers.
+- The compute stream's idle time is recorded as it happens: waiting for a pipeline neighbour
+  is *bubble*; waiting for a call (blocking, at an ``after`` dependency, or at the end of the
+  iteration for calls still in flight) is that call's *exposed* time.
+- Overlappable calls issued by the optimizer list (ZeRO parameter all-gathers) are hidden
+  behind the next iteration's forward: they only extend the iteration by what they outlast
+  the time until the stage's first forward of the next iteration has run.
+- One reading of the plan goes beyond the contract's letter: blocking (non-overlapped)
+  data-parallel gradient reductions that ZeRO 0/1 plans list inside ``backward_last`` run
+  after the stage's last schedule step, before the optimizer, as frameworks run them after
+  the pipeline flush (see :func:`_defer_blocking_grads`). Replayed in place they would hold
+  the last backward's send upstream and chain every stage's reduction through the cool-down.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+import simpy
+
+from oassim.errors import SpecError
+from oassim.scheduler.comm import Flight
+from oassim.scheduler.context import SimContext
+from oassim.scheduler.program import SEG, CallStep, Program, ProgramBuilder
+
+__all__ = ["Replay", "Member", "Stream", "FULL_RANK_LIMIT"]
+
+FULL_RANK_LIMIT = 4096
+_DIMS = ("tp", "cp", "ep", "dp", "pp")
+
+
+class Stream:
+    """A communication stream: a capacity-1 FIFO resource (``simpy.Resource`` semantics: the
+    next waiting call gets it when the current one releases it, at the same instant) that
+    hands itself over by callback instead of by event, because the replay issues up to
+    millions of calls."""
+
+    __slots__ = ("busy", "queue")
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.queue: deque[Callable[[], None]] = deque()
+
+    def acquire(self, cb: Callable[[], None]) -> None:
+        """Run ``cb`` once the stream is ours (now if it is free)."""
+        if self.busy:
+            self.queue.append(cb)
+        else:
+            self.busy = True
+            cb()
+
+    def release(self, _flight: Any = None) -> None:
+        """Hand the stream to the next waiting call, or free it (usable as a flight callback)."""
+        if self.queue:
+            self.queue.popleft()()
+        else:
+            self.busy = False
+
+
+class Member:
+    """One simulated rank: its stage, rank, straggler factor, streams and pending calls."""
+
+    __slots__ = ("idx", "stage", "rank", "factor", "dep_rank", "streams", "issued", "outstanding",
+                 "trailing", "global_names", "first_start", "end")
+
+    def __init__(self, idx: int, stage: int, rank: int, factor: float, dep_rank: int | None,
+                 global_names: frozenset[str]):
+        self.idx, self.stage, self.rank, self.factor, self.dep_rank = idx, stage, rank, factor, dep_rank
+        self.streams = {d: Stream() for d in _DIMS}
+        self.issued: dict[str, list[tuple[Flight, list]]] = {}
+        self.outstanding: list[tuple[Flight, list]] = []
+        self.trailing: list[tuple[Flight, list]] = []
+        self.global_names = global_names
+        self.first_start: float | None = None
+        self.end: float | None = None
+
+
+class _CallMeta:
+    """Per-call data the replay needs at issue time."""
+
+    __slots__ = ("info", "sync", "issuers", "rows", "send")
+
+    def __init__(self, info: Any, sync: tuple, issuers: int, rows: np.ndarray | None, send: bool):
+        self.info, self.sync, self.issuers, self.rows, self.send = info, sync, issuers, rows, send
+
+
+def _defer_blocking_grads(prog: Program) -> tuple[Program, tuple[CallStep, ...]]:
+    """Split the blocking data-parallel gradient reductions out of a last-micro-batch backward.
+
+    Without overlap, frameworks reduce the accumulated gradients after the pipeline flush
+    (Megatron-LM 2021 ``train_step``: ``forward_backward_func`` then
+    ``model.allreduce_gradients()``; Megatron-Core ``finalize_model_grads``), i.e. after the
+    last backward has sent its input gradient upstream. The plan lists each bucket after the
+    layer that completes it (which gradients it carries); replaying it there, blocking, would
+    hold that send and chain every stage's reduction through the pipeline's cool-down.
+    """
+    keep = tuple(x for x in prog.steps if not (x.kind != SEG and x.call.dim == "dp" and not x.call.overlappable))
+    held = tuple(x for x in prog.steps if x.kind != SEG and x.call.dim == "dp" and not x.call.overlappable)
+    return (Program(keep, prog.optimizer) if held else prog), held
+
+
+class Replay:
+    """Builds the members and programs of a plan and runs them on ``ctx.env``.
+
+    Parameters
+    ----------
+    ctx : SimContext
+    plan : Plan
+    full_rank : bool
+        Simulate every rank (at most :data:`FULL_RANK_LIMIT`) instead of one per stage.
+    stragglers : mapping of int to float, optional
+        Compute slowdown factor (> 0) per accelerator rank. In representative mode a stage
+        takes the largest factor of its ranks (its slowest replica sets the pace of the
+        synchronous job).
+    """
+
+    def __init__(self, ctx: SimContext, plan: Any, full_rank: bool = False,
+                 stragglers: Mapping[int, float] | None = None):
+        self.ctx, self.env, self.rec, self.comm = ctx, ctx.env, ctx.recorder, ctx.comm
+        self.plan = plan
+        self.full = bool(full_rank)
+        par = plan.parallelism
+        self.pp, self.n_vs, self.last_mb = par.pp, par.pp * par.vpp, plan.n_microbatches - 1
+        self.builder = ProgramBuilder()
+        self.progs: list[list[tuple[Program, Program, Program]]] = []
+        self.opt_progs: list[Program] = []
+        self.deferred: list[list[tuple[CallStep, int]]] = []
+        for st in plan.stages:
+            trips, held = [], {}
+            for c in st.chunks:
+                last = self.builder.compile(c.backward_last)
+                if c.backward_last is not c.backward:
+                    last, held[c.chunk] = _defer_blocking_grads(last)
+                trips.append((self.builder.compile(c.forward), self.builder.compile(c.backward), last))
+            self.progs.append(trips)
+            self.deferred.append([(ins, s.chunk) for s in st.schedule
+                                  if s.kind == "B" and s.microbatch == self.last_mb for ins in held.get(s.chunk, ())])
+            self.opt_progs.append(self.builder.compile(st.optimizer, optimizer=True))
+        self.members = self._build_members(stragglers or {})
+        self.meta: dict[int, _CallMeta] = {}
+        self._build_meta()
+        self.rec.members = [(m.stage, m.rank) for m in self.members]
+        self.deps: dict[tuple, simpy.Event] = {}
+        self.rv: dict[tuple, list] = {}
+
+    # ------------------------------------------------------------------ set-up
+    def _calls(self, stage: int) -> Iterator[Any]:
+        for trip in self.progs[stage]:
+            for prog in trip:
+                for ins in prog.steps:
+                    if ins.kind != SEG:
+                        yield ins.call
+        for ins, _ in self.deferred[stage]:
+            yield ins.call
+        for ins in self.opt_progs[stage].steps:
+            if ins.kind != SEG:
+                yield ins.call
+
+    def _build_meta(self) -> None:
+        issuers: dict[tuple, set[int]] = {}
+        found: list[tuple[Any, tuple]] = []
+        rowmaps: dict[int, np.ndarray] = {}
+        world = self.plan.n_accelerators
+        for s in range(len(self.plan.stages)):
+            for call in self._calls(s):
+                if id(call) in self.meta:
+                    continue
+                info = self.comm.info(call)
+                prefix = f"s{s}/"
+                role = call.where[len(prefix):] if call.where.startswith(prefix) else call.where
+                sync = (role, info.index)
+                issuers.setdefault(sync, set()).add(s)
+                rows = None
+                if self.full:
+                    g = call.groups
+                    rows = rowmaps.get(id(g))
+                    if rows is None:
+                        rows = np.full(world, -1, dtype=np.int64)
+                        cols = g[:, :1] if call.op == "send_recv" else g
+                        rows[cols.ravel()] = np.repeat(np.arange(g.shape[0]), cols.shape[1])
+                        rowmaps[id(g)] = rows
+                self.meta[id(call)] = _CallMeta(info, sync, 1, rows, call.op == "send_recv")
+                found.append((call, sync))
+        for call, sync in found:
+            self.meta[id(call)].issuers = len(issuers[sync])
+
+    def _build_members(self, stragglers: Mapping[int, float]) -> list[Member]:
+        world = self.plan.n_accelerators
+        for r, f in stragglers.items():
+            if not (0 <= int(r) < world):
+                raise SpecError(f"straggler rank {r} is outside the job (ranks 0..{world - 1})", path="stragglers")
+            if not (float(f) > 0 and np.isfinite(float(f))):
+                raise SpecError(f"straggler factor of rank {r} must be a finite number > 0, got {f!r}",
+                                path="stragglers")
+        if self.full and world > FULL_RANK_LIMIT:
+            raise SpecError(f"full-rank mode replays every rank; {world:,} ranks is beyond its limit of "
+                            f"{FULL_RANK_LIMIT:,} (use the representative mode)", path="full_rank")
+        out: list[Member] = []
+        for st in self.plan.stages:
+            names = frozenset(n for x in st.optimizer for n in getattr(x, "after", ()))
+            ranks = [int(r) for r in st.ranks]
+            if self.full:
+                for r in ranks:
+                    out.append(Member(len(out), st.stage, r, float(stragglers.get(r, 1.0)), r, names))
+            else:
+                f = max([float(stragglers[r]) for r in ranks if r in stragglers] or [1.0])
+                out.append(Member(len(out), st.stage, ranks[0], f, None, names))
+        return out
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> float:
+        """Run every member to the end of the iteration; returns the iteration time, s."""
+        for m in self.members:
+            self.env.process(self._member(m))
+        self.env.run()
+        stuck = [m for m in self.members if m.end is None]
+        if stuck:
+            m = stuck[0]
+            raise RuntimeError(f"replay deadlocked: stage {m.stage} rank {m.rank} did not finish "
+                               f"({len(stuck)} member(s) stuck at t = {self.env.now:.6g} s)")
+        for m in self.members:
+            self._trailing(m)
+        return max(m.end for m in self.members)
+
+    def _dep(self, key: tuple) -> simpy.Event:
+        ev = self.deps.get(key)
+        if ev is None:
+            ev = self.deps[key] = self.env.event()
+        return ev
+
+    def _member(self, m: Member):
+        env, rec, pp, n_vs = self.env, self.rec, self.pp, self.n_vs
+        progs = self.progs[m.stage]
+        for st in self.plan.stages[m.stage].schedule:
+            c, mb = st.chunk, st.microbatch
+            vs = c * pp + m.stage
+            fwd = st.kind == "F"
+            if pp > 1 and ((fwd and vs > 0) or (not fwd and vs < n_vs - 1)):
+                ev = self._dep((st.kind, vs, mb, m.dep_rank))
+                if ev.callbacks is not None:  # not processed yet
+                    t0 = env.now
+                    yield ev
+                    rec.wait(m.idx, 0, None, mb, c, t0, env.now)
+            trip = progs[c]
+            prog = trip[0] if fwd else (trip[2] if mb == self.last_mb else trip[1])
+            yield from self._run(m, prog, st.kind, vs, mb, c)
+        for ins, c in self.deferred[m.stage]:
+            h = self._issue(m, ins, "B", -1, self.last_mb, c)
+            if h[0].end_s is None:
+                yield from self._wait(m, [h], self.last_mb, c)
+        yield from self._run(m, self.opt_progs[m.stage], "O", -1, -1, -1)
+        pend = [h for h in m.outstanding if h[0].end_s is None]
+        if pend:
+            yield from self._wait(m, pend, -1, -1)
+        m.end = env.now
+
+    def _run(self, m: Member, prog: Program, kind: str, vs: int, mb: int, c: int):
+        env, segs, timeout, factor = self.env, self.rec.segments, self.env.timeout, m.factor
+        local: dict[str, tuple[Flight, list]] = {}
+        for ins in prog.steps:
+            if ins.kind == SEG:
+                if ins.after:
+                    hs: list[tuple[Flight, list]] = []
+                    for n in ins.after:
+                        h = local.get(n)
+                        if h is not None:
+                            hs.append(h)
+                        else:
+                            hs.extend(m.issued.get(n, ()))
+                    pend = [h for h in hs if h[0].end_s is None]
+                    if pend:
+                        yield from self._wait(m, pend, mb, c)
+                t0 = env.now
+                if m.first_start is None:
+                    m.first_start = t0
+                yield timeout(ins.duration_s * factor)
+                segs.append((ins.seg_id, t0, factor, m.idx, mb, c))
+                continue
+            h = self._issue(m, ins, kind, vs, mb, c)
+            call = ins.call
+            if call.overlappable:
+                if prog.optimizer:
+                    m.trailing.append(h)
+                    continue
+                local[call.where] = h
+                if call.where in m.global_names:
+                    m.issued.setdefault(call.where, []).append(h)
+                m.outstanding.append(h)
+                if len(m.outstanding) > 256:
+                    m.outstanding = [x for x in m.outstanding if x[0].end_s is None]
+            elif h[0].end_s is None:
+                t0 = env.now
+                yield self.comm.event(h[0])
+                self._account(m, h, t0, mb, c)
+
+    def _wait(self, m: Member, pend: list[tuple[Flight, list]], mb: int, c: int):
+        """Idle until every flight of ``pend`` is done; the wait is accounted to the last one."""
+        t0 = self.env.now
+        for fl, _ in pend:
+            if fl.end_s is None:
+                yield self.comm.event(fl)
+        self._account(m, max(pend, key=lambda h: h[0].end_s), t0, mb, c)
+
+    def _account(self, m: Member, h: tuple[Flight, list], t0: float, mb: int, c: int) -> None:
+        """The compute stream of ``m`` waited from ``t0`` until now for flight ``h``: the part
+        spent waiting for other ranks to reach it (after ``m`` had reached it) is *sync*, the
+        rest (its stream busy, the transfer) is its exposed time."""
+        fl, row = h
+        now = self.env.now
+        a = max(t0, row[4])
+        sync = max(0.0, min(now, fl.start_s) - a)
+        row[3] += (now - t0) - sync
+        rec = self.rec
+        if sync > 0:
+            rec.wait(m.idx, 2, fl, mb, c, t0, a)
+            rec.wait(m.idx, 1, fl, mb, c, a, a + sync)
+            rec.wait(m.idx, 2, fl, mb, c, a + sync, now)
+        else:
+            rec.wait(m.idx, 2, fl, mb, c, t0, now)
+
+    def _issue(self, m: Member, ins: CallStep, kind: str, vs: int, mb: int, c: int) -> tuple[Flight, list]:
+        call = ins.call
+        meta = self.meta[id(call)]
+        if self.full:
+            row = int(meta.rows[m.rank])
+            need = 1 if meta.send else call.group_size
+            skey: tuple = (meta.sync, mb, row)
+        else:
+            row, need, skey = -1, meta.issuers, (meta.sync, mb)
+        rv = self.rv.get(skey) if need > 1 else None
+        if rv is None:
+            fl = Flight(meta.info, call, m.stage, mb, c, row)
+            if self.full:  # the groups of one call instance share one rate (one costing)
+                fl.unit = (meta.sync, mb)
+            if ins.tail_send:
+                nxt = vs + 1 if kind == "F" else vs - 1
+                dst = int(call.groups[row, 1]) if self.full else None
+                fl.callbacks.append(lambda _f, k=(kind, nxt, mb, dst): self._dep(k).succeed())
+            self.rec.flight(fl)
+            rv = [need, 0, fl, []]
+            if need > 1:
+                self.rv[skey] = rv
+        fl = rv[2]
+        row = self.rec.comm(m.idx, fl, self.env.now)
+        stream = m.streams[call.dim]
+        if stream.busy:
+            stream.queue.append(lambda: self._arrive(rv, skey, stream, row))
+        else:
+            stream.busy = True
+            self._arrive(rv, skey, stream, row)
+        return fl, row
+
+    def _arrive(self, rv: list, skey: tuple, stream: Stream, row: list) -> None:
+        row[4] = self.env.now  # this rank reached the call (its stream is free)
+        if rv[0] == 1:  # the common case: nobody else to wait for
+            fl = rv[2]
+            fl.callbacks.append(stream.release)
+            self.comm.start(fl)
+            return
+        rv[3].append(stream)
+        rv[1] += 1
+        if rv[1] < rv[0]:
+            return
+        del self.rv[skey]
+        fl, holders = rv[2], rv[3]
+        fl.callbacks.append(lambda _f: [s.release() for s in holders])
+        self.comm.start(fl)
+
+    def _trailing(self, m: Member) -> None:
+        """Calls the optimizer left in flight overlap the next iteration's first forward: they
+        extend the iteration only by what they outlast it."""
+        if not m.trailing:
+            return
+        fl, row = max(m.trailing, key=lambda h: h[0].end_s)
+        st = self.plan.stages[m.stage]
+        lead = (m.first_start or 0.0) + st.chunks[0].forward_s * m.factor
+        excess = fl.end_s - (m.end + lead)
+        if excess > 0:
+            row[3] += excess
+            self.rec.wait(m.idx, 2, fl, -1, -1, m.end, m.end + excess)
+            m.end += excess
