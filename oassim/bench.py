@@ -3,6 +3,7 @@
     python -m oassim.bench topology [--preset gb200-nvl72] [--accelerators 16384 131072]
     python -m oassim.bench collective [--preset dgx-h100-superpod] [--accelerators 16384] [--groups all|rail]
     python -m oassim.bench run [--network analytical flow] [--large]
+    python -m oassim.bench network [--endpoints 10000] [--radix 48] [--flows 10000 100000]
 
 Each size runs in a fresh subprocess so that its peak resident memory is its own.
 """
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 
-__all__ = ["main", "bench_topology_once", "bench_collective_once", "bench_run_once", "RUN_JOB"]
+__all__ = ["main", "bench_topology_once", "bench_collective_once", "bench_run_once", "bench_network_once", "RUN_JOB"]
 
 
 def _peak_rss_GB() -> float:
@@ -216,8 +217,89 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _best(fn, repeat: int) -> tuple[float, object]:
+    """Smallest wall time of ``repeat`` calls of ``fn`` and its last result."""
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def bench_network_once(endpoints: int, radix: int, flows: int, random_max: int, seed: int = 0) -> dict:
+    """Network models on a standalone 3-tier fat-tree (NDR-like 400G parts), ``flows`` random
+    endpoint pairs: one max-min solve, the ``analytical`` and the full ``flow`` transfer (all
+    events) with equal sizes (a collective phase) and with random sizes (one event per flow;
+    only up to ``random_max`` flows). The numba JIT is warmed first (loaded from its cache)."""
+    import numpy as np
+
+    from oassim.network import AnalyticalNetwork, FlowNetwork, Flows, maxmin_rates, stripe
+    from oassim.topology.fabric import Paths, freeze
+    from oassim.topology.families import fat_tree as ft
+    from oassim.topology.parts import LinkClass, SwitchClass
+
+    t0 = time.perf_counter()
+    link = LinkClass("ndr", 50e9, 1e-7, "optical", rate_Gbps=400)
+    sw = {r: SwitchClass("sw", radix=radix, latency_s=2e-7, port_rate_Gbps=400) for r in ft.SWITCH_ROLES}
+    fabric = freeze(ft.build(ft.Spec(endpoints=endpoints, tiers=3), dict.fromkeys(ft.LINK_ROLES, link), sw))
+    build_s = time.perf_counter() - t0
+    ep = fabric.routing["endpoints"]
+    rng = np.random.default_rng(seed)
+    src = rng.choice(ep, flows)
+    dst = ep[(np.searchsorted(ep, src) + rng.integers(1, len(ep), flows)) % len(ep)]  # != src
+    equal = Flows(src, dst, np.full(flows, 16.0 * 2**20))
+    rand = Flows(src, dst, rng.uniform(1.0, 64.0, flows) * 2**20)
+    fm, am = FlowNetwork(fabric), AnalyticalNetwork(fabric)
+    fm.transfer(Flows(src[:8], dst[:8], np.ones(8)))  # JIT warm-up
+    sub = stripe(fabric, equal)
+    paths, cap = Paths(sub.ptr, sub.links), fabric.capacity_Bps
+    solve_s, _ = _best(lambda: maxmin_rates(paths, cap), 5)
+    stripe_s, _ = _best(lambda: stripe(fabric, equal), 3)
+    analytical_s, _ = _best(lambda: am.transfer(equal), 3)
+    flow_eq_s, run_eq = _best(lambda: fm.run(equal), 1)
+    row = {"endpoints": len(ep), "links": fabric.n_links, "flows": flows, "hops": float(sub.hops.mean()),
+           "build_s": build_s, "solve_s": solve_s, "stripe_s": stripe_s, "analytical_s": analytical_s,
+           "flow_equal_s": flow_eq_s, "events_equal": run_eq.events, "flow_random_s": None, "events_random": None}
+    if flows <= random_max:
+        row["flow_random_s"], run_rand = _best(lambda: fm.run(rand), 1)
+        row["events_random"] = run_rand.events
+    row["peak_rss_GB"] = _peak_rss_GB()
+    return row
+
+
+def _network(args: argparse.Namespace) -> int:
+    rows = []
+    for n in args.flows:
+        cmd = [sys.executable, "-m", "oassim.bench", "_network_one", str(args.endpoints), str(args.radix), str(n),
+               str(args.random_max_flows)]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.stderr.write(out.stderr)
+            return out.returncode
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    def ms(x):
+        return f"{x * 1e3:>9.1f}" if x is not None else f"{'-':>9}"
+
+    print(f"3-tier fat-tree, radix {args.radix}: {rows[0]['endpoints']:,} endpoints, {rows[0]['links']:,} directed "
+          f"links; random endpoint pairs; times in ms (best of 5 / 3 / 1)")
+    print(f"{'flows':>8} {'hops':>5} {'max-min':>9} {'stripe':>9} {'analyt.':>9} {'flow eq':>9} {'events':>7} "
+          f"{'flow rnd':>9} {'events':>7} {'peak GB':>8}")
+    for r in rows:
+        print(f"{r['flows']:>8,} {r['hops']:>5.2f} {ms(r['solve_s'])} {ms(r['stripe_s'])} {ms(r['analytical_s'])} "
+              f"{ms(r['flow_equal_s'])} {r['events_equal']:>7,} {ms(r['flow_random_s'])} "
+              f"{r['events_random'] if r['events_random'] is not None else '-':>7} {r['peak_rss_GB']:>8.2f}")
+    print("max-min: one solve of all flows (maxmin_rates); analytical: whole transfer (routing included); "
+          "flow eq / rnd: whole flow transfer, all events, equal (16 MiB) / random (1-64 MiB) sizes")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_network_one":
+        print(json.dumps(bench_network_once(int(argv[1]), int(argv[2]), int(argv[3]), int(argv[4]))))
+        return 0
     if argv and argv[0] == "_topology_one":
         print(json.dumps(bench_topology_once(argv[1], int(argv[2]), int(argv[3]))))
         return 0
@@ -254,7 +336,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--large-preset", default="gb200-nvl72",
                    help="preset of the large case (dgx-h100's 3-tier NDR fat-tree stops at 65,536)")
     r.add_argument("--large-accelerators", type=int, default=131072)
+    nw = sub.add_parser("network", help="max-min solve, analytical and flow transfers on a 3-tier fat-tree")
+    nw.add_argument("--endpoints", type=int, default=10000)
+    nw.add_argument("--radix", type=int, default=48)
+    nw.add_argument("--flows", type=int, nargs="+", default=[10000, 100000])
+    nw.add_argument("--random-max-flows", type=int, default=30000,
+                    help="largest flow count for the random-size flow transfer (one event per flow)")
     args = p.parse_args(argv)
+    if args.what == "network":
+        return _network(args)
     if args.what == "run":
         return _run(args)
     if args.what == "collective":

@@ -120,7 +120,8 @@ def stripe(fabric: Fabric, flows: Flows, salt: int = 0) -> SubFlows:
     src, dst = flows.src, flows.dst
     for name, ids in (("src", src), ("dst", dst)):
         if n and (ids.min() < 0 or ids.max() >= fabric.n_nodes):
-            raise ValueError(f"flow {name} node ids must lie in [0, {fabric.n_nodes}), got {int(ids.min())}..{int(ids.max())}")
+            raise ValueError(f"flow {name} node ids must lie in [0, {fabric.n_nodes}), "
+                             f"got {int(ids.min())}..{int(ids.max())}")
     moving = np.flatnonzero(src != dst)
     if len(moving) == 0:
         z = np.zeros(0, dtype=np.int64)

@@ -13,7 +13,8 @@ import numpy as np
 __all__ = ["maxmin_reference", "flow_completion_reference"]
 
 
-def maxmin_reference(ptr: np.ndarray, links: np.ndarray, cap: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+def maxmin_reference(ptr: np.ndarray, links: np.ndarray, cap: np.ndarray,
+                     active: np.ndarray | None = None) -> np.ndarray:
     """Max-min rates of the flows of a path CSR (rate 0 for inactive flows, inf for empty paths)."""
     n = len(ptr) - 1
     active = np.ones(n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
