@@ -59,6 +59,7 @@ BAD = [
     (_set("accelerator", "h900"), ["accelerator", "h900", "h100-sxm"]),
     (_set("supernode.family", "hypercube"), ["supernode.family", "hypercube", "allowed", "fat_tree"]),
     (_del("scale_out.links.leaf_spine"), ["scale_out.links", "missing link role 'leaf_spine'"]),
+    (_set("supernode.switches.spine", "quantum-2"), ["supernode.switches.spine", "unknown switch role 'spine'", "uses: scaleup"]),
     (_set("scale_out.spec", {"tiers": 2}), ["scale_out.spec"]),  # too many endpoints for 2 tiers is set below
     (_del("scale_out"), ["scale_out", "no scale_out fabric"]),
     (_set("supernode.spec.size", -8), ["supernode.spec.size", "greater than or equal to 2"]),

@@ -259,36 +259,11 @@ def _resolve_domain(d: DomainSpec, extra: dict[str, Any], cat: Catalog, source: 
     _check_limits(geometry, source, f"{prefix}.spec")
     needed_links = _roles_used(family_mod, "LINK_ROLES", geometry)
     needed_switches = _roles_used(family_mod, "SWITCH_ROLES", geometry)
-    for role in needed_links:
-        if role not in d.links:
-            raise SpecError(
-                f"missing link role '{role}' (family {d.family} needs: {', '.join(needed_links)})",
-                source=source,
-                path=f"{prefix}.links",
-            )
-    for role in needed_switches:
-        if role not in d.switches:
-            raise SpecError(
-                f"missing switch role '{role}' (family {d.family} needs: {', '.join(needed_switches)})",
-                source=source,
-                path=f"{prefix}.switches",
-            )
-    known_links = set(getattr(family_mod, "LINK_ROLES", ()))
-    for role in d.links:
-        if role not in known_links:
-            raise SpecError(
-                f"unknown link role '{role}' (family {d.family} uses: {', '.join(sorted(known_links)) or 'none'})",
-                source=source,
-                path=f"{prefix}.links.{role}",
-            )
-    known_sw = set(getattr(family_mod, "SWITCH_ROLES", ()))
-    for role in d.switches:
-        if role not in known_sw:
-            raise SpecError(
-                f"unknown switch role '{role}' (family {d.family} uses: {', '.join(sorted(known_sw)) or 'none'})",
-                source=source,
-                path=f"{prefix}.switches.{role}",
-            )
+    for kind, given, needed, attr in (
+        ("link", d.links, needed_links, "LINK_ROLES"),
+        ("switch", d.switches, needed_switches, "SWITCH_ROLES"),
+    ):
+        _check_roles(kind, given, needed, set(getattr(family_mod, attr, ())), d.family, source, prefix)
     links = {r: _link_class(u, cat, source, f"{prefix}.links.{r}", modules) for r, u in d.links.items()}
     switches = {r: _switch_class(u, cat, source, f"{prefix}.switches.{r}", parts) for r, u in d.switches.items()}
     return ResolvedDomain(d.family, geometry, links, switches)
@@ -311,6 +286,23 @@ def _check_limits(geometry: Any, source: str, prefix: str) -> None:
         return
     if size > MAX_COUNT:
         raise SpecError(f"{size:,} accelerators per domain is too large (at most {MAX_COUNT:,})", source=source, path=prefix)
+
+
+def _check_roles(kind: str, given: dict, needed: tuple[str, ...], known: set[str], family: str, source: str, prefix: str) -> None:
+    """Every role the family needs is given, and every given role is one the family uses."""
+    where = f"{prefix}.{kind}es" if kind == "switch" else f"{prefix}.{kind}s"
+    for role in needed:
+        if role not in given:
+            raise SpecError(
+                f"missing {kind} role '{role}' (family {family} needs: {', '.join(needed)})", source=source, path=where
+            )
+    for role in given:
+        if role not in known:
+            raise SpecError(
+                f"unknown {kind} role '{role}' (family {family} uses: {', '.join(sorted(known)) or 'none'})",
+                source=source,
+                path=f"{where}.{role}",
+            )
 
 
 def _family_module(name: str):
