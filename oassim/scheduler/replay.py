@@ -48,7 +48,10 @@ from oassim.scheduler.program import SEG, CallStep, Program, ProgramBuilder
 
 __all__ = ["Replay", "Member", "Stream", "FULL_RANK_LIMIT"]
 
-FULL_RANK_LIMIT = 4096
+# Full-rank replay costs events in proportion to ranks x operations: 512 ranks of GPT-3 175B
+# (tp8 pp8 dp8) take ~30 s; 3,072 ranks ran for over 10 minutes. Larger jobs use the
+# representative mode.
+FULL_RANK_LIMIT = 1024
 _DIMS = ("tp", "cp", "ep", "dp", "pp")
 
 
