@@ -83,18 +83,12 @@ def build_cluster(rc) -> nx.Graph:
             g.add_edges_from((off + u, off + v, _shift(e, off)) for u, v, e in t_edges)
             g.graph["n_nodes"] = off + t_nodes
             g.graph["n_accelerators"] = r0 + tmpl.graph["n_accelerators"]
-        structure.update(
-            template=freeze(tmpl),
-            domain_nodes=t_nodes,
-            domain_base=0,
-            accel_local=np.asarray(
-                [i for i in range(t_nodes) if t_data[i]["kind"] == "accelerator"], dtype=np.int64
-            ),
-        )
+        # supernode d occupies node ids [d * t_nodes, (d + 1) * t_nodes): the router offsets by that
+        structure.update(template=freeze(tmpl), domain_nodes=t_nodes)
         g.graph["supernode_family"] = sn.family
     else:
         add_nodes(g, rc.accelerators, "accelerator", "accelerator", domain=range(rc.accelerators), rail=0, **accel)
-        structure.update(template=None, domain_nodes=1, domain_base=0, accel_local=np.zeros(1, dtype=np.int64))
+        structure.update(template=None, domain_nodes=1)
         size = 1
     accel_nodes = np.asarray(
         sorted((d["rank"], n) for n, d in g.nodes(data=True) if d["kind"] == "accelerator"), dtype=np.int64
@@ -136,9 +130,7 @@ def build_cluster(rc) -> nx.Graph:
         accelerators_requested=rc.spec.accelerators,
         supernodes=n_dom,
         domain_size=size,
-        modules={k: m for k, m in rc.modules.items()},
-        switch_parts=dict(rc.switch_parts),
-        accelerator=rc.accelerator,
+        modules=dict(rc.modules),
         resolved=rc,
     )
     return g

@@ -162,7 +162,6 @@ class ResolvedCluster:
     nic_rate_Gbps: float | None
     rails: int
     modules: dict[str, OpticalModule]
-    switch_parts: dict[str, Switch]
 
 
 def load_cluster(path_or_name: str | Path, accelerators: int | None = None) -> ResolvedCluster:
@@ -223,9 +222,8 @@ def _link_class(use: LinkUse, cat: Catalog, source: str, path: str, modules: dic
     )
 
 
-def _switch_class(use: SwitchUse, cat: Catalog, source: str, path: str, parts: dict) -> SwitchClass:
+def _switch_class(use: SwitchUse, cat: Catalog, source: str, path: str) -> SwitchClass:
     sw: Switch = cat.resolve_switch(use.switch, source=source, prefix=f"{path}.switch")
-    parts[sw.name] = sw
     if use.rate_Gbps is None:
         radix, rate = sw.radix, sw.port_rate_Gbps
     else:
@@ -252,7 +250,7 @@ def _switch_class(use: SwitchUse, cat: Catalog, source: str, path: str, parts: d
     )
 
 
-def _resolve_domain(d: DomainSpec, extra: dict[str, Any], cat: Catalog, source: str, prefix: str, modules: dict, parts: dict) -> ResolvedDomain:
+def _resolve_domain(d: DomainSpec, extra: dict[str, Any], cat: Catalog, source: str, prefix: str, modules: dict) -> ResolvedDomain:
     spec_model, _build = _family(d.family, source, prefix)
     family_mod = _family_module(d.family)
     geometry = validate(spec_model, {**d.spec, **extra}, source=source, prefix=f"{prefix}.spec")
@@ -265,7 +263,7 @@ def _resolve_domain(d: DomainSpec, extra: dict[str, Any], cat: Catalog, source: 
     ):
         _check_roles(kind, given, needed, set(getattr(family_mod, attr, ())), d.family, source, prefix)
     links = {r: _link_class(u, cat, source, f"{prefix}.links.{r}", modules) for r, u in d.links.items()}
-    switches = {r: _switch_class(u, cat, source, f"{prefix}.switches.{r}", parts) for r, u in d.switches.items()}
+    switches = {r: _switch_class(u, cat, source, f"{prefix}.switches.{r}") for r, u in d.switches.items()}
     return ResolvedDomain(d.family, geometry, links, switches)
 
 
@@ -337,11 +335,10 @@ def resolve_cluster(spec: ClusterSpec, source: str = "<cluster>", catalog: Catal
     cat = catalog or load_catalog()
     acc = cat.resolve_accelerator(spec.accelerator, source=source, prefix="accelerator")
     modules: dict[str, OpticalModule] = {}
-    parts: dict[str, Switch] = {}
     sn = None
     size = 1
     if spec.supernode is not None:
-        sn = _resolve_domain(spec.supernode, {}, cat, source, "supernode", modules, parts)
+        sn = _resolve_domain(spec.supernode, {}, cat, source, "supernode", modules)
         size = domain_size(sn.spec)
     supernodes = math.ceil(spec.accelerators / size)
     built = supernodes * size
@@ -367,7 +364,7 @@ def resolve_cluster(spec: ClusterSpec, source: str = "<cluster>", catalog: Catal
             )
         rails = spec.scale_out.rails or size
         extra = {} if "endpoints" in spec.scale_out.spec else {"endpoints": built * nic_ports}
-        so = _resolve_domain(spec.scale_out, extra, cat, source, "scale_out", modules, parts)
+        so = _resolve_domain(spec.scale_out, extra, cat, source, "scale_out", modules)
     return ResolvedCluster(
         spec=spec,
         source=source,
@@ -381,6 +378,5 @@ def resolve_cluster(spec: ClusterSpec, source: str = "<cluster>", catalog: Catal
         nic_rate_Gbps=nic_rate,
         rails=rails,
         modules=modules,
-        switch_parts=parts,
     )
 
