@@ -14,26 +14,10 @@ import sys
 from typing import Any, Sequence
 
 from oassim import __version__
+from oassim.cli._common import Parser as _Parser, positive_int as _positive_int
 from oassim.errors import OassimError, SpecError
 
 __all__ = ["main", "build_parser"]
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors in one line with exit status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"oassim: error: {self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
-    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     _collective_parser(sub)
     _run_parser(sub)
+    for module in _command_modules():
+        module.add_parsers(sub)
     return p
+
+
+# Subcommand modules of this package: each defines ``add_parsers(sub)`` and ``COMMANDS``, a
+# mapping of command name to ``handler(args) -> exit status``.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _command_modules() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(f"oassim.cli.{name}") for name in _COMMAND_MODULES]
 
 
 def _run_parser(sub: Any) -> None:
@@ -302,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_collective(args)
         if args.command == "run":
             return _cmd_run(args)
+        for module in _command_modules():
+            if args.command in module.COMMANDS:
+                return module.COMMANDS[args.command](args)
     except SpecError as exc:
         sys.stderr.write(f"oassim: error: {exc}\n")
         return 2
