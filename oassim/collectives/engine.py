@@ -220,11 +220,11 @@ class CollectiveEngine:
         if not fits:
             why = "; ".join(f"{n}: {w}" for n, w in reasons.items() if req.op in ALGORITHMS[n].ops)
             raise SpecError(f"no algorithm can run {req.op} here ({why})", source=req.source, path="algorithm")
-        est = {n: self._evaluate(req, n, self._estimator, memo) for n in fits}
-        times = {n: r.time_s for n, r in est.items()}
+        # estimates need only each candidate's time: the dense link arrays are built for the
+        # chosen one alone (its phases are in the phase cache by then)
+        times = {n: self._timed(req, n, self._estimator, memo)[2] for n in fits}
         best = min(fits, key=lambda n: (times[n], fits.index(n)))
-        chosen = est[best] if self._estimator is self.network else self._evaluate(req, best, self.network, memo)
-        return _with(chosen, candidates=times)
+        return _with(self._evaluate(req, best, self.network, memo), candidates=times)
 
     def _evaluate(self, req: CollectiveRequest, name: str, net: NetworkModel, memo: bool) -> CollectiveResult:
         key = (req.key(), name, net.name, self.salt)
@@ -233,32 +233,34 @@ class CollectiveEngine:
             if hit is not None:
                 self.stats["request_hits"] += 1
                 return hit[0]
-        phases = ALGORITHMS[name].phases(req, self.caps)
-        n_links = self.fabric.n_links
-        link_bytes = np.zeros(n_links)
-        link_busy = np.zeros(n_links)
-        costs: list[PhaseCost] = []
-        total = 0.0
-        for p in phases:
-            c = self._cost_phase(p, net, memo)
-            t = p.repeat * (c.transfer_s + (p.steps - 1) * c.latency_s + p.steps * self.tuning.step_s)
-            # c.links are unique (flatnonzero, or a one-to-one copy per domain): plain += is exact
-            link_bytes[c.links] += c.payload * p.repeat
-            link_busy[c.links] += c.busy_s * p.repeat
-            costs.append(PhaseCost(p.label, p.repeat, p.steps, p.n_flows, p.in_network, c.transfer_s,
-                                   c.latency_s, t, p.total_bytes))
-            total += t
-        if phases:
-            total += self.tuning.launch_s
+        phases, (costed, times), total = self._timed(req, name, net, memo)
+        costs = [PhaseCost(p.label, p.repeat, p.steps, p.n_flows, p.in_network, c.transfer_s, c.latency_s, t,
+                           p.total_bytes) for p, c, t in zip(phases, costed, times)]
+        # the phases' sparse link loads summed per link (sorted, unique)
+        links, at = np.unique(np.concatenate([c.links for c in costed] or [np.zeros(0, np.int64)]),
+                              return_inverse=True)
+        reps = np.repeat([float(p.repeat) for p in phases], [c.size for c in costed]) if phases else np.zeros(0)
+        loads = [np.bincount(at, weights=np.concatenate([getattr(c, f) for c in costed] or [np.zeros(0)]) * reps,
+                             minlength=len(links)) for f in ("payload", "busy_s")]
         res = CollectiveResult(
             op=req.op, algorithm=name, size_bytes=req.size_bytes, group_size=req.group_size,
             n_groups=req.n_groups, network=net.name, tuning=self.tuning.name, time_s=total,
-            phases=tuple(costs), link_bytes=link_bytes, link_busy_s=link_busy,
-            link_tier=self.fabric.link_tier, link_tier_names=self.fabric.link_tier_names,
+            phases=tuple(costs), links=links.astype(np.int64), loaded_bytes=loads[0], loaded_busy_s=loads[1],
+            n_links=self.fabric.n_links, link_tier=self.fabric.link_tier, link_tier_names=self.fabric.link_tier_names,
         )
         if memo:
-            self._requests.put(key, res, 2 * n_links + 16)  # results hold dense link arrays
+            self._requests.put(key, res, 3 * len(links) + 16)
         return res
+
+    def _timed(self, req: CollectiveRequest, name: str, net: NetworkModel,
+               memo: bool) -> tuple[list[Phase], tuple[list[_Costed], list[float]], float]:
+        """The phases of ``name`` for ``req``, each one's cost and time, and the total time."""
+        phases = ALGORITHMS[name].phases(req, self.caps)
+        costed = [self._cost_phase(p, net, memo) for p in phases]
+        times = [p.repeat * (c.transfer_s + (p.steps - 1) * c.latency_s + p.steps * self.tuning.step_s)
+                 for p, c in zip(phases, costed)]
+        total = float(sum(times)) + (self.tuning.launch_s if phases else 0.0)
+        return phases, (costed, times), total
 
     def _cost_phase(self, p: Phase, net: NetworkModel, memo: bool) -> _Costed:
         if not memo:

@@ -12,6 +12,7 @@ link tier holding the most utilised link.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -74,10 +75,13 @@ class CollectiveResult:
     time_s : float
         Launch overhead plus the phases' times, s.
     phases : tuple of PhaseCost
-    link_bytes : ndarray of float64, shape (n_links,)
-        Payload bytes per directed link over the whole collective.
-    link_busy_s : ndarray of float64, shape (n_links,)
-        Busy time per directed link over the whole collective, s.
+    links : ndarray of int64, shape (k,)
+        The directed links that carried bytes, ascending (the sparse form: a collective on
+        a 10^5-link fabric touches few of them).
+    loaded_bytes, loaded_busy_s : ndarray of float64, shape (k,)
+        Payload bytes and busy time of each link of ``links`` over the whole collective.
+    n_links : int
+        Links of the fabric (the length of the dense :attr:`link_bytes`, :attr:`link_busy_s`).
     link_tier : ndarray of int16, shape (n_links,)
     link_tier_names : tuple of str
     candidates : dict of str to float
@@ -93,11 +97,28 @@ class CollectiveResult:
     tuning: str
     time_s: float
     phases: tuple[PhaseCost, ...]
-    link_bytes: np.ndarray
-    link_busy_s: np.ndarray
+    links: np.ndarray
+    loaded_bytes: np.ndarray
+    loaded_busy_s: np.ndarray
+    n_links: int
     link_tier: np.ndarray
     link_tier_names: tuple[str, ...]
     candidates: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def link_bytes(self) -> np.ndarray:
+        """Payload bytes per directed link over the whole collective, shape (n_links,)."""
+        return self._dense(self.loaded_bytes)
+
+    @cached_property
+    def link_busy_s(self) -> np.ndarray:
+        """Busy time per directed link over the whole collective, s, shape (n_links,)."""
+        return self._dense(self.loaded_busy_s)
+
+    def _dense(self, values: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.n_links)
+        out[self.links] = values
+        return out
 
     @property
     def algbw_Bps(self) -> float:
@@ -128,9 +149,9 @@ class CollectiveResult:
     @property
     def bottleneck_tier(self) -> str:
         """Link tier of the most utilised link ("-" when no link carried anything)."""
-        if not len(self.link_busy_s) or not np.any(self.link_busy_s > 0):
+        if not np.any(self.loaded_busy_s > 0):
             return "-"
-        return self.link_tier_names[int(self.link_tier[int(np.argmax(self.link_busy_s))])]
+        return self.link_tier_names[int(self.link_tier[self.links[int(np.argmax(self.loaded_busy_s))]])]
 
     def row(self) -> dict[str, Any]:
         """One nccl-tests style table row (units in the keys)."""

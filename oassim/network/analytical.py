@@ -181,10 +181,21 @@ class AnalyticalNetwork:
             ``link_busy_s`` (n_links,).
         """
         sub = stripe(self.fabric, flows, salt)
-        load = sub.link_bytes(self.fabric.n_links)
-        busy = load / self._cap
+        n_links = self.fabric.n_links
+        if len(sub.links) * 8 < n_links:
+            # few links touched (one domain's pattern, a pipeline hop): work on those alone
+            used, at = np.unique(sub.links, return_inverse=True)
+            load_used = np.bincount(at, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(used))
+            busy_used = load_used / self._cap[used]
+            load, busy = np.zeros(n_links), np.zeros(n_links)
+            load[used], busy[used] = load_used, busy_used
+            per_link = busy_used[at]
+        else:
+            load = sub.link_bytes(n_links)
+            busy = load / self._cap
+            per_link = busy[sub.links]
         if len(sub.size_bytes):
-            t_sub = np.maximum.reduceat(busy[sub.links], sub.ptr[:-1]) + sub.latency_s
+            t_sub = np.maximum.reduceat(per_link, sub.ptr[:-1]) + sub.latency_s
         else:
             t_sub = np.zeros(0)
         finish = sub.flow_max(t_sub)

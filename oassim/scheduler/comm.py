@@ -173,19 +173,18 @@ class CommModel:
         alone = float(res.time_s)
         bw = sum(p.repeat * p.transfer_s for p in getattr(res, "phases", ()))
         bw = min(max(bw, 0.0), alone)
-        lb = np.asarray(getattr(res, "link_bytes", np.zeros(0)), dtype=np.float64)
-        busy = np.asarray(getattr(res, "link_busy_s", np.zeros(0)), dtype=np.float64)
-        tier = np.asarray(getattr(res, "link_tier", np.zeros(0, dtype=np.int16)))
-        links = np.flatnonzero(lb) if len(lb) else np.zeros(0, dtype=np.int64)
-        t = tier[links].astype(np.int64)
-        tb = np.bincount(t, weights=busy[links], minlength=self.n_tiers)[: self.n_tiers]
-        tby = np.bincount(t, weights=lb[links], minlength=self.n_tiers)[: self.n_tiers]
+        carried = res.loaded_bytes > 0
+        links = res.links[carried]
+        lb, busy = res.loaded_bytes[carried], res.loaded_busy_s[carried]
+        t = np.asarray(res.link_tier)[links].astype(np.int64)
+        tb = np.bincount(t, weights=busy, minlength=self.n_tiers)[: self.n_tiers]
+        tby = np.bincount(t, weights=lb, minlength=self.n_tiers)[: self.n_tiers]
         b_tier, b_util = "-", 0.0
-        if len(links) and alone > 0 and np.any(busy[links] > 0):
+        if len(links) and alone > 0 and np.any(busy > 0):
             # as CollectiveResult.bottleneck_tier / tier_utilisation, on the loaded links only
-            i = int(np.argmax(busy[links]))
+            i = int(np.argmax(busy))
             b_tier = str(res.link_tier_names[int(t[i])])
-            b_util = float(min(busy[links][t == t[i]].max() / alone, 1.0))
+            b_util = float(min(busy[t == t[i]].max() / alone, 1.0))
         info = CallInfo(len(self.infos), req, res, alone, bw, links, tb, tby, b_tier, b_util)
         self.infos.append(info)
         return info

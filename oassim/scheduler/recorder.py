@@ -257,9 +257,8 @@ class Recorder:
         per_link = np.zeros(len(tier_of))
         weight = np.bincount(ik, weights=w, minlength=n_info) if len(fl) else np.zeros(0)
         for k, inf in infos.items():
-            lb = getattr(inf.result, "link_busy_s", None)
-            if lb is not None and len(lb) == len(per_link) and len(inf.links):
-                per_link[inf.links] += weight[k] * np.asarray(lb)[inf.links]
+            if getattr(inf.result, "n_links", None) == len(per_link):
+                per_link[inf.result.links] += weight[k] * inf.result.loaded_busy_s
         peak = np.array([per_link[tier_of == t].max() if n_links[t] else 0.0 for t in range(nt)])
         tb, ty = busy.sum(axis=0), byts.sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["bfs_dist", "walk_down_dist", "splitmix64", "lookup_links"]
+__all__ = ["bfs_dist", "walk_down_dist", "splitmix64"]
 
 
 @njit(cache=True)
@@ -89,28 +89,3 @@ def walk_down_dist(ptr, nbr, lnk, dist, transit, srcs, hashes, out_ptr, out_link
             step += 1
     return True
 
-
-@njit(cache=True)
-def lookup_links(ptr, nbr, lnk, u, v, out):
-    """Link id from u[i] to v[i] by binary search in u's neighbour list (sorted by neighbour).
-
-    Writes -1 where the nodes are not adjacent; returns the count of misses.
-    """
-    misses = 0
-    for i in range(u.shape[0]):
-        a = u[i]
-        lo = ptr[a]
-        hi = ptr[a + 1]
-        b = v[i]
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if nbr[mid] < b:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < ptr[a + 1] and nbr[lo] == b:
-            out[i] = lnk[lo]
-        else:
-            out[i] = -1
-            misses += 1
-    return misses

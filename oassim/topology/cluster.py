@@ -80,7 +80,9 @@ def build_cluster(rc) -> nx.Graph:
                 (off + i, {**a, "domain": d, **({"rank": r0 + a["rank"]} if a["kind"] == "accelerator" else {})})
                 for i, a in enumerate(t_data)
             )
-            g.add_edges_from((off + u, off + v, _shift(e, off)) for u, v, e in t_edges)
+            # networkx copies each attribute dict it is given: only node-id attributes need a copy
+            g.add_edges_from((off + u, off + v, e if e.get("ocs") is None else _shift(e, off))
+                             for u, v, e in t_edges)
             g.graph["n_nodes"] = off + t_nodes
             g.graph["n_accelerators"] = r0 + tmpl.graph["n_accelerators"]
         # supernode d occupies node ids [d * t_nodes, (d + 1) * t_nodes): the router offsets by that

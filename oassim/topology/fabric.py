@@ -87,13 +87,12 @@ class Fabric:
         return len(self.accel_node)
 
     @cached_property
-    def _sorted_adjacency(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Outgoing links grouped by source and sorted by destination: (ptr, dst, link id)."""
-        order = np.lexsort((self.link_dst, self.link_src))
-        counts = np.bincount(self.link_src, minlength=self.n_nodes)
-        ptr = np.zeros(self.n_nodes + 1, dtype=np.int64)
-        np.cumsum(counts, out=ptr[1:])
-        return ptr, self.link_dst[order].astype(np.int64), order.astype(np.int64)
+    def _pair_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """Directed links sorted by ``src * n_nodes + dst``: (sorted keys, link ids). Parallel
+        links keep ascending id order, so a lookup finds the lowest id of a pair."""
+        key = self.link_src.astype(np.int64) * self.n_nodes + self.link_dst
+        order = np.argsort(key, kind="stable")
+        return key[order], order.astype(np.int64)
 
     @cached_property
     def csr(self) -> tuple[np.ndarray, np.ndarray]:
@@ -106,16 +105,15 @@ class Fabric:
 
     def link_ids(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Directed link ids for node pairs (u[i] -> v[i]); KeyError if a pair is not adjacent."""
-        from oassim.topology._kernels import lookup_links
-
-        u = np.ascontiguousarray(u, dtype=np.int64).ravel()
-        v = np.ascontiguousarray(v, dtype=np.int64).ravel()
-        ptr, nbr, lnk = self._sorted_adjacency
-        out = np.empty(len(u), dtype=np.int64)
-        if lookup_links(ptr, nbr, lnk, u, v, out):
-            i = int(np.flatnonzero(out < 0)[0])
-            raise KeyError(f"no link from node {int(u[i])} to node {int(v[i])}")
-        return out
+        # a binary search over all links in numpy: no JIT start-up on the analytical path
+        q = np.ascontiguousarray(u, dtype=np.int64).ravel() * self.n_nodes + np.asarray(v, dtype=np.int64).ravel()
+        keys, ids = self._pair_keys
+        at = np.minimum(np.searchsorted(keys, q), max(len(keys) - 1, 0))
+        found = keys[at] == q if len(keys) else np.zeros(len(q), dtype=bool)
+        if not found.all():
+            i = int(np.flatnonzero(~found)[0])
+            raise KeyError(f"no link from node {int(q[i] // self.n_nodes)} to node {int(q[i] % self.n_nodes)}")
+        return ids[at]
 
     @cached_property
     def router(self):

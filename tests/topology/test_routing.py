@@ -49,6 +49,18 @@ def test_freeze_refuses_non_contiguous_ids():
         freeze(g)
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(4, 40), st.integers(2, 12), st.floats(0.0, 1.0), st.integers(0, 2**16))
+def test_link_ids_match_a_dictionary_of_every_link(n_acc, n_sw, p, seed):
+    """link_ids finds, for every directed pair of a random fabric, the link a plain dict holds."""
+    f = freeze(_random_switch_graph(n_acc, n_sw, p, seed))
+    table = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(f.link_src, f.link_dst))}
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(f.n_links)
+    got = f.link_ids(f.link_src[pick], f.link_dst[pick])
+    assert [table[int(f.link_src[i]), int(f.link_dst[i])] for i in pick] == got.tolist()
+
+
 def test_link_ids_raises_for_non_adjacent_nodes():
     """Looking up a link between two nodes that are not adjacent is a KeyError."""
     f = freeze(_random_switch_graph(6, 4, 0.0, 0))
