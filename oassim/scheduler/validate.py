@@ -13,8 +13,9 @@ era: unfused attention, blocking tensor-parallel and pipeline communication, no 
 overlap). The predicted TFLOP/s per GPU uses the paper's FLOP count
 (``megatron_tflops_per_accelerator``: eq. 3, recomputation included), as Table 1 does.
 
-Nothing here is fitted: the A100 compute efficiency was fitted on other rows (S02, see
-``oassim.workload.fit``) and these rows are held out. The table prints, per row, measured and
+Nothing here is fitted: the A100's ``gemm_e_max`` is fitted on these rows by
+:mod:`oassim.scheduler.calibrate`, which uses this module's replays and judges each row at
+the value fitted without it (leave-one-out). The table prints, per row, measured and
 predicted TFLOP/s, the error and where the predicted iteration goes.
 """
 
@@ -24,12 +25,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-__all__ = ["ROWS", "MEGATRON_FRAMEWORK", "row_plan", "simulate_row", "megatron_table", "format_table", "main"]
+__all__ = ["ROWS", "MEGATRON_FRAMEWORK", "ACCELERATOR", "a100_efficiency", "row_plan", "simulate_row", "megatron_table", "format_table", "main"]
 
 ROWS = tuple(f"T{i:04d}" for i in range(1, 11))
 MEGATRON_FRAMEWORK = "megatron-lm-2021"
+ACCELERATOR = "a100-sxm"
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -50,8 +52,24 @@ def _raw_rows(path: Path) -> dict[str, dict[str, str]]:
         return {r["row_id"]: r for r in csv.DictReader(f)}
 
 
-def row_plan(row_id: str, path: str | Path | None = None) -> tuple[Any, Any, float]:
-    """(plan, fabric, measured TFLOP/s per GPU) of one SC'21 row."""
+def a100_efficiency(**values: float) -> Any:
+    """The compute-efficiency file with the ``a100-sxm`` entry's fields replaced by ``values``
+    (e.g. ``gemm_e_max=0.7``); no values: the file as it is."""
+    from oassim.specio import validate
+    from oassim.workload.compute import AcceleratorEfficiency, load_efficiency
+
+    eff = load_efficiency()
+    if not values:
+        return eff
+    entry = validate(AcceleratorEfficiency, {**eff.accelerators[ACCELERATOR].model_dump(), **values},
+                     source="a100 efficiency override")
+    return eff.model_copy(update={"accelerators": {**eff.accelerators, ACCELERATOR: entry}})
+
+
+def row_plan(row_id: str, path: str | Path | None = None,
+             efficiency: Mapping[str, float] | None = None) -> tuple[Any, Any, float]:
+    """(plan, fabric, measured TFLOP/s per GPU) of one SC'21 row; ``efficiency`` replaces
+    fields of the A100's compute-efficiency entry (see :func:`a100_efficiency`)."""
     from oassim.topology.cluster import build_fabric
     from oassim.workload import compile_plan
     from oassim.workload.fit import load_rows
@@ -61,10 +79,10 @@ def row_plan(row_id: str, path: str | Path | None = None) -> tuple[Any, Any, flo
     label = _raw_rows(path)[row_id]["model"]
     fabric = build_fabric("dgx-a100-superpod", row.gpus)
     par = {"tp": row.tp, "pp": row.pp, "dp": row.dp, "vpp": row.vpp}
-    plan = compile_plan(_model_preset(label), par, "a100-sxm", fabric,
+    plan = compile_plan(_model_preset(label), par, ACCELERATOR, fabric,
                         training={"global_batch": row.gbs, "micro_batch": row.mbs, "recompute": "full",
                                   "precision": "bf16", "framework": MEGATRON_FRAMEWORK},
-                        accelerators=row.gpus)
+                        accelerators=row.gpus, efficiency_file=a100_efficiency(**dict(efficiency or {})))
     return plan, fabric, row.tflops
 
 
@@ -89,12 +107,13 @@ def _shares(results: Any) -> dict[str, float]:
     return out
 
 
-def simulate_row(row_id: str, path: str | Path | None = None, network: str = "analytical") -> dict[str, Any]:
+def simulate_row(row_id: str, path: str | Path | None = None, network: str = "analytical",
+                 efficiency: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Simulate one row; returns measured and predicted TFLOP/s per GPU, the relative error
     ``predicted / measured - 1``, the iteration time and where it goes (s)."""
     from oassim.scheduler.simulate import simulate
 
-    plan, fabric, measured = row_plan(row_id, path)
+    plan, fabric, measured = row_plan(row_id, path, efficiency)
     t0 = time.perf_counter()
     res = simulate(plan, fabric, network=network)
     T = res.iteration_time_s
@@ -109,18 +128,25 @@ def simulate_row(row_id: str, path: str | Path | None = None, network: str = "an
 
 
 def megatron_table(rows: tuple[str, ...] = ROWS, path: str | Path | None = None,
-                   network: str = "analytical", workers: int = 1) -> list[dict[str, Any]]:
+                   network: str = "analytical", workers: int = 1,
+                   efficiency: Mapping[str, float] | Sequence[Mapping[str, float]] | None = None
+                   ) -> list[dict[str, Any]]:
     """Simulate every row of ``rows`` (in ``workers`` processes); one dict per row, in the
-    order of ``rows`` (see :func:`format_table`)."""
+    order of ``rows`` (see :func:`format_table`). ``efficiency``: A100 efficiency fields for
+    every row, or a sequence of them, one per row."""
+    per_row = list(efficiency) if isinstance(efficiency, Sequence) else [efficiency] * len(rows)
+    if len(per_row) != len(rows):
+        raise ValueError(f"{len(per_row)} efficiency entries for {len(rows)} rows")
     if workers <= 1 or len(rows) < 2:
-        return [simulate_row(r, path, network) for r in rows]
+        return [simulate_row(r, path, network, e) for r, e in zip(rows, per_row)]
     from concurrent.futures import ProcessPoolExecutor
 
     # the largest rows first, so that the pool ends together
-    order = sorted(rows, key=lambda r: -int(r[1:]))
+    order = sorted(range(len(rows)), key=lambda i: -int(rows[i][1:]))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        done = dict(zip(order, pool.map(simulate_row, order, [path] * len(order), [network] * len(order))))
-    return [done[r] for r in rows]
+        done = dict(zip(order, pool.map(simulate_row, [rows[i] for i in order], [path] * len(order),
+                                        [network] * len(order), [per_row[i] for i in order])))
+    return [done[i] for i in range(len(rows))]
 
 
 def format_table(table: list[dict[str, Any]]) -> str:

@@ -1,16 +1,15 @@
-"""Refit the A100 GEMM efficiency on published Megatron-LM runs: ``python -m oassim.workload.fit``.
+"""Cross-check of the A100 GEMM efficiency on the S02 README runs: ``python -m oassim.workload.fit``.
 
-What is fitted: ``gemm_e_max`` of ``a100-sxm`` in ``topologies/hardware/compute_efficiency.yaml``
-(the tile-quantisation GEMM efficiency of :mod:`oassim.workload.compute`); tile, SM count,
-k0, flash-attention, memory and overhead figures stay fixed. One parameter, because the four
-fit rows cannot separate more: a two-parameter saturating form fitted them equally well
-(within 2%) anywhere from e_max 0.6 to 1.0.
+The preset's ``gemm_e_max`` of ``a100-sxm`` is fitted by full replays of SC'21 Table 1
+(:mod:`oassim.scheduler.calibrate`, source S01, A100 80GB). This module asks a second,
+independent question with the compute model alone: which ``gemm_e_max`` do the S02 rows
+imply? tile, SM count, k0, flash-attention, memory and overhead figures stay fixed.
 
-Fit rows (source S02 of ``shared/calibration/SOURCES.md``, Megatron-LM README tables of
-January 2021): the four A100 rows on 1, 2, 4 and 8 GPUs, tensor-parallel only (GPT 1B/2B/4B/8B,
-tp = GPUs, batch 16), rows T0012, T0015, T0018, T0021. They state iteration time and TFLOP/s
-per GPU but not the sequence length; it is derived by solving Narayanan et al. 2021 eq. 3
-with full recomputation (the Megatron-LM default of that era, ``--checkpoint-activations``),
+Rows (source S02 of ``shared/calibration/SOURCES.md``, Megatron-LM README tables of January
+2021): the four A100 rows on 1, 2, 4 and 8 GPUs, tensor-parallel only (GPT 1B/2B/4B/8B,
+tp = GPUs, batch 16), T0012, T0015, T0018, T0021. They state iteration time and TFLOP/s per
+GPU but not the sequence length; it is derived by solving Narayanan et al. 2021 eq. 3 with
+full recomputation (the Megatron-LM default of that era, ``--checkpoint-activations``),
 
     TFLOP/s * t = 96 B s l h^2 (1 + s / (6 h) + V / (16 l h)),   V = 51,200,
 
@@ -27,19 +26,13 @@ same per-GPU busbw is assumed for 2 and 4 GPUs (NVSwitch: each GPU's links limit
 This term exists only here; in a replay the collective engine costs the calls.
 
 Objective: least squares of log(predicted / measured TFLOP/s) over e_max, by golden-section
-search on [0.3, 1]; the result is rounded to 3 decimals.
+search on [0.3, 1]; the result is rounded to 3 decimals and is stored in the efficiency
+file's ``fit.cross_check`` (not used by any simulation).
 
-Held out: SC'21 Table 1 (source S01, T0001-T0010). The full replay (scheduler + collectives)
-must reproduce them within 10% each and 5% on average; this module prints what the compute
-model alone predicts (no communication, no pipeline bubble), an upper bound that shows how
-much room communication and bubbles have.
-
-Finding (2024 refit): the S02 rows put 2021 training GEMMs at e_max = 0.63, well below the
-~0.89 of today's best-shape matmul (source S1, MAMF). The held-out compute-only throughput
-then exceeds the measured one by only 0-16%, and on T0005, T0007 and T0010 by less than
-their pipeline bubble alone: the SC'21 runs imply a more efficient A100 than the S02 runs
-(S02 does not say which A100; an A100-40GB at 1.555 TB/s would explain most of it, but no
-source here confirms it, so it is not assumed).
+Finding: S02 implies e_max = 0.63, the SC'21 replays 0.70: the S02 runs were slower per
+FLOP. S02 does not say which A100 it ran on; an A100 40GB at 1.555 TB/s would explain most
+of it, but no source here confirms it, so nothing is assumed. Today's best-shape matmul
+(source S1, MAMF) implies ~0.89 (printed).
 """
 
 from __future__ import annotations
@@ -56,15 +49,14 @@ import numpy as np
 
 from oassim.workload.compute import (
     AcceleratorEfficiency,
-    clear_efficiency_cache,
-    efficiency_path,
+    EfficiencyFile,
     load_efficiency,
 )
 from oassim.workload.plan import Plan, compile_plan
 from oassim.workload.steps import CollectiveCall, ComputeOp
 
 __all__ = ["FIT_ROWS", "HELD_OUT_ROWS", "Row", "load_rows", "derive_seq_len", "OpTable", "op_table",
-           "fit", "predict_fit_row", "compute_only", "main", "busbw_curve", "mamf_check", "default_data"]
+           "fit", "with_e_max", "predict_fit_row", "compute_only", "main", "busbw_curve", "mamf_check", "default_data"]
 
 FIT_ROWS = ("T0012", "T0015", "T0018", "T0021")
 HELD_OUT_ROWS = tuple(f"T{i:04d}" for i in range(1, 11))
@@ -160,7 +152,7 @@ def _model(row: Row, seq_len: int) -> dict:
                 activation="gelu")
 
 
-def _plan(row: Row, seq_len: int, efficiency_file: str | None = None) -> Plan:
+def _plan(row: Row, seq_len: int, efficiency_file: str | EfficiencyFile | None = None) -> Plan:
     return compile_plan(_model(row, seq_len), dict(tp=row.tp, pp=row.pp, dp=row.dp, vpp=row.vpp),
                         "a100-sxm", training=dict(seq_len=seq_len, global_batch=row.gbs,
                                                   micro_batch=row.mbs, recompute="full",
@@ -269,10 +261,18 @@ def mamf_check(eff: AcceleratorEfficiency) -> list[tuple[str, float, float]]:
     return out
 
 
+def with_e_max(e: float) -> EfficiencyFile:
+    """The efficiency file with the ``a100-sxm`` ``gemm_e_max`` replaced by ``e``."""
+    eff = load_efficiency()
+    entry = eff.accelerators["a100-sxm"].model_copy(update={"gemm_e_max": float(e)})
+    return eff.model_copy(update={"accelerators": {**eff.accelerators, "a100-sxm": entry}})
+
+
 def predict_fit_row(row: Row, seq_len: int = 1024, curve: tuple[np.ndarray, np.ndarray] | None = None,
-                    efficiency_file: str | None = None) -> float:
-    """Predicted TFLOP/s per GPU of a fit row with the file's parameters (compute + TP term)."""
-    p = _plan(row, seq_len, efficiency_file)
+                    e_max: float | None = None) -> float:
+    """Predicted TFLOP/s per GPU of a fit row (compute + TP term), with the file's
+    parameters or with ``gemm_e_max = e_max``."""
+    p = _plan(row, seq_len, with_e_max(e_max) if e_max is not None else None)
     st = p.stages[0]
     comm = op_table(p, curve).comm_s if curve is not None else 0.0
     return _tflops(p, st.compute_s + comm)
@@ -284,20 +284,11 @@ def compute_only(row: Row, efficiency_file: str | None = None) -> tuple[float, P
     return _tflops(p, p.compute_only_s), p
 
 
-def _write(path: Path, e: float) -> None:
-    text = path.read_text()
-    block = re.search(r"(?ms)^  a100-sxm:\n.*?(?=^  \S)", text)
-    assert block is not None
-    b = re.sub(r"gemm_e_max: [0-9.]+", f"gemm_e_max: {e}", block.group(0), count=1)
-    path.write_text(text[:block.start()] + b + text[block.end():])
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Refit, print per-row errors and the held-out compute-only predictions."""
+    """Fit on S02, print per-row errors and the held-out compute-only predictions."""
     ap = argparse.ArgumentParser(prog="python -m oassim.workload.fit", description=__doc__.split("\n")[0])
     ap.add_argument("--training", help="training CSV (default shared/calibration or tests/data copy)")
     ap.add_argument("--collectives", help="collectives CSV for the TP term")
-    ap.add_argument("--write", action="store_true", help="write the fitted values into the efficiency file")
     a = ap.parse_args(argv)
     d_train, d_coll = default_data()
     rows = load_rows(a.training or d_train)
@@ -307,22 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     for r in FIT_ROWS:
         print(f"  {r}: s = {derive_seq_len(rows[r]):7.1f}")
     e = fit(rows, curve)
-    path = efficiency_path()
-    if a.write:
-        _write(path, e)
-        clear_efficiency_cache()
     file_eff, _ = load_efficiency().for_accelerator("a100-sxm")
-    print(f"\nfitted a100-sxm gemm_e_max = {e}  (file {path.name}: {file_eff.gemm_e_max}"
-          f"{'' if a.write else '; --write to store it'})")
+    stored = file_eff.fit.get("cross_check", {}).get("implied_gemm_e_max")
+    print(f"\nS02 implies a100-sxm gemm_e_max = {e}  (file's cross_check: {stored}; preset, fitted by "
+          f"replaying SC'21 with python -m oassim.scheduler.calibrate: {file_eff.gemm_e_max})")
     print("cross-check, MAMF best shapes of source S1 (not fitted): eff/e_max, implied e_max")
     for shape, f, implied in mamf_check(file_eff):
         print(f"  {shape:>17}: {f:.3f}  e_max = {implied:.3f}")
-    print("\nfit rows (S02, 1-8 A100, tp only, s = 1024, compute + TP all-reduce term):")
-    print(f"  {'row':6} {'gpus':>4} {'measured':>9} {'predicted':>9} {'error':>7}")
+    print("\nS02 rows (1-8 A100, tp only, s = 1024, compute + TP all-reduce term), TFLOP/s per GPU:")
+    print(f"  {'row':6} {'gpus':>4} {'measured':>9} {'at ' + str(e):>9} {'error':>7} {'at preset':>9} {'error':>7}")
     for r in FIT_ROWS:
-        pred = predict_fit_row(rows[r], curve=curve)
-        print(f"  {r:6} {rows[r].gpus:4d} {rows[r].tflops:9.1f} {pred:9.1f} {pred / rows[r].tflops - 1:+7.1%}")
-    print("\nheld out (S01, SC'21 Table 1): compute only, no communication, no pipeline bubble")
+        own = predict_fit_row(rows[r], curve=curve, e_max=e)
+        pre = predict_fit_row(rows[r], curve=curve)
+        m = rows[r].tflops
+        print(f"  {r:6} {rows[r].gpus:4d} {m:9.1f} {own:9.1f} {own / m - 1:+7.1%} {pre:9.1f} {pre / m - 1:+7.1%}")
+    print("\nSC'21 Table 1 (S01) at the preset: compute only, no communication, no pipeline bubble")
     print(f"  {'row':6} {'model':>6} {'gpus':>5} {'tp':>2} {'pp':>3} {'vpp':>3} {'measured':>8} "
           f"{'compute':>8} {'room':>6} {'bubble':>6}")
     for r in HELD_OUT_ROWS:

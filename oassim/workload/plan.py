@@ -37,7 +37,7 @@ import numpy as np
 from oassim.errors import SpecError
 from oassim.hardware import Accelerator, load_catalog
 from oassim.specio import validate
-from oassim.workload.compute import ComputeModel, load_efficiency
+from oassim.workload.compute import ComputeModel, EfficiencyFile, load_efficiency
 from oassim.workload.memory import MemoryBreakdown, check_memory, chunk_layers, stage_memory
 from oassim.workload.model import ModelSpec, resolve_model
 from oassim.workload.gradsync import GradBuckets, optimizer_steps, segment_label, with_param_gathers
@@ -221,7 +221,7 @@ def _resolve_accelerator(value: str | Accelerator) -> Accelerator:
 
 def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: ParallelismSpec | Mapping[str, Any],
                  accelerator: str | Accelerator, fabric: Any = None, *, training: TrainingSpec | Mapping[str, Any],
-                 accelerators: int | None = None, efficiency_file: str | None = None,
+                 accelerators: int | None = None, efficiency_file: str | EfficiencyFile | None = None,
                  memory_check: bool = True) -> Plan:
     """Compile one training iteration into a :class:`Plan`.
 
@@ -240,8 +240,8 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
     accelerators : int, optional
         Accelerators of the job; default ``fabric.n_accelerators`` (or the product of the
         parallel sizes without a fabric). ``tp*pp*dp*cp`` must equal it.
-    efficiency_file : str, optional
-        Another ``compute_efficiency.yaml``.
+    efficiency_file : str or EfficiencyFile, optional
+        Another ``compute_efficiency.yaml``, or its content (what a calibration varies).
     memory_check : bool
         Refuse a job that does not fit in HBM.
 
@@ -260,7 +260,7 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
     if accelerators is None:
         accelerators = fabric.n_accelerators if fabric is not None else par.world
     check_job(m, par, train, accelerators)
-    eff_file = load_efficiency(efficiency_file)
+    eff_file = efficiency_file if isinstance(efficiency_file, EfficiencyFile) else load_efficiency(efficiency_file)
     eff, eff_key = eff_file.for_accelerator(acc.name)
     fw_name = train.framework or eff.default_framework
     fw = eff_file.framework(fw_name)
