@@ -59,10 +59,11 @@ def flow_hash(src: np.ndarray, dst: np.ndarray, salt: int = 0) -> np.ndarray:
     return _splitmix(x)
 
 
-def ecmp_choice(h: np.ndarray, n: np.ndarray | int, level: int) -> np.ndarray:
-    """Pick one of ``n`` equal-cost choices at hop ``level`` from flow hashes ``h``."""
-    with np.errstate(over="ignore"):
-        x = _splitmix(h + np.uint64((level + 1) * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF))
+def ecmp_choice(h: np.ndarray, n: np.ndarray | int, level: np.ndarray | int) -> np.ndarray:
+    """Pick one of ``n`` equal-cost choices at hop ``level`` (an int, or one per hash) from
+    flow hashes ``h``."""
+    with np.errstate(over="ignore"):  # uint64 products wrap modulo 2^64, as intended
+        x = _splitmix(h + (np.asarray(level).astype(np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15))
     n = np.asarray(n, dtype=np.uint64)
     return (x % np.maximum(n, np.uint64(1))).astype(np.int64)
 

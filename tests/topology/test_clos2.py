@@ -138,6 +138,33 @@ def test_ecmp_spreads_uplinks():
     assert load[up].max() < 1.5 * load[up].mean()
 
 
+def test_spread_stripes_every_transfer_over_all_planes():
+    """A transfer is striped in equal parts over every L1 plane of its server (valid paths, one
+    per plane, fractions summing to 1), so one NPU-to-NPU transfer of S bytes alone takes
+    S / (planes x link bandwidth) plus the path latency on the analytical model."""
+    from oassim.network import Flows
+    from oassim.network.analytical import AnalyticalNetwork
+
+    spec = clos2.Spec(**{**CM384, "nodes": 4})
+    fabric, r = _router(clos2.build(spec, LINKS, SWITCHES))
+    acc = fabric.accel_node
+    src, dst = acc[[0, 0, 3]], acc[[1, 9, 3]]  # same server, other server, self
+    paths, owner, frac = r.spread(src, dst, salt=1)
+    assert_paths_valid(fabric, src[owner], dst[owner], paths)
+    assert np.bincount(owner, weights=frac, minlength=3) == pytest.approx([1, 1, 0])
+    for k in (0, 1):
+        first_hops = {int(fabric.link_dst[paths[i][0]]) for i in np.flatnonzero(owner == k)}
+        assert len(first_hops) == spec.l1_per_node
+    size = 1e9
+    net = AnalyticalNetwork(fabric)
+    assert type(fabric.router) is clos2.Clos2Router  # the model routes as the router under test
+    res = net.transfer(Flows(src[:2], dst[:2], np.full(2, size)))
+    # each plane's link (links_per_l1 = 2 bundled) carries S / planes; two flows share the source's links
+    per_plane_bw = UB_E.bandwidth_Bps * spec.links_per_l1
+    expect = 2 * size / spec.l1_per_node / per_plane_bw
+    assert res.time_s == pytest.approx(expect, rel=0.02)
+
+
 def test_deterministic_and_salt_spreads():
     """Same salt gives the same route; another salt moves most flows."""
     fabric, r = _router(clos2.build(_spec(nodes=4, apn=2, nl1=4, up=4, npp=4), LINKS, SWITCHES))

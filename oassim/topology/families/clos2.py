@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
-from oassim.topology.routing import Router, ecmp_choice, flow_hash
+from oassim.topology.routing import Router, ecmp_choice, flow_hash, node_paths_to_paths
 
 __all__ = [
     "Spec",
@@ -287,3 +287,30 @@ class Clos2Router(Router):
         out[far, 4] = dst[far]
         out[src == dst, 1:] = -1
         return out
+
+    def spread(self, src: np.ndarray, dst: np.ndarray, salt: int = 0):
+        """UB striping: each transfer goes over all ``l1_per_node`` planes of its source in
+        equal parts (an NPU's bandwidth is the sum of its links to every L1 chip, hardware.md
+        B1: 7 x 56 = 392 GB/s, "inter-node penalty <3%"); across servers each plane's part
+        takes an ECMP-hashed L2 switch of that plane. Returns (paths, owner, fraction)."""
+        src = np.asarray(src, dtype=np.int64).ravel()
+        dst = np.asarray(dst, dtype=np.int64).ravel()
+        live = np.flatnonzero(src != dst)
+        ls, ld = self._local[src[live]], self._local[dst[live]]
+        if np.any(ls < 0) or np.any(ld < 0):
+            raise ValueError("clos2 router: src and dst must be accelerators of this supernode")
+        chips, tops = self._l1.shape[1], self._l2.shape[1]
+        p, q = np.repeat(ls // self._apn, chips), np.repeat(ld // self._apn, chips)
+        chip = np.tile(np.arange(chips, dtype=np.int64), len(live))
+        s, d = np.repeat(src[live], chips), np.repeat(dst[live], chips)
+        top = ecmp_choice(flow_hash(s, d, salt), tops, 1 + chip)
+        out = np.full((len(s), 5), -1, dtype=np.int64)
+        out[:, 0], out[:, 1] = s, self._l1[p, chip]
+        same = p == q
+        out[same, 2] = d[same]
+        far = ~same
+        out[far, 2] = self._l2[chip[far], top[far]]
+        out[far, 3] = self._l1[q[far], chip[far]]
+        out[far, 4] = d[far]
+        owner = np.repeat(live, chips)
+        return node_paths_to_paths(self.fabric, out), owner, np.full(len(s), 1.0 / chips)
