@@ -26,11 +26,6 @@ What is modelled (DESIGN.md decision 7, the replay contract of ``oassim.workload
 - Overlappable calls issued by the optimizer list (ZeRO parameter all-gathers) are hidden
   behind the next iteration's forward: they only extend the iteration by what they outlast
   the time until the stage's first forward of the next iteration has run.
-- One reading of the plan goes beyond the contract's letter: blocking (non-overlapped)
-  data-parallel gradient reductions that ZeRO 0/1 plans list inside ``backward_last`` run
-  after the stage's last schedule step, before the optimizer, as frameworks run them after
-  the pipeline flush (see :func:`_defer_blocking_grads`). Replayed in place they would hold
-  the last backward's send upstream and chain every stage's reduction through the cool-down.
 """
 
 from __future__ import annotations
@@ -110,21 +105,6 @@ class _CallMeta:
         self.info, self.sync, self.issuers, self.rows, self.send = info, sync, issuers, rows, send
 
 
-def _defer_blocking_grads(prog: Program) -> tuple[Program, tuple[CallStep, ...]]:
-    """Split the blocking data-parallel gradient reductions out of a last-micro-batch backward.
-
-    Without overlap, frameworks reduce the accumulated gradients after the pipeline flush
-    (Megatron-LM 2021 ``train_step``: ``forward_backward_func`` then
-    ``model.allreduce_gradients()``; Megatron-Core ``finalize_model_grads``), i.e. after the
-    last backward has sent its input gradient upstream. The plan lists each bucket after the
-    layer that completes it (which gradients it carries); replaying it there, blocking, would
-    hold that send and chain every stage's reduction through the pipeline's cool-down.
-    """
-    keep = tuple(x for x in prog.steps if not (x.kind != SEG and x.call.dim == "dp" and not x.call.overlappable))
-    held = tuple(x for x in prog.steps if x.kind != SEG and x.call.dim == "dp" and not x.call.overlappable)
-    return (Program(keep, prog.optimizer) if held else prog), held
-
-
 class Replay:
     """Builds the members and programs of a plan and runs them on ``ctx.env``.
 
@@ -150,17 +130,9 @@ class Replay:
         self.builder = ProgramBuilder()
         self.progs: list[list[tuple[Program, Program, Program]]] = []
         self.opt_progs: list[Program] = []
-        self.deferred: list[list[tuple[CallStep, int]]] = []
         for st in plan.stages:
-            trips, held = [], {}
-            for c in st.chunks:
-                last = self.builder.compile(c.backward_last)
-                if c.backward_last is not c.backward:
-                    last, held[c.chunk] = _defer_blocking_grads(last)
-                trips.append((self.builder.compile(c.forward), self.builder.compile(c.backward), last))
-            self.progs.append(trips)
-            self.deferred.append([(ins, s.chunk) for s in st.schedule
-                                  if s.kind == "B" and s.microbatch == self.last_mb for ins in held.get(s.chunk, ())])
+            self.progs.append([(self.builder.compile(c.forward), self.builder.compile(c.backward),
+                                self.builder.compile(c.backward_last)) for c in st.chunks])
             self.opt_progs.append(self.builder.compile(st.optimizer, optimizer=True))
         self.members = self._build_members(stragglers or {})
         self.meta: dict[int, _CallMeta] = {}
@@ -176,8 +148,6 @@ class Replay:
                 for ins in prog.steps:
                     if ins.kind != SEG:
                         yield ins.call
-        for ins, _ in self.deferred[stage]:
-            yield ins.call
         for ins in self.opt_progs[stage].steps:
             if ins.kind != SEG:
                 yield ins.call
@@ -270,10 +240,6 @@ class Replay:
             trip = progs[c]
             prog = trip[0] if fwd else (trip[2] if mb == self.last_mb else trip[1])
             yield from self._run(m, prog, st.kind, vs, mb, c)
-        for ins, c in self.deferred[m.stage]:
-            h = self._issue(m, ins, "B", -1, self.last_mb, c)
-            if h[0].end_s is None:
-                yield from self._wait(m, [h], self.last_mb, c)
         yield from self._run(m, self.opt_progs[m.stage], "O", -1, -1, -1)
         pend = [h for h in m.outstanding if h[0].end_s is None]
         if pend:

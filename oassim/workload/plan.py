@@ -16,7 +16,8 @@ Replay contract (what the scheduler must honour; the lists do not repeat it):
 
 - run ``StagePlan.schedule`` in order; a step ``F mb c`` runs ``chunks[c].forward``, a step
   ``B mb c`` runs ``chunks[c].backward`` (``backward_last`` for the last micro-batch,
-  ``mb == n_microbatches - 1``: it carries the data-parallel gradient buckets of ZeRO 0/1);
+  ``mb == n_microbatches - 1``: it carries the overlapped data-parallel gradient buckets of
+  ZeRO 0/1; without overlap they head the optimizer list, after the pipeline flush);
 - pipeline dependencies with ``vs = chunk * pp + stage``: F(vs, mb) waits for the trailing
   ``send_recv`` of F(vs - 1, mb); B(vs, mb) waits for that of B(vs + 1, mb);
 - a blocking call (``overlappable=False``) holds the compute stream until it completes; an
@@ -67,9 +68,10 @@ class ChunkPlan:
         Global layers of the chunk (``sum`` over all chunks of ``len(layers)`` == layers).
     forward, backward, backward_last : tuple of Step
         Forward steps; backward steps (recomputation first when enabled); backward of the last
-        micro-batch, with the data-parallel gradient buckets placed after the layer that
-        completes each bucket (identical to ``backward`` for ZeRO 2/3, which reduce every
-        micro-batch).
+        micro-batch, with the overlapped data-parallel gradient buckets placed after the layer
+        that completes each bucket (identical to ``backward`` for ZeRO 2/3, which reduce every
+        micro-batch, and for blocking ZeRO 0/1 reductions, which the stage's optimizer list
+        runs after the pipeline flush).
     """
 
     stage: int
@@ -332,6 +334,7 @@ def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn
     n_vs = par.pp * par.vpp
     chunks: list[ChunkPlan] = []
     all_grad_calls: list[str] = []
+    flushed: list[Step] = []  # blocking gradient reductions run after the pipeline flush
     tok = train.micro_batch * s // par.cp
     p2p = tok * m.hidden * 2.0 / par.tp
     for c in range(par.vpp):
@@ -400,18 +403,23 @@ def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn
             plain: list[Step] = head("B") + [x for segs in bwd_segs for x in segs[0]] + tail("B")
             bk = GradBuckets(groups, bucket, gbytes, op, overlap["overlap_grad_reduce"], f"{prefix}/bwd",
                           per_layer=False)
+            # ZeRO 0/1 without overlap reduce the accumulated gradients after the pipeline
+            # flush (Megatron-LM 2021 train_step: forward_backward_func, then
+            # allreduce_gradients; Megatron-Core finalize_model_grads): the stage's
+            # optimizer list runs them, not the last backward, whose send must not wait
+            after_flush = zero < 2 and not overlap["overlap_grad_reduce"]
             withb: list[Step] = head("B")
             for i, segs in enumerate(bwd_segs):
                 withb += segs[0]
-                bk.add(segs[1], segs[2], withb, flush=i == len(bwd_segs) - 1)
+                bk.add(segs[1], segs[2], flushed if after_flush else withb, flush=i == len(bwd_segs) - 1)
             withb += tail("B")
-            bwd, bwd_last = (withb, withb) if zero == 2 else (plain, withb)
+            bwd, bwd_last = (withb, withb) if zero == 2 or after_flush else (plain, withb)
         all_grad_calls += [x.where for x in bk.calls]
         tf, tb = _timed(fwd, cm), _timed(bwd, cm)
         tbl = tb if bwd_last is bwd else _timed(bwd_last, cm)
         chunks.append(ChunkPlan(stage=stage, chunk=c, virtual_stage=vs, layers=layers,
                                 forward=tf, backward=tb, backward_last=tbl))
-    optimizer = optimizer_steps(m, par, train, pl, groups, stage, s, gbytes, overlap, all_grad_calls)
+    optimizer = flushed + optimizer_steps(m, par, train, pl, groups, stage, s, gbytes, overlap, all_grad_calls)
     mem = stage_memory(m, par, train, stage, acc.hbm_capacity_bytes, attn)
     sched = SCHEDULES[par.schedule_name](par.pp, stage, n_micro, par.vpp)
     return StagePlan(stage=stage, ranks=pl.stage_ranks(stage), chunks=tuple(chunks), schedule=sched,

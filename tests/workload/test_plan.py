@@ -150,6 +150,25 @@ def test_dp_gradient_buckets_cover_every_parameter(zero):
         assert len(every) == (len(last) if zero == 2 else 0)
 
 
+@pytest.mark.parametrize("zero", [0, 1])
+def test_blocking_gradient_reductions_run_after_the_pipeline_flush(zero):
+    """Without overlap (megatron-lm-2021), ZeRO 0/1 buckets leave the last backward (whose send
+    upstream must not wait for them) and head each stage's optimizer list, covering every
+    parameter once and blocking."""
+    p = _plan(TINY_GPT, {"pp": 2, "dp": 4, "zero": zero, "bucket_params": 1_000_000},
+              {"framework": "megatron-lm-2021"})
+    for st in p.stages:
+        dense, _ = stage_params(p.model, p.parallelism, st.stage, p.seq_len)
+        assert not [x for c in st.chunks for x in _calls(c.backward_last, dim="dp")]
+        head = []
+        for x in st.optimizer:
+            if not (isinstance(x, CollectiveCall) and x.dim == "dp"):
+                break
+            head.append(x)
+        assert head and not any(x.overlappable for x in head)
+        assert sum(x.size_bytes for x in head) == pytest.approx(2 * dense)
+
+
 def test_zero3_gathers_each_layer_forward_and_backward():
     """FSDP: each layer's weights are all-gathered before its forward and its backward
     (prefetched, overlappable), and its gradients reduce-scattered right after its backward."""
