@@ -32,7 +32,7 @@ model, not trial runs), picks the cheapest and reports all the estimates.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -233,7 +233,7 @@ class CollectiveEngine:
             if hit is not None:
                 self.stats["request_hits"] += 1
                 return hit[0]
-        phases, (costed, times), total = self._timed(req, name, net, memo)
+        phases, (costed, times), total, protocol = self._timed(req, name, net, memo)
         costs = [PhaseCost(p.label, p.repeat, p.steps, p.n_flows, p.in_network, c.transfer_s, c.latency_s, t,
                            p.total_bytes) for p, c, t in zip(phases, costed, times)]
         # the phases' sparse link loads summed per link (sorted, unique)
@@ -244,7 +244,7 @@ class CollectiveEngine:
                              minlength=len(links)) for f in ("payload", "busy_s")]
         res = CollectiveResult(
             op=req.op, algorithm=name, size_bytes=req.size_bytes, group_size=req.group_size,
-            n_groups=req.n_groups, network=net.name, tuning=self.tuning.name, time_s=total,
+            n_groups=req.n_groups, network=net.name, tuning=self.tuning.name, protocol=protocol, time_s=total,
             phases=tuple(costs), links=links.astype(np.int64), loaded_bytes=loads[0], loaded_busy_s=loads[1],
             n_links=self.fabric.n_links, link_tier=self.fabric.link_tier, link_tier_names=self.fabric.link_tier_names,
         )
@@ -253,14 +253,26 @@ class CollectiveEngine:
         return res
 
     def _timed(self, req: CollectiveRequest, name: str, net: NetworkModel,
-               memo: bool) -> tuple[list[Phase], tuple[list[_Costed], list[float]], float]:
-        """The phases of ``name`` for ``req``, each one's cost and time, and the total time."""
+               memo: bool) -> tuple[list[Phase], tuple[list[_Costed], list[float]], float, str]:
+        """The phases of ``name`` for ``req``, each one's cost and time, the total time and the
+        protocol that gives it (``simple``, or ``ll`` when the tuning's LL protocol is faster)."""
         phases = ALGORITHMS[name].phases(req, self.caps)
         costed = [self._cost_phase(p, net, memo) for p in phases]
-        times = [p.repeat * (c.transfer_s + (p.steps - 1) * c.latency_s + p.steps * self.tuning.step_s)
-                 for p, c in zip(phases, costed)]
-        total = float(sum(times)) + (self.tuning.launch_s if phases else 0.0)
-        return phases, (costed, times), total
+        t = self.tuning
+        best = None
+        options = [("simple", t.launch_s, t.step_s, 1.0)]
+        if t.low_latency is not None and not any(p.in_network for p in phases):
+            options.append(("ll", *t.low_latency))
+        for proto, launch, step, bw in options:
+            times = [p.repeat * (_at_bandwidth(c, bw) + (p.steps - 1) * c.latency_s + p.steps * step)
+                     for p, c in zip(phases, costed)]
+            total = float(sum(times)) + (launch if phases else 0.0)
+            if best is None or total < best[2]:
+                best = (times, bw, total, proto)
+        times, bw, total, proto = best
+        if bw != 1.0:  # under LL a transfer, and every link it loads, takes 1 / bw times longer
+            costed = [replace(c, busy_s=c.busy_s / bw, transfer_s=_at_bandwidth(c, bw)) for c in costed]
+        return phases, (costed, times), total, proto
 
     def _cost_phase(self, p: Phase, net: NetworkModel, memo: bool) -> _Costed:
         if not memo:
@@ -291,7 +303,7 @@ class CollectiveEngine:
         res = net.transfer(Flows(src, dst, wire), self.salt)
         self.stats["transfers"] += 1
         lat = 0.0
-        if p.steps > 1 and len(src):
+        if (p.steps > 1 or self.tuning.low_latency is not None) and len(src):
             lat = float(stripe(f, Flows(src, dst, wire), self.salt).latency_s.max())
         links = np.flatnonzero(res.link_bytes > 0)
         scale = self._link_eta[links] * (self.tuning.in_network_efficiency if p.in_network else 1.0)
@@ -358,7 +370,14 @@ class CollectiveEngine:
         return table[np.ix_(doms, j)].ravel(), np.tile(payload, reps), np.tile(busy, reps)
 
 
-def _with(res: CollectiveResult, **changes: Any) -> CollectiveResult:
-    from dataclasses import replace
+def _at_bandwidth(c: _Costed, factor: float) -> float:
+    """A phase's transfer time when its bytes move at ``factor`` of the bandwidth: the path
+    latency stays, the rest stretches."""
+    if factor == 1.0:
+        return c.transfer_s
+    lat = min(c.latency_s, c.transfer_s)
+    return lat + (c.transfer_s - lat) / factor
 
+
+def _with(res: CollectiveResult, **changes: Any) -> CollectiveResult:
     return replace(res, **changes)

@@ -72,6 +72,8 @@ class CollectiveResult:
         Network model name.
     tuning : str
         Tuning profile name.
+    protocol : str
+        ``simple`` or ``ll`` (NCCL's low-latency protocol, chosen when faster).
     time_s : float
         Launch overhead plus the phases' times, s.
     phases : tuple of PhaseCost
@@ -95,6 +97,7 @@ class CollectiveResult:
     n_groups: int
     network: str
     tuning: str
+    protocol: str
     time_s: float
     phases: tuple[PhaseCost, ...]
     links: np.ndarray
@@ -164,6 +167,7 @@ class CollectiveResult:
             "algbw_GBps": self.algbw_Bps / 1e9,
             "busbw_GBps": self.busbw_Bps / 1e9,
             "algorithm": self.algorithm,
+            "protocol": self.protocol,
             "bottleneck_tier": self.bottleneck_tier,
             "network": self.network,
         }

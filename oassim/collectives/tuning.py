@@ -11,7 +11,12 @@ hardware beyond the raw link rates, in four kinds of numbers, kept in ONE docume
 - ``step_overhead_us``: software cost of one algorithm step (synchronisation and pipeline
   slice hand-off between neighbours), paid once per latency step;
 - ``launch_overhead_us``: fixed cost of one collective call (kernel launch, pipeline fill and
-  drain).
+  drain);
+- ``low_latency``: NCCL's LL protocol for small messages, with its own launch and step
+  overheads and a bandwidth factor (LL stores 4 bytes of data with a 4-byte flag in every
+  8-byte word, so it moves half the bytes of the Simple protocol per unit time: 0.5, NCCL's
+  ``src/device/prims_ll.h`` design). A collective runs under whichever of Simple and LL is
+  faster, as NCCL's tuner picks a protocol per size; in-network (NVLS) phases are Simple only.
 
 Why here and not in code: DESIGN.md says efficiency parameters belong to the hardware and
 framework generation, never to one run, and must be fitted on some measurements and checked on
@@ -34,6 +39,7 @@ from oassim.specio import SpecModel, read_yaml, validate
 
 __all__ = [
     "LinkFamily",
+    "LowLatencyProtocol",
     "FitRecord",
     "TuningProfile",
     "TuningFile",
@@ -66,6 +72,15 @@ class FitRecord(SpecModel):
     notes: str = ""
 
 
+class LowLatencyProtocol(SpecModel):
+    """NCCL's LL protocol: overheads of its own, a fraction of the Simple bandwidth."""
+
+    launch_overhead_us: float = Field(ge=0)
+    step_overhead_us: float = Field(ge=0)
+    bandwidth_factor: float = Field(gt=0, le=1)
+    notes: str = ""
+
+
 class TuningProfile(SpecModel):
     """Parameters of one collective-library generation (units in the key names)."""
 
@@ -74,6 +89,7 @@ class TuningProfile(SpecModel):
     step_overhead_us: float = Field(ge=0)
     in_network_efficiency: float = Field(gt=0, le=1)
     default_link_efficiency: float = Field(default=1.0, gt=0, le=1)
+    low_latency: LowLatencyProtocol | None = None
     link_efficiency: list[LinkFamily] = Field(default_factory=list)
     auto_algorithms: list[str] | None = Field(
         default=None, description="algorithms the library's tuner chooses among (None: all registered)"
@@ -107,6 +123,8 @@ class Tuning:
         For technologies not listed.
     auto_algorithms : tuple of str or None
         What ``auto`` chooses among (the library's own algorithms); None: every registered one.
+    low_latency : (launch_s, step_s, bandwidth_factor) or None
+        The LL protocol's overheads and bandwidth fraction; None: Simple only.
     """
 
     name: str
@@ -116,6 +134,7 @@ class Tuning:
     link_efficiency: dict[str, float] = field(default_factory=dict)
     default_link_efficiency: float = 1.0
     auto_algorithms: tuple[str, ...] | None = None
+    low_latency: tuple[float, float, float] | None = None
 
     @classmethod
     def ideal(cls) -> "Tuning":
@@ -129,8 +148,10 @@ class Tuning:
             for t in fam.technologies:
                 eff[t] = fam.value
         auto = tuple(p.auto_algorithms) if p.auto_algorithms is not None else None
+        ll = p.low_latency
+        low = (ll.launch_overhead_us * 1e-6, ll.step_overhead_us * 1e-6, ll.bandwidth_factor) if ll else None
         return cls(name, p.launch_overhead_us * 1e-6, p.step_overhead_us * 1e-6, p.in_network_efficiency,
-                   eff, p.default_link_efficiency, auto)
+                   eff, p.default_link_efficiency, auto, low)
 
     def efficiency(self, technologies: tuple[str, ...]) -> float:
         """Achievable fraction of a level built of ``technologies`` (the least of them)."""
@@ -140,7 +161,8 @@ class Tuning:
     def key(self) -> tuple:
         """Hashable identity for memo keys."""
         return (self.name, self.launch_s, self.step_s, self.in_network_efficiency,
-                tuple(sorted(self.link_efficiency.items())), self.default_link_efficiency, self.auto_algorithms)
+                tuple(sorted(self.link_efficiency.items())), self.default_link_efficiency, self.auto_algorithms,
+                self.low_latency)
 
 
 def tuning_path() -> Path:
@@ -189,4 +211,7 @@ def profile_dict(t: Tuning) -> dict[str, Any]:
         "link_efficiency": dict(t.link_efficiency),
         "default_link_efficiency": t.default_link_efficiency,
         "auto_algorithms": list(t.auto_algorithms) if t.auto_algorithms is not None else None,
+        "low_latency": None if t.low_latency is None else {
+            "launch_overhead_us": t.low_latency[0] * 1e6, "step_overhead_us": t.low_latency[1] * 1e6,
+            "bandwidth_factor": t.low_latency[2]},
     }

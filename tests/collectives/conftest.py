@@ -20,8 +20,10 @@ SWITCH_LAT = 0.3e-6  # s port to port
 PATH_LAT = 2 * LINK_LAT + SWITCH_LAT  # accelerator -> switch -> accelerator
 
 
-def single_switch(n: int, inr: bool = False) -> tuple[Fabric, nx.Graph]:
-    """n accelerators on one non-blocking switch, one link of bandwidth B each."""
+def single_switch(n: int, inr: bool = False, domain_each: bool = False) -> tuple[Fabric, nx.Graph]:
+    """n accelerators on one non-blocking switch, one link of bandwidth B each (one scale-up
+    domain, or with ``domain_each`` every accelerator a domain of its own, as nodes on a
+    scale-out switch)."""
     spec = switched.Spec(size=n, switches=1, links_per_accelerator=1)
     link = LinkClass("test-link", B, LINK_LAT, "copper")
     sw = SwitchClass("test-switch", radix=n, latency_s=SWITCH_LAT, in_network_reduction=inr)
@@ -29,6 +31,8 @@ def single_switch(n: int, inr: bool = False) -> tuple[Fabric, nx.Graph]:
     for node, d in g.nodes(data=True):
         if d["kind"] == "switch":
             d["latency_s"] = SWITCH_LAT
+        elif domain_each and d["kind"] == "accelerator":
+            d["domain"] = d["rank"]
     return freeze(g), g
 
 
@@ -55,10 +59,11 @@ def two_switches(trunk_Bps: float) -> tuple[Fabric, nx.Graph]:
     return freeze(g), g
 
 
-def engine_for(fg: tuple[Fabric, nx.Graph], network: str = "analytical", **kw) -> CollectiveEngine:
-    """An engine with the ideal tuning (textbook costs) on a hand-built fabric."""
+def engine_for(fg: tuple[Fabric, nx.Graph], network: str = "analytical", tuning: Tuning | None = None,
+               **kw) -> CollectiveEngine:
+    """An engine on a hand-built fabric, by default with the ideal tuning (textbook costs)."""
     fabric, g = fg
-    return CollectiveEngine(fabric, network, Tuning.ideal(), caps=FabricCaps.from_fabric(fabric, g), **kw)
+    return CollectiveEngine(fabric, network, tuning or Tuning.ideal(), caps=FabricCaps.from_fabric(fabric, g), **kw)
 
 
 @lru_cache(maxsize=None)

@@ -48,9 +48,19 @@ def test_ring_reduce_scatter_all_gather(op, n):
 
 @pytest.mark.parametrize("n", [4, 8, 16, 32])
 def test_double_binary_tree_all_reduce(n):
-    """Double binary tree on a switch, n = 2^k: 2S/B + 2 log2(n) latency terms (pipelined)."""
-    e = engine_for(single_switch(n))
+    """Double binary tree over n = 2^k single-rank domains on a switch: 2S/B + 2 log2(n)
+    latency terms (pipelined)."""
+    e = engine_for(single_switch(n, domain_each=True))
     want = 2 * S / B + 2 * int(np.log2(n)) * PATH_LAT
+    assert _time(e, "all_reduce", n, "tree") == pytest.approx(want, rel=RTOL)
+
+
+@pytest.mark.parametrize("n", [3, 8, 16])
+def test_tree_inside_one_domain_runs_two_chains(n):
+    """Inside one scale-up domain NCCL's tree is a chain: two opposite chains of S/2 each,
+    2S/B + 2(n-1) latency terms."""
+    e = engine_for(single_switch(n))
+    want = 2 * S / B + 2 * (n - 1) * PATH_LAT
     assert _time(e, "all_reduce", n, "tree") == pytest.approx(want, rel=RTOL)
 
 

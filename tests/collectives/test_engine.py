@@ -147,3 +147,22 @@ def test_pipelined_hierarchical_overlaps_the_stages(h100_16):
     assert pipe.link_busy_s.max() <= ph.transfer_s <= pipe.link_busy_s.max() + ph.latency_s + 1e-12
     assert pipe.time_s < seq.time_s
     assert np.allclose(pipe.link_bytes, seq.link_bytes)
+
+
+def test_low_latency_protocol_is_taken_when_faster():
+    """With an LL protocol (own launch/step, half bandwidth) a 4 KiB ring all-reduce runs LL and
+    costs launch_LL + 2(n-1)(step_LL + latency) + 2(n-1)/n S / (B/2); 1 GiB stays Simple; the
+    LL links are busy twice as long per byte."""
+    from tests.collectives.conftest import B, PATH_LAT, engine_for, single_switch
+
+    n, small, big = 8, 4096.0, 2.0**30
+    t = Tuning("t", launch_s=50e-6, step_s=5e-6, low_latency=(1e-6, 0.5e-6, 0.5))
+    e = engine_for(single_switch(n), tuning=t)
+    g = np.arange(n)[None, :]
+    r = e.run(CollectiveRequest("all_reduce", small, g, "ring"))
+    want = 1e-6 + 2 * (n - 1) * (0.5e-6 + PATH_LAT) + 2 * (n - 1) / n * small / (B * 0.5)
+    assert r.protocol == "ll" and r.time_s == pytest.approx(want, rel=1e-9)
+    assert r.loaded_busy_s.max() == pytest.approx(2 * (n - 1) / n * small / B * 2, rel=1e-9)
+    assert e.run(CollectiveRequest("all_reduce", big, g, "ring")).protocol == "simple"
+    in_net = engine_for(single_switch(n, inr=True), tuning=t).run(CollectiveRequest("all_reduce", small, g, "in_network"))
+    assert in_net.protocol == "simple"  # NVLS has no LL

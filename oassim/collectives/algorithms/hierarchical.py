@@ -94,7 +94,10 @@ def hierarchical_phases(op: str, t: np.ndarray, size: float, inner: str, outer: 
         for ax in ins:
             phases += _labelled(FLAT[inner]("reduce_scatter", _along(t, ax), s), _LEVEL[ax])
             s /= t.shape[ax]
-        phases += _labelled(FLAT[outer]("all_reduce", _along(t, out_ax), s), _LEVEL[out_ax])
+        # a tree inside a scale-up domain runs as chains, as NCCL's does (see tree.py)
+        top = ((lambda o, g, x: tree_phases(o, g, x, chains=True)) if outer == "tree" and out_ax != 1
+               else FLAT[outer])
+        phases += _labelled(top("all_reduce", _along(t, out_ax), s), _LEVEL[out_ax])
         for ax in reversed(ins):
             s *= t.shape[ax]
             phases += _labelled(FLAT[inner]("all_gather", _along(t, ax), s), _LEVEL[ax])

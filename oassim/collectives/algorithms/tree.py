@@ -13,6 +13,12 @@ switch the time is ``2S/B + 2 depth`` latency terms (Sanders, Speck & Träff, "T
 algorithms for full bandwidth broadcast, reduction and scan", Parallel Computing 2009; NCCL
 2.4 release notes).
 
+Inside one scale-up domain NCCL does not build binary trees: its intra-node tree pattern is a
+chain through the node's GPUs (``NCCL_TOPO_PATTERN_TREE``/``SPLIT_TREE`` in
+``src/graph/search.cc``; the binary trees join nodes). A group whose ranks all sit in one
+domain therefore all-reduces over two opposite chains (tree 0 rooted at the first rank,
+tree 1 at the last), each carrying S/2, ``steps = 2 (n - 1)``.
+
 Broadcast and reduce use one pipelined binary tree rooted at the root (positions rotated so
 the root is tree position 0): S down (up) every tree edge, ``steps = depth``.
 """
@@ -26,7 +32,7 @@ from oassim.collectives.caps import FabricCaps
 from oassim.collectives.ops import CollectiveRequest
 from oassim.collectives.phases import Phase
 
-__all__ = ["btree_parent", "dtree_parents", "tree_depth", "tree_phases", "DoubleBinaryTree"]
+__all__ = ["btree_parent", "dtree_parents", "chain_parents", "tree_depth", "tree_phases", "DoubleBinaryTree"]
 
 
 def btree_parent(n: int) -> np.ndarray:
@@ -73,7 +79,13 @@ def _edges(groups: np.ndarray, parent: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return groups[:, child].ravel(), groups[:, parent[child]].ravel()
 
 
-def tree_phases(op: str, groups: np.ndarray, size: float, root: int = 0) -> list[Phase]:
+def chain_parents(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Parents in two opposite chains: i -> i-1 (root 0) and i -> i+1 (root n-1)."""
+    r = np.arange(n, dtype=np.int64)
+    return np.where(r > 0, r - 1, -1), np.where(r < n - 1, r + 1, -1)
+
+
+def tree_phases(op: str, groups: np.ndarray, size: float, root: int = 0, chains: bool = False) -> list[Phase]:
     """Phases of the tree algorithm for ``op`` on every group at once.
 
     Parameters
@@ -84,19 +96,22 @@ def tree_phases(op: str, groups: np.ndarray, size: float, root: int = 0) -> list
         Bytes.
     root : int
         Root position for broadcast / reduce.
+    chains : bool
+        All-reduce over two opposite chains (a group inside one scale-up domain).
     """
     g = np.asarray(groups, dtype=np.int64)
     n = g.shape[1]
     if n < 2:
         return []
     if op == "all_reduce":
-        p0, p1 = dtree_parents(n)
+        p0, p1 = chain_parents(n) if chains else dtree_parents(n)
         c0, a0 = _edges(g, p0)
         c1, a1 = _edges(g, p1)
         src = np.concatenate([c0, a0, c1, a1])
         dst = np.concatenate([a0, c0, a1, c1])
         depth = max(tree_depth(p0), tree_depth(p1))
-        return [Phase(src, dst, size / 2, steps=2 * depth, label="double binary tree reduce+broadcast (pipelined)")]
+        label = "two chains" if chains else "double binary tree"
+        return [Phase(src, dst, size / 2, steps=2 * depth, label=f"{label} reduce+broadcast (pipelined)")]
     if op in ("broadcast", "reduce"):
         p = btree_parent(n)
         rot = np.roll(g, -root, axis=1)
@@ -114,4 +129,6 @@ class DoubleBinaryTree(Algorithm):
     summary = "double binary tree (all-reduce), binary tree (broadcast/reduce), pipelined: O(log n) latency"
 
     def phases(self, req: CollectiveRequest, caps: FabricCaps) -> list[Phase]:
-        return tree_phases(req.op, req.groups, req.size_bytes, req.root)
+        dom = caps.domain_of_rank[req.groups]
+        one_domain = bool(np.all(dom == dom[:, :1]))
+        return tree_phases(req.op, req.groups, req.size_bytes, req.root, chains=one_domain)
