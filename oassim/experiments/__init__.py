@@ -22,3 +22,23 @@ __all__ = [
     "run", "resolve_scenario", "git_state",
     "report_dict", "write_outputs",
 ]
+
+# Sweeps (docs/sweeps.md): sweep files, their points, the result store and the executors.
+from oassim.experiments.executors import SweepReport, run_point, run_sweep  # noqa: E402
+from oassim.experiments.store import ResultStore, load_results  # noqa: E402
+from oassim.experiments.sweep import Point, SweepPlan, SweepSpec, expand_sweep, load_sweep  # noqa: E402
+
+__all__ += [
+    "SweepSpec", "SweepPlan", "Point", "load_sweep", "expand_sweep",
+    "run_sweep", "run_point", "SweepReport", "ResultStore", "load_results",
+]
+
+# OAS-Bench (docs/oas-bench.md): the interconnect-spec suite, its evaluation and report.
+from oassim.experiments.evaluate import Candidate, Evaluation, evaluate, rank  # noqa: E402
+from oassim.experiments.oasbench import SUITES, Suite, get_suite, reference_design  # noqa: E402
+from oassim.experiments.report_html import write_evaluation, write_report  # noqa: E402
+
+__all__ += [
+    "Suite", "SUITES", "get_suite", "reference_design",
+    "evaluate", "rank", "Evaluation", "Candidate", "write_evaluation", "write_report",
+]

@@ -20,9 +20,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-__all__ = ["report_dict", "write_outputs", "jsonable", "OUTPUT_FILES"]
+__all__ = ["report_dict", "write_outputs", "write_folder", "jsonable", "OUTPUT_FILES"]
 
 OUTPUT_FILES = (
     "summary.json",
@@ -121,19 +121,53 @@ def write_outputs(results: Any, out_dir: str | Path, record: Mapping[str, Any] |
     OSError
         The folder cannot be created or written; nothing of this run is left in it.
     """
+    record = report_dict(results) if record is None else record
+    return write_folder(out_dir, lambda folder: _render(results, record, folder), OUTPUT_FILES)
+
+
+def write_folder(out_dir: str | Path, render: Callable[[Path], Any],
+                 names: tuple[str, ...] | None = None) -> list[Path]:
+    """Render files into ``out_dir`` all or nothing: the pattern of every ``--out DIR``.
+
+    ``render(folder)`` fills a fresh temporary folder beside ``out_dir``; only when it returns
+    are its entries moved into ``out_dir``, each by an atomic ``os.replace`` (a sub-folder
+    already in ``out_dir`` is swapped out first and then removed). If ``render`` raises, or
+    anything before the moves does, ``out_dir`` is left as it was and the exception propagates.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Target folder (created if needed).
+    render : callable
+        ``render(folder)`` writes the files into ``folder``.
+    names : tuple of str, optional
+        Entries to move, in order (default: everything ``render`` wrote, sorted).
+
+    Returns
+    -------
+    list of Path
+        The entries written inside ``out_dir``.
+
+    Raises
+    ------
+    OSError
+        The folder cannot be created or written.
+    """
     target = Path(out_dir)
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"{target} exists and is not a folder")
-    record = report_dict(results) if record is None else record
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        _render(results, record, tmp)
+        render(tmp)
         target.mkdir(exist_ok=True)
         written = []
-        for name in OUTPUT_FILES:
-            os.replace(tmp / name, target / name)
-            written.append(target / name)
+        for name in names if names is not None else sorted(p.name for p in tmp.iterdir()):
+            dest = target / name
+            if (tmp / name).is_dir() and dest.is_dir():
+                os.replace(dest, tmp / f".{name}.old")
+            os.replace(tmp / name, dest)
+            written.append(dest)
         return written
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

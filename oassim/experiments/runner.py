@@ -24,7 +24,7 @@ import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, MutableMapping
 
 from oassim.errors import OassimError, SpecError
 from oassim.experiments.scenario import Scenario, load_scenario
@@ -118,7 +118,8 @@ def resolve_scenario(sc: Scenario, model: Any, accelerators: int, network: str) 
 
 
 def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | None = None,
-        overrides: Iterable[str] = (), full_rank: bool = False) -> "Results":
+        overrides: Iterable[str] = (), full_rank: bool = False,
+        cluster_cache: MutableMapping[tuple[str, int | None], tuple[Any, Any]] | None = None) -> "Results":
     """Simulate one training iteration of a scenario and return its Results.
 
     Parameters
@@ -133,6 +134,10 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
     full_rank : bool
         Simulate every rank instead of one representative per pipeline stage (DESIGN.md
         decision 7; slower, for what breaks symmetry).
+    cluster_cache : mutable mapping, optional
+        Built clusters by (cluster reference, accelerators): a sweep worker passes one so that
+        points on the same cluster build it once (a frozen fabric is read-only to a run; its
+        route caches are keyed by content and salt).
 
     Returns
     -------
@@ -165,11 +170,18 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
         raise SpecError(f"unknown network '{net}' (allowed: {', '.join(_NETWORKS)})", source="argument --network")
     t1 = time.perf_counter()
 
-    try:
-        rc = load_cluster(sc.cluster.ref, sc.cluster.accelerators)
-    except SpecError as exc:
-        raise _locate_cluster(exc, sc, source) from None
-    fabric = freeze(build_cluster(rc))
+    key = (sc.cluster.ref, sc.cluster.accelerators)
+    hit = cluster_cache.get(key) if cluster_cache is not None else None
+    if hit is not None:
+        rc, fabric = hit
+    else:
+        try:
+            rc = load_cluster(sc.cluster.ref, sc.cluster.accelerators)
+        except SpecError as exc:
+            raise _locate_cluster(exc, sc, source) from None
+        fabric = freeze(build_cluster(rc))
+        if cluster_cache is not None:
+            cluster_cache[key] = (rc, fabric)
     accelerators = sc.cluster.accelerators or rc.accelerators
     t2 = time.perf_counter()
 

@@ -1,7 +1,8 @@
 """Hardware catalog layer: validated part specs and the preset catalog.
 
-Models accelerators, link technologies, optical modules and cables, switches and the
-interconnect bundle of one domain (:mod:`oassim.hardware.models`), and the named presets in
+Models accelerators, link technologies, optical modules and cables and switches
+(:mod:`oassim.hardware.models`), the interconnect spec file a standards committee compares
+(:mod:`oassim.hardware.interconnect`), and the named presets in
 ``topologies/hardware/*.yaml`` (:mod:`oassim.hardware.catalog`). This layer knows nothing of
 graphs or time (DESIGN.md); figures carry units in their names and convert once to SI.
 """
@@ -12,12 +13,13 @@ from oassim.hardware.catalog import (
     PartKind,
     clear_catalog_cache,
     load_catalog,
+    load_interconnect,
 )
+from oassim.hardware.interconnect import InterconnectSpec, InterconnectSwitch, ReachClass, encoding_fraction
 from oassim.hardware.models import (
     PART_MODELS,
     Accelerator,
     HardwarePart,
-    InterconnectSpec,
     LinkTechnology,
     Medium,
     ModuleTechnology,
@@ -26,7 +28,7 @@ from oassim.hardware.models import (
     Precision,
     Switch,
 )
-from oassim.hardware.schema import json_schema
+from oassim.hardware.schema import SCHEMA_KINDS, json_schema
 
 __all__ = [
     "Accelerator",
@@ -35,12 +37,17 @@ __all__ = [
     "PortConfig",
     "Switch",
     "InterconnectSpec",
+    "InterconnectSwitch",
+    "ReachClass",
+    "encoding_fraction",
+    "load_interconnect",
     "HardwarePart",
     "Precision",
     "Medium",
     "ModuleTechnology",
     "PART_MODELS",
     "json_schema",
+    "SCHEMA_KINDS",
     "Catalog",
     "PartKind",
     "PRESET_FILES",

@@ -10,7 +10,8 @@ Why a catalog rather than ad-hoc file reads: every layer above resolves names th
 and the key path, and unknown names list the known ones. Folders are searched in
 :func:`oassim.presets.preset_dirs` order (``OASSIM_PRESET_PATH`` first), and a preset in an
 earlier folder overrides one of the same name in a later folder. Nothing is read at import;
-the default catalog is read once and cached.
+the default catalog is read once and cached. :func:`load_interconnect` reads an interconnect
+spec file (:mod:`oassim.hardware.interconnect`), resolving the module presets it names.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
 from oassim.errors import SpecError
+from oassim.hardware.interconnect import InterconnectSpec
 from oassim.hardware.models import (
     Accelerator,
     HardwarePart,
-    InterconnectSpec,
     LinkTechnology,
     OpticalModule,
     Switch,
@@ -37,6 +38,7 @@ from oassim.specio import read_yaml, validate
 
 __all__ = [
     "PRESET_FILES", "PRESET_KIND_DIR", "PartKind", "Catalog", "load_catalog", "clear_catalog_cache",
+    "load_interconnect",
 ]
 
 PartKind = Literal["accelerator", "link", "module", "switch"]
@@ -182,13 +184,21 @@ class Catalog:
     def resolve_interconnect(
         self, value: Any, *, source: str | None = None, prefix: str | None = None
     ) -> InterconnectSpec:
-        """Validate an interconnect bundle and replace its preset names by models.
+        """Validate an interconnect spec and replace the module names of its reach classes by
+        models.
+
+        Parameters
+        ----------
+        value : mapping or InterconnectSpec
+            The content of an interconnect spec file (``oassim schema interconnect``).
+        source, prefix : str, optional
+            File and key path the value came from, used in error messages.
 
         Raises
         ------
         SpecError
-            Invalid fields, unknown part names, a link whose kind is not the domain, or
-            in-network reduction asked of parts that do not support it.
+            Missing or unknown keys, impossible values, or an unknown module preset (one line
+            naming the file and the key path).
         """
         spec = value if isinstance(value, InterconnectSpec) else validate(
             InterconnectSpec, value, source=source, prefix=prefix
@@ -197,28 +207,16 @@ class Catalog:
         def at(key: str) -> str:
             return f"{prefix}.{key}" if prefix else key
 
-        link = self.resolve_link(spec.link, source=source, prefix=at("link"))
-        switch = module = None
-        if spec.switch is not None:
-            switch = self.resolve_switch(spec.switch, source=source, prefix=at("switch"))
-        if spec.module is not None:
-            module = self.resolve_module(spec.module, source=source, prefix=at("module"))
-        if link.kind != spec.domain:
-            raise SpecError(
-                f"link '{link.name}' is a {link.kind} technology, not {spec.domain}",
-                source=source,
-                path=at("link"),
-            )
-        if spec.in_network_reduction:
-            able = switch.in_network_reduction if switch is not None else link.in_network_reduction
-            if not able:
-                part = f"switch '{switch.name}'" if switch is not None else f"link '{link.name}'"
-                raise SpecError(
-                    f"{part} does not support in-network reduction",
-                    source=source,
-                    path=at("in_network_reduction"),
-                )
-        return spec.model_copy(update={"link": link, "switch": switch, "module": module})
+        reach = []
+        for i, rc in enumerate(spec.reach):
+            if rc.module is not None:
+                module = self.resolve_module(rc.module, source=source, prefix=at(f"reach[{i}].module"))
+                if module.medium == "optical" and rc.medium != "optical":
+                    raise SpecError(f"module '{module.name}' is optical but the class medium is '{rc.medium}'",
+                                    source=source, path=at(f"reach[{i}].medium"))
+                rc = rc.model_copy(update={"module": module})
+            reach.append(rc)
+        return spec.model_copy(update={"reach": reach})
 
     # -- internals -------------------------------------------------------------------------
 
@@ -313,3 +311,15 @@ def load_catalog(extra_dirs: Iterable[str | Path] | None = None) -> Catalog:
 def clear_catalog_cache() -> None:
     """Forget cached catalogs (after preset files changed on disk)."""
     _cached.cache_clear()
+
+
+def load_interconnect(path: str | Path, catalog: Catalog | None = None) -> InterconnectSpec:
+    """Read and validate an interconnect spec file, resolving module presets.
+
+    Raises
+    ------
+    SpecError
+        Unreadable file or invalid spec: one line ``FILE: key.path: message``.
+    """
+    cat = catalog if catalog is not None else load_catalog()
+    return cat.resolve_interconnect(read_yaml(path), source=str(path))

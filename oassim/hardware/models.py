@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from oassim.errors import SpecError
 from oassim.specio import SpecModel
 
 __all__ = [
     "Precision", "Medium", "ModuleTechnology", "HardwarePart", "Accelerator", "LinkTechnology",
-    "OpticalModule", "PortConfig", "Switch", "InterconnectSpec", "PART_MODELS",
+    "OpticalModule", "PortConfig", "Switch", "PART_MODELS",
 ]
 
 Precision = Literal["bf16", "fp16", "fp8"]
@@ -417,75 +417,7 @@ class Switch(_HasLatency, HardwarePart):
         )
 
 
-def _name_or_inline(value: Any) -> str:
-    # Route a mapping or a model to the model branch and everything else to the name
-    # branch, so an error names one problem, not one per union member. The tag names
-    # ("str", "dict") are dropped from error paths by oassim.specio.
-    return "dict" if isinstance(value, (dict, SpecModel)) else "str"
-
-
-def _part(model: type) -> Any:
-    return Annotated[
-        Union[Annotated[_Name, Tag("str")], Annotated[model, Tag("dict")]],
-        Discriminator(_name_or_inline),
-    ]
-
-
-class InterconnectSpec(HardwarePart):
-    """The hardware of one interconnect domain: link, switch and module.
-
-    Parameters
-    ----------
-    domain : {"scale_up", "scale_out"}
-        Which domain this bundle builds.
-    link : str or LinkTechnology
-        Link technology preset name or inline spec.
-    switch : str, Switch or None
-        Switch preset name or inline spec; None for switchless (mesh, torus) designs.
-    module : str, OpticalModule or None
-        Optical module / cable preset name or inline spec; None when links are on board.
-    max_domain_size : int or None
-        Most accelerators one domain may hold (e.g. UALink 1,024).
-    in_network_reduction : bool
-        Use in-network reduction in this domain (the parts must support it).
-    """
-
-    _not_figures: ClassVar[frozenset[str]] = frozenset({"switch", "module"})
-
-    name: _Name = "interconnect"
-    domain: Literal["scale_up", "scale_out"]
-    link: _part(LinkTechnology)  # type: ignore[valid-type]
-    switch: _part(Switch) | None = None  # type: ignore[valid-type]
-    module: _part(OpticalModule) | None = None  # type: ignore[valid-type]
-    max_domain_size: _Count | None = None
-    in_network_reduction: bool = False
-
-    @field_validator("link", "switch", "module", mode="before")
-    @classmethod
-    def _inline_name(cls, value: Any, info: Any) -> Any:
-        # An inline part needs no name of its own; it is called after its key.
-        if isinstance(value, dict) and "name" not in value:
-            return {"name": info.field_name, **value}
-        if value is not None and not isinstance(value, (str, dict, SpecModel)):
-            kind = type(value).__name__
-            raise ValueError(f"expected a preset name or a mapping of fields, got {kind}")
-        return value
-
-    @field_validator("link")
-    @classmethod
-    def _link_kind(cls, link: Any, info: Any) -> Any:
-        domain = info.data.get("domain")
-        if isinstance(link, LinkTechnology) and domain is not None and link.kind != domain:
-            raise ValueError(f"link kind '{link.kind}' does not match domain '{domain}'")
-        return link
-
-    @property
-    def is_resolved(self) -> bool:
-        """True when every part is a model, not a preset name."""
-        return not any(isinstance(p, str) for p in (self.link, self.switch, self.module))
-
-
 PART_MODELS: dict[str, type[HardwarePart]] = {
     "accelerator": Accelerator, "link": LinkTechnology, "module": OpticalModule,
-    "switch": Switch, "interconnect": InterconnectSpec,
+    "switch": Switch,
 }

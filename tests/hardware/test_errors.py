@@ -127,8 +127,9 @@ def test_resolve_reports_where_the_value_came_from(catalog: Catalog) -> None:
     with pytest.raises(SpecError, match=r"^cluster.yaml: scale_up.link.lanes: "):
         inline = {"kind": "scale_up", "lane_rate_Gbps": 1, "lanes": 0, "medium": "pcb"}
         catalog.resolve_link(inline, source=src, prefix="scale_up.link")
-    bundle = {"domain": "scale_up", "link": "nvlink5", "switch": {"port_configs": [{"ports": 0}]}}
-    with pytest.raises(SpecError, match=r"^cluster.yaml: scale_up.switch.port_configs\[0\].ports"):
-        catalog.resolve_interconnect(bundle, source=src, prefix="scale_up")
+    spec = {"name": "x", "domain": "scale_up", "lane_rate_Gbps": 200, "lanes_per_port": 2,
+            "switch": {"radix": 72}, "reach": [{"name": "c", "medium": "copper", "module": "dac-8OOg"}]}
+    with pytest.raises(SpecError, match=r"^spec.yaml: reach\[0\].module: unknown module preset"):
+        catalog.resolve_interconnect(spec, source="spec.yaml")
     with pytest.raises(SpecError, match="expected a module preset name or a mapping"):
         catalog.resolve_module(3)

@@ -72,14 +72,20 @@ def test_mutations_validate_or_give_one_line_spec_error(case: tuple[str, dict[An
         assert all(getattr(part, f) is None for f in part.unset_fields())
 
 
+_INTERCONNECT = {"name": "x", "domain": "scale_up", "lane_rate_Gbps": 200, "lanes_per_port": 2,
+                 "encoding": "64b/66b", "header_bytes": 46, "mtu_bytes": 256, "switch": {"radix": 72},
+                 "reach": [{"name": "c", "medium": "copper", "reach_m": 2}]}
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(
-    st.sampled_from(["domain", "link", "switch", "module", "max_domain_size"]), _values, max_size=5
+    st.sampled_from(["domain", "lane_rate_Gbps", "lanes_per_port", "encoding", "switch", "reach",
+                     "max_domain_size", "protocol_efficiency"]), _values, max_size=4
 ))
 def test_interconnect_mutations_give_spec_error(data: dict[str, Any]) -> None:
-    """Random interconnect bundles resolve or raise a one-line SpecError, never anything else."""
+    """Random edits of an interconnect spec resolve or raise a one-line SpecError naming the file."""
     catalog = Catalog(parts={})
     try:
-        catalog.resolve_interconnect(data, source="cluster.yaml", prefix="scale_up")
+        catalog.resolve_interconnect({**_INTERCONNECT, **data}, source="spec.yaml")
     except SpecError as exc:
-        assert "\n" not in str(exc)
+        assert "\n" not in str(exc) and str(exc).startswith("spec.yaml: ")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from oassim.errors import SpecError
-from oassim.hardware import Catalog, InterconnectSpec, LinkTechnology, Switch
+from oassim.hardware import Catalog, InterconnectSpec, LinkTechnology, OpticalModule
 
 
 def test_h100_peaks_in_flops(catalog: Catalog) -> None:
@@ -126,26 +126,24 @@ def test_nvswitch_gen4_matches_tray_figures(catalog: Catalog) -> None:
     assert sw.ports_at(catalog.link("nvlink5").rate_Gbps) == 72
 
 
-def test_resolve_interconnect_replaces_names(catalog: Catalog) -> None:
-    """An interconnect bundle of preset names resolves to models; inline parts validate."""
-    spec = catalog.resolve_interconnect(
-        {"domain": "scale_out", "link": "ib-ndr", "switch": "quantum-2", "module": "dac-400g"}
-    )
-    assert spec.is_resolved and isinstance(spec.switch, Switch)
-    assert spec.switch.ports_at(spec.link.rate_Gbps) == 64
-    link = {"kind": "scale_up", "lane_rate_Gbps": 200, "lanes": 4, "medium": "copper"}
-    inline = catalog.resolve_interconnect({"domain": "scale_up", "link": link})
-    assert inline.link.bandwidth_Bps == pytest.approx(100e9)
-    assert isinstance(InterconnectSpec(domain="scale_up", link="nvlink5").link, str)
+def test_resolve_interconnect_inlines_module_presets(catalog: Catalog) -> None:
+    """An interconnect spec's reach-class module names resolve to models; inline modules validate."""
+    spec = catalog.resolve_interconnect({
+        "name": "x", "domain": "scale_out", "lane_rate_Gbps": 100, "lanes_per_port": 4,
+        "switch": {"radix": 64},
+        "reach": [{"name": "dac", "medium": "copper", "reach_m": 3, "module": "dac-400g"},
+                  {"name": "sr4", "medium": "optical", "module": {"rate_Gbps": 400, "technology": "dsp"}}],
+    })
+    assert isinstance(spec.reach[0].module, OpticalModule) and spec.reach[0].module.power_W == pytest.approx(0.1)
+    assert spec.reach[1].module.technology == "dsp"
+    assert isinstance(InterconnectSpec.model_validate({
+        "name": "y", "domain": "scale_up", "lane_rate_Gbps": 1, "lanes_per_port": 1, "switch": {"radix": 2},
+        "reach": [{"name": "o", "medium": "optical", "module": "osfp-400g-sr4"}]}).reach[0].module, str)
 
 
-def test_interconnect_rejects_mismatched_parts(catalog: Catalog) -> None:
-    """A scale-out link in a scale-up bundle, or reduction on a plain switch, is a SpecError."""
-    with pytest.raises(SpecError, match=r"cluster.yaml: scale_up.link: .*scale_out"):
-        bundle = {"domain": "scale_up", "link": "ib-ndr"}
-        catalog.resolve_interconnect(bundle, source="cluster.yaml", prefix="scale_up")
-    with pytest.raises(SpecError, match="quantum-2.*in-network reduction"):
-        catalog.resolve_interconnect(
-            {"domain": "scale_out", "link": "ib-ndr", "switch": "quantum-2",
-             "in_network_reduction": True}
-        )
+def test_interconnect_rejects_an_optical_module_on_copper(catalog: Catalog) -> None:
+    """A reach class whose module is optical but whose medium is copper is a SpecError."""
+    spec = {"name": "x", "domain": "scale_up", "lane_rate_Gbps": 100, "lanes_per_port": 1,
+            "switch": {"radix": 64}, "reach": [{"name": "c", "medium": "copper", "module": "osfp-400g-sr4"}]}
+    with pytest.raises(SpecError, match=r"^spec.yaml: reach\[0\].medium: .*optical"):
+        catalog.resolve_interconnect(spec, source="spec.yaml")

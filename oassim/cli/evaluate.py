@@ -1,0 +1,87 @@
+"""``oassim evaluate`` and ``oassim schema``: the standards-committee commands.
+
+``oassim evaluate SPEC.yaml [SPEC.yaml ...] --out DIR`` runs OAS-Bench on interconnect spec
+files and writes the ranking report (HTML, Markdown, plots, results and every input) into
+DIR, all or nothing. ``oassim schema KIND`` prints the JSON Schema of a spec format, so a
+committee can publish it. Thin wrappers over :mod:`oassim.experiments.report_html` and the
+spec models; bad input is one line ``oassim: error: FILE: key.path: message`` with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+from oassim.errors import OassimError
+
+__all__ = ["add_parsers", "COMMANDS", "SCHEMA_KINDS"]
+
+#: ``oassim schema`` kinds: the hardware spec formats, then the cluster and scenario files.
+SCHEMA_KINDS = ("interconnect", "accelerator", "link", "module", "switch", "cluster", "scenario")
+
+
+def add_parsers(sub: Any) -> None:
+    """Add the ``evaluate`` and ``schema`` subcommands to the ``oassim`` parser."""
+    e = sub.add_parser(
+        "evaluate",
+        help="rank interconnect specs on the OAS-Bench suite and write an HTML/Markdown report",
+        description="Build each candidate's OAS-Bench reference cluster, run the suite's collective "
+        "microbenchmarks and training workloads on it, and write a report ranking the candidates "
+        "(report.html, report.md, figures, results.json, CSVs and every input) into --out. "
+        "See docs/oas-bench.md.",
+    )
+    e.add_argument("specs", nargs="+", metavar="SPEC.yaml",
+                   help="interconnect spec files (format: oassim schema interconnect; examples in experiments/specs/)")
+    e.add_argument("--out", required=True, metavar="DIR", help="report folder (created; written all or nothing)")
+    e.add_argument("--quick", action="store_true",
+                   help="run the quick smoke profile (smaller scales and batches; not comparable with the full suite)")
+    e.add_argument("--quiet", action="store_true", help="print no progress lines")
+    s = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of a spec file format",
+        description="Print the JSON Schema of a spec format (field meanings and units as descriptions).",
+    )
+    s.add_argument("kind", choices=SCHEMA_KINDS, help="spec format")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from oassim.experiments.report_html import write_evaluation
+
+    def say(msg: str) -> None:
+        sys.stderr.write(f"oassim: evaluate: {msg}\n")
+        sys.stderr.flush()
+
+    try:
+        written = write_evaluation(args.specs, args.out, "quick" if args.quick else "full",
+                                   progress=None if args.quiet else say)
+    except OSError as exc:
+        raise OassimError(f"argument --out: cannot write {args.out}: {exc.strerror or exc}") from None
+    report = next((p for p in written if p.name == "report.html"), None)
+    sys.stdout.write(f"wrote {report or args.out}\n")
+    return 0
+
+
+def schema(kind: str) -> dict[str, Any]:
+    """JSON Schema of ``kind`` (one of :data:`SCHEMA_KINDS`)."""
+    if kind == "cluster":
+        from oassim.topology.cluster_spec import ClusterSpec
+
+        return ClusterSpec.model_json_schema()
+    if kind == "scenario":
+        from oassim.experiments.scenario import Scenario
+
+        return Scenario.model_json_schema()
+    from oassim.hardware import json_schema
+
+    return json_schema(kind)
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    json.dump(schema(args.kind), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"evaluate": _cmd_evaluate, "schema": _cmd_schema}
