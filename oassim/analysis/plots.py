@@ -31,7 +31,7 @@ from oassim.errors import OassimError
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["axis_label", "line", "busbw_curves", "bars", "breakdown_bars", "tier_heatmap", "pareto_mask",
+__all__ = ["axis_label", "line", "sweep_points", "busbw_curves", "bars", "breakdown_bars", "tier_heatmap", "pareto_mask",
            "pareto_front"]
 
 # Unit suffixes of column names (DESIGN.md decision 1) and how a reader writes them; longest
@@ -147,6 +147,72 @@ def line(df: pd.DataFrame, x: str, y: str, hue: str | None = None, ax: "Axes | N
     if hue is not None and groups:
         ax.legend(title=axis_label(hue))
     ax.grid(True, alpha=0.3)
+    return ax
+
+
+def sweep_points(df: pd.DataFrame, x: str, y: str, hue: str | None = None, ax: "Axes | None" = None, *,
+                 logx: bool = False, logy: bool = False) -> "Axes":
+    """Every point of a sweep as a dot, and the mean of ``y`` at each ``x`` as a line (one per
+    value of ``hue``): repeats (seeds) and the other axes' spread stay visible.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per sweep point (``oassim.experiments.load_results``).
+    x : str
+        Column of the swept quantity: numbers (ticks at the swept values when there are at most
+        12), or categories (one tick each, in order of appearance).
+    y : str
+        Column to plot; rows where it is not a number are left out (OassimError when none is).
+    hue : str, optional
+        Column splitting the points into coloured groups (legend "hue=value", sorted).
+    ax : matplotlib Axes, optional
+    logx, logy : bool
+        Logarithmic axes (``logx`` only for a numeric ``x``).
+
+    Returns
+    -------
+    matplotlib Axes
+        With one line per group (``len(ax.lines)``) and one scatter collection per group.
+    """
+    _require(df, x, y, hue)
+    yv = pd.to_numeric(df[y], errors="coerce")
+    if yv.isna().all():
+        raise OassimError(f"column '{y}' has no numbers to plot")
+    data = df.assign(_y=yv).dropna(subset=["_y"])
+    numeric_x = pd.api.types.is_numeric_dtype(data[x]) and not pd.api.types.is_bool_dtype(data[x])
+    cats: list[str] = []
+    if numeric_x:
+        data = data.assign(_x=data[x].astype(float))
+    else:
+        cats = list(dict.fromkeys(data[x].astype(str)))
+        data = data.assign(_x=data[x].astype(str).map({c: i for i, c in enumerate(cats)}))
+    ax = _axes(ax, (7, 4.5))
+    if hue is None:
+        groups: list[tuple[Any, pd.DataFrame]] = [(None, data)]
+    else:
+        groups = [(v, data[data[hue] == v]) for v in _sorted_values(data[hue])]
+    for label, g in groups:
+        mean = g.groupby("_x", sort=True)["_y"].mean()
+        drawn, = ax.plot(mean.index, mean.values, label=None if label is None else f"{hue}={label}")
+        ax.scatter(g["_x"], g["_y"], s=14, alpha=0.6, color=drawn.get_color())
+    if not numeric_x:
+        ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right")
+    elif logx:
+        ax.set_xscale("log")
+    xs = sorted(data["_x"].unique())
+    if numeric_x and len(xs) <= 12:  # a swept axis: label its values, not a generic scale
+        from matplotlib.ticker import NullFormatter
+
+        ax.set_xticks(xs, [f"{v:,.6g}" for v in xs])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(axis_label(x))
+    ax.set_ylabel(axis_label(y))
+    ax.grid(True, alpha=0.3)
+    if hue is not None:
+        ax.legend(fontsize="small")
     return ax
 
 

@@ -167,8 +167,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import pandas as pd
 
+    from oassim.analysis.plots import sweep_points
     from oassim.analysis.trace import atomic_write
 
     record, frame = _frame(args.dir)
@@ -178,46 +178,14 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     ok = frame[frame["status"] == "ok"] if len(frame) else frame
     if not len(ok):
         raise OassimError(f"{args.dir}: no finished point without error to plot")
-    y = pd.to_numeric(ok[args.y], errors="coerce")
-    if y.isna().all():
-        raise SpecError(f"column '{args.y}' has no numbers to plot", source="argument --y")
-    data = ok.assign(_y=y).dropna(subset=["_y"])
-    numeric_x = pd.api.types.is_numeric_dtype(data[args.x]) and not pd.api.types.is_bool_dtype(data[args.x])
-    if not numeric_x:
-        cats = list(dict.fromkeys(data[args.x].astype(str)))
-        data = data.assign(_x=data[args.x].astype(str).map({c: i for i, c in enumerate(cats)}))
-    else:
-        data = data.assign(_x=data[args.x].astype(float))
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    if args.hue is None:
-        groups: list[tuple[Any, Any]] = [(None, data)]
-    else:
-        try:
-            groups = list(data.groupby(args.hue, sort=True, dropna=False))
-        except TypeError:  # values of mixed types: order as text
-            groups = list(data.groupby(data[args.hue].astype(str), sort=True))
-    for label, g in groups:
-        mean = g.groupby("_x", sort=True)["_y"].mean()
-        line, = ax.plot(mean.index, mean.values, marker="", label=None if label is None else f"{args.hue}={label}")
-        ax.scatter(g["_x"], g["_y"], s=14, alpha=0.6, color=line.get_color())
-    if not numeric_x:
-        ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right")
-    ax.set_xlabel(args.x)
-    ax.set_ylabel(args.y)
-    if args.logx and numeric_x:
-        ax.set_xscale("log")
-    xs = sorted(data["_x"].unique())
-    if numeric_x and len(xs) <= 12:  # a swept axis: label its values, not a generic scale
-        from matplotlib.ticker import NullFormatter
-
-        ax.set_xticks(xs, [f"{v:,.6g}" for v in xs])
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    if args.logy:
-        ax.set_yscale("log")
-    ax.set_title(f"sweep {record.get('name')}: {len(data):,} points")
-    ax.grid(True, alpha=0.3)
-    if args.hue is not None:
-        ax.legend(fontsize="small")
+    try:
+        sweep_points(ok, args.x, args.y, args.hue, ax, logx=args.logx, logy=args.logy)
+    except OassimError as exc:
+        plt.close(fig)
+        raise SpecError(str(exc), source="argument --y") from None
+    shown = sum(len(c.get_offsets()) for c in ax.collections)
+    ax.set_title(f"sweep {record.get('name')}: {shown:,} points")
     fig.tight_layout()
     try:
         atomic_write(args.output, lambda t: fig.savefig(t, format="png"))

@@ -248,3 +248,22 @@ def test_importing_analysis_leaves_matplotlib_unimported():
             "print(any(m == 'matplotlib' or m.startswith('matplotlib.') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_sweep_points_draws_every_point_and_the_mean_per_x():
+    """Repeats at one x show as dots; the line goes through their mean, one line per hue value."""
+    df = pd.DataFrame({"n": [1, 1, 2, 2, 1, 2], "t": [1.0, 3.0, 5.0, 7.0, 10.0, 20.0],
+                       "fam": ["a", "a", "a", "a", "b", "b"]})
+    ax = plots.sweep_points(df, "n", "t", hue="fam")
+    assert [ln.get_label() for ln in ax.lines] == ["fam=a", "fam=b"]
+    assert list(ax.lines[0].get_ydata()) == [2.0, 6.0]
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 6
+
+
+def test_sweep_points_categorical_x_and_no_numbers():
+    """Text x values get one tick each in order of appearance; a y without numbers is refused."""
+    df = pd.DataFrame({"preset": ["p2", "p1", "p2"], "t": [1.0, 2.0, 3.0], "bad": ["x", "y", "z"]})
+    ax = plots.sweep_points(df, "preset", "t")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["p2", "p1"]
+    with pytest.raises(OassimError, match="no numbers"):
+        plots.sweep_points(df, "preset", "bad")
