@@ -27,24 +27,24 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from oassim.hardware.models import (
+from oassim.hardware.models import (  # the strict number types are the catalog's own
     HardwarePart,
     LinkTechnology,
     Medium,
     OpticalModule,
     Switch,
     _CheckedKeys,
+    _Count,
+    _Fraction,
+    _Name,
+    _NonNegative,
+    _NonNegativeCount,
+    _Positive,
 )
 from oassim.specio import SpecModel
 
 __all__ = ["InterconnectSpec", "InterconnectSwitch", "ReachClass", "encoding_fraction"]
 
-_Positive = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
-_NonNegative = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
-_Fraction = Annotated[float, Field(gt=0, le=1, strict=True, allow_inf_nan=False)]
-_Count = Annotated[int, Field(gt=0, strict=True)]
-_NonNegativeCount = Annotated[int, Field(ge=0, strict=True)]
-_Name = Annotated[str, Field(min_length=1, strict=True)]
 
 # A line code written as data/signal bits ("64b/66b", "128b/130b") or rates ("200/212.5").
 _CODE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*b?\s*/\s*(\d+(?:\.\d+)?)\s*b?\s*$")

@@ -33,7 +33,6 @@ kept as a printed cross-check.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from typing import Any, Callable
 import numpy as np
 
 from oassim.scheduler.validate import ROWS, format_table, megatron_table
+from oassim.workload.fit import golden_section_min
 
 __all__ = ["PARAMETER", "BASIS", "Surrogate", "surrogate", "fit_e_max", "leave_one_out", "Calibration",
            "calibrate", "write_e_max", "main"]
@@ -99,15 +99,7 @@ def fit_e_max(s: Surrogate, keep: np.ndarray | None = None) -> float:
     def loss(e: float) -> float:
         return float(np.sum(np.log1p(s.error(e)[idx]) ** 2))
 
-    lo, hi = 0.3, 1.0
-    g = (math.sqrt(5) - 1) / 2
-    for _ in range(60):  # golden-section search: the loss is unimodal in e (monotone errors)
-        x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
-        if loss(x1) < loss(x2):
-            hi = x2
-        else:
-            lo = x1
-    return round((lo + hi) / 2, 3)
+    return round(golden_section_min(loss, 0.3, 1.0), 3)  # unimodal: every row's error is monotone in e
 
 
 def leave_one_out(s: Surrogate) -> np.ndarray:

@@ -44,6 +44,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -56,7 +57,7 @@ from oassim.workload.plan import Plan, compile_plan
 from oassim.workload.steps import CollectiveCall, ComputeOp
 
 __all__ = ["FIT_ROWS", "HELD_OUT_ROWS", "Row", "load_rows", "derive_seq_len", "OpTable", "op_table",
-           "fit", "with_e_max", "predict_fit_row", "compute_only", "main", "busbw_curve", "mamf_check", "default_data"]
+           "fit", "golden_section_min", "with_e_max", "predict_fit_row", "compute_only", "main", "busbw_curve", "mamf_check", "default_data"]
 
 FIT_ROWS = ("T0012", "T0015", "T0018", "T0021")
 HELD_OUT_ROWS = tuple(f"T{i:04d}" for i in range(1, 11))
@@ -237,15 +238,19 @@ def fit(rows: dict[str, Row], curve: tuple[np.ndarray, np.ndarray], seq_len: int
     def loss(e: float) -> float:
         return sum(math.log(_tflops(p, t.time(e, eff, peak, hbm)) / r.tflops) ** 2 for r, p, t in tables2)
 
-    lo, hi = 0.3, 1.0
+    return round(golden_section_min(loss, 0.3, 1.0), 3)  # the loss is unimodal in e_max
+
+
+def golden_section_min(loss: Callable[[float], float], lo: float, hi: float, iterations: int = 60) -> float:
+    """The minimiser of a unimodal ``loss`` on ``[lo, hi]`` by golden-section search."""
     g = (math.sqrt(5) - 1) / 2
-    for _ in range(60):  # golden-section search (the loss is unimodal in e_max)
+    for _ in range(iterations):
         a, b = hi - g * (hi - lo), lo + g * (hi - lo)
         if loss(a) < loss(b):
             hi = b
         else:
             lo = a
-    return round((lo + hi) / 2, 3)
+    return (lo + hi) / 2
 
 
 def mamf_check(eff: AcceleratorEfficiency) -> list[tuple[str, float, float]]:
