@@ -51,13 +51,21 @@ def axis_label(name: Any) -> str:
 
     Examples: ``busbw_GBps`` -> "busbw (GB/s)", ``tokens_per_s`` -> "tokens/s",
     ``iteration_time_s`` -> "iteration time (s)", ``tflops_per_accelerator`` ->
-    "TFLOP/s per accelerator", ``mfu`` -> "MFU". Names without a known suffix keep their words.
+    "TFLOP/s per accelerator", ``power_W_per_accelerator`` -> "power per accelerator (W)",
+    ``mfu`` -> "MFU". Names without a known suffix keep their words.
     """
     text = str(name)
     unit = ""
     for suffix, shown in _UNITS:
         if text.endswith(suffix) and len(text) > len(suffix):
             text, unit = text[: -len(suffix)], shown
+            break
+        mid = suffix + "_per_"  # a unit before "per ...": power_W_per_accelerator
+        if suffix != "_per_s" and mid in text and shown.startswith(" ("):
+            head, tail = text.split(mid, 1)
+            if head.endswith("_per"):  # tokens_per_s_per_accelerator: a rate, not a unit
+                continue
+            text, unit = f"{head}_per_{tail}", shown
             break
     words: list[str] = []
     for w in (w for w in text.split("_") if w):

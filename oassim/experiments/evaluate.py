@@ -63,6 +63,10 @@ class Candidate:
         ``scenario_file``; ``status`` "ok" or the error line.
     wall_s : dict
         Wall-clock seconds: ``collectives``, ``training``, ``total``.
+    inputs : dict of str to str
+        Every input file of the candidate (``spec.yaml``, ``cluster.yaml``,
+        ``scenarios/*.yaml``) by path relative to its folder, kept so that a report can carry
+        them even when the evaluation ran in a temporary folder.
     """
 
     spec: InterconnectSpec
@@ -72,6 +76,7 @@ class Candidate:
     collectives: list[dict[str, Any]] = field(default_factory=list)
     training: list[dict[str, Any]] = field(default_factory=list)
     wall_s: dict[str, float] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -189,6 +194,8 @@ def evaluate(specs: Iterable[str | Path | InterconnectSpec], suite: Suite | str 
             cand.training = _training(cand, folder, s, say)
             cand.wall_s = {"collectives": tt - tc, "training": time.perf_counter() - tt,
                            "total": time.perf_counter() - tc}
+            cand.inputs = {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
+                           for p in sorted(folder.rglob("*")) if p.is_file()}
             say(f"{cand.name}: done in {cand.wall_s['total']:.1f} s")
             candidates.append(cand)
     return Evaluation(s, candidates, rank(candidates), _provenance(s, started, time.perf_counter() - t0))

@@ -82,6 +82,12 @@ def write_report(ev: Evaluation, folder: str | Path) -> None:
     folder = Path(folder)
     inputs = folder / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
+    for cand in ev.candidates:  # an evaluation run in a temporary folder carries its inputs
+        for rel, text in cand.inputs.items():
+            target = inputs / cand.slug / rel
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
     (inputs / "suite.yaml").write_text(f"# {ev.suite.name} ({ev.suite.profile} profile) as run\n"
                                        + yaml.safe_dump(ev.suite.describe(), sort_keys=False), encoding="utf-8")
     (inputs / "provenance.json").write_text(json.dumps(jsonable(ev.provenance), indent=2) + "\n", encoding="utf-8")

@@ -238,6 +238,8 @@ def test_axis_labels_make_units_readable():
     assert plots.axis_label("iteration_time_s") == "iteration time (s)"
     assert plots.axis_label("tflops_per_accelerator") == "TFLOP/s per accelerator"
     assert plots.axis_label("power_per_accelerator_W") == "power per accelerator (W)"
+    assert plots.axis_label("power_W_per_accelerator") == "power per accelerator (W)"  # the store's names
+    assert plots.axis_label("cost_USD_per_accelerator") == "cost per accelerator (USD)"
     assert plots.axis_label("mfu") == "MFU"
     assert plots.axis_label("s") == "s"
 

@@ -193,3 +193,16 @@ def test_failure_while_rendering_leaves_the_folder_as_it_was(tmp_path: Path, mon
     assert [p.name for p in out.iterdir()] == ["report.html"]
     assert (out / "report.html").read_text() == "previous report"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.yaml", "report"]
+
+
+def test_report_of_an_evaluation_run_in_a_temporary_folder_keeps_its_inputs(tmp_path: Path) -> None:
+    """evaluate() without a workdir, then write_report(): every candidate's spec, cluster and
+    scenario files are in the report's inputs/ folder, as the report's links promise."""
+    from oassim.experiments import evaluate, write_report
+
+    ev = evaluate([write_spec(tmp_path, "solo")], "quick")
+    write_report(ev, tmp_path / "rep")
+    got = {p.relative_to(tmp_path / "rep" / "inputs" / "solo").as_posix()
+           for p in (tmp_path / "rep" / "inputs" / "solo").rglob("*") if p.is_file()}
+    assert {"spec.yaml", "cluster.yaml"} <= got
+    assert {r["scenario_file"].split("/", 1)[1] for r in ev.candidates[0].training} <= got
