@@ -57,10 +57,11 @@ class _Costed:
     """One repetition of a phase on one network: time, latency, sparse link loads."""
 
     transfer_s: float
-    latency_s: float
+    latency_s: float  # longest path latency; 0 until needed (latency_known False)
     links: np.ndarray  # int64 link ids that carried bytes
     payload: np.ndarray  # payload bytes on them
     busy_s: np.ndarray  # busy time on them
+    latency_known: bool = True
 
     @property
     def size(self) -> int:
@@ -236,12 +237,7 @@ class CollectiveEngine:
         phases, (costed, times), total, protocol = self._timed(req, name, net, memo)
         costs = [PhaseCost(p.label, p.repeat, p.steps, p.n_flows, p.in_network, c.transfer_s, c.latency_s, t,
                            p.total_bytes) for p, c, t in zip(phases, costed, times)]
-        # the phases' sparse link loads summed per link (sorted, unique)
-        links, at = np.unique(np.concatenate([c.links for c in costed] or [np.zeros(0, np.int64)]),
-                              return_inverse=True)
-        reps = np.repeat([float(p.repeat) for p in phases], [c.size for c in costed]) if phases else np.zeros(0)
-        loads = [np.bincount(at, weights=np.concatenate([getattr(c, f) for c in costed] or [np.zeros(0)]) * reps,
-                             minlength=len(links)) for f in ("payload", "busy_s")]
+        links, loads = _sum_loads(phases, costed, self.fabric.n_links)
         res = CollectiveResult(
             op=req.op, algorithm=name, size_bytes=req.size_bytes, group_size=req.group_size,
             n_groups=req.n_groups, network=net.name, tuning=self.tuning.name, protocol=protocol, time_s=total,
@@ -259,20 +255,43 @@ class CollectiveEngine:
         phases = ALGORITHMS[name].phases(req, self.caps)
         costed = [self._cost_phase(p, net, memo) for p in phases]
         t = self.tuning
-        best = None
-        options = [("simple", t.launch_s, t.step_s, 1.0)]
-        if t.low_latency is not None and not any(p.in_network for p in phases):
-            options.append(("ll", *t.low_latency))
-        for proto, launch, step, bw in options:
+
+        def timed(launch: float, step: float, bw: float) -> tuple[list[float], float]:
             times = [p.repeat * (_at_bandwidth(c, bw) + (p.steps - 1) * c.latency_s + p.steps * step)
                      for p, c in zip(phases, costed)]
-            total = float(sum(times)) + (launch if phases else 0.0)
-            if best is None or total < best[2]:
-                best = (times, bw, total, proto)
-        times, bw, total, proto = best
-        if bw != 1.0:  # under LL a transfer, and every link it loads, takes 1 / bw times longer
-            costed = [replace(c, busy_s=c.busy_s / bw, transfer_s=_at_bandwidth(c, bw)) for c in costed]
-        return phases, (costed, times), total, proto
+            return times, float(sum(times)) + (launch if phases else 0.0)
+
+        times, total = timed(t.launch_s, t.step_s, 1.0)
+        if t.low_latency is None or not phases or any(p.in_network for p in phases):
+            return phases, (costed, times), total, "simple"
+        launch, step, bw = t.low_latency
+        # LL moves bytes at bw < 1: every phase takes at least its Simple transfer time, so
+        # unless the overheads LL saves could pay for that, it cannot win (no path latencies
+        # needed); otherwise cost it exactly
+        bound = launch + sum(p.repeat * (c.transfer_s + (p.steps - 1) * c.latency_s + p.steps * step)
+                             for p, c in zip(phases, costed))
+        if bound >= total:
+            return phases, (costed, times), total, "simple"
+        costed = [self._with_latency(p, c, net, memo) for p, c in zip(phases, costed)]
+        ll_times, ll_total = timed(launch, step, bw)
+        if ll_total >= total:
+            return phases, (costed, times), total, "simple"
+        # under LL a transfer, and every link it loads, takes 1 / bw times longer
+        costed = [replace(c, busy_s=c.busy_s / bw, transfer_s=_at_bandwidth(c, bw)) for c in costed]
+        return phases, (costed, ll_times), ll_total, "ll"
+
+    def _with_latency(self, p: Phase, c: _Costed, net: NetworkModel, memo: bool) -> _Costed:
+        """``c`` with the phase's longest path latency filled in (and cached)."""
+        if c.latency_known:
+            return c
+        src, dst, wire, _ = self._phase_flows(p)
+        c = replace(c, latency_s=float(stripe(self.fabric, Flows(src, dst, wire), self.salt).latency_s.max()),
+                    latency_known=True)
+        if memo:
+            key = (p.digest(), net.name, self.salt)
+            if key in self._phases:
+                self._phases[key] = (c, self._phases[key][1])
+        return c
 
     def _cost_phase(self, p: Phase, net: NetworkModel, memo: bool) -> _Costed:
         if not memo:
@@ -286,7 +305,9 @@ class CollectiveEngine:
         self._phases.put(key, c, 3 * c.size + 8)
         return c
 
-    def _cost_flows(self, p: Phase, net: NetworkModel) -> _Costed:
+    def _phase_flows(self, p: Phase) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+        """Fabric nodes and wire bytes of a phase's flows (one representative domain's when the
+        phase is domain-symmetric, with the symmetry as the fourth item, else None)."""
         f = self.fabric
         src, dst = f.accel_node[p.src], f.accel_node[p.dst]
         dom = self.caps.domain_of_rank
@@ -297,13 +318,20 @@ class CollectiveEngine:
         wire = p.size_bytes / eta
         sym = self._symmetric(src, dst, wire) if self.symmetry and bool(same.all()) else None
         if sym is not None:
-            rep, doms, d0 = sym
+            rep = sym[0]
             src, dst, wire = src[rep], dst[rep], wire[rep]
+        return src, dst, wire, sym
+
+    def _cost_flows(self, p: Phase, net: NetworkModel) -> _Costed:
+        f = self.fabric
+        src, dst, wire, sym = self._phase_flows(p)
+        if sym is not None:
+            _, doms, d0 = sym
             self.stats["symmetric"] += 1
         res = net.transfer(Flows(src, dst, wire), self.salt)
         self.stats["transfers"] += 1
         lat = 0.0
-        if (p.steps > 1 or self.tuning.low_latency is not None) and len(src):
+        if p.steps > 1 and len(src):  # extra steps pay the path latency again
             lat = float(stripe(f, Flows(src, dst, wire), self.salt).latency_s.max())
         links = np.flatnonzero(res.link_bytes > 0)
         scale = self._link_eta[links] * (self.tuning.in_network_efficiency if p.in_network else 1.0)
@@ -311,7 +339,9 @@ class CollectiveEngine:
         busy = res.link_busy_s[links]
         if sym is not None:
             links, payload, busy = self._replicate(links, payload, busy, doms, d0)
-        return _Costed(float(res.time_s), lat, links.astype(np.int64), payload, busy)
+        # a single-step phase needs its path latency only if the LL protocol is costed
+        return _Costed(float(res.time_s), lat, links.astype(np.int64), payload, busy,
+                       latency_known=p.steps > 1 or not len(src))
 
     def _symmetric(self, src: np.ndarray, dst: np.ndarray, wire: np.ndarray):
         """Representative flows if every domain runs the same local pattern (else None)."""
@@ -368,6 +398,21 @@ class CollectiveEngine:
             raise AssertionError("an intra-domain phase used a link outside its domain")
         reps = len(doms)
         return table[np.ix_(doms, j)].ravel(), np.tile(payload, reps), np.tile(busy, reps)
+
+
+def _sum_loads(phases: list[Phase], costed: list[_Costed], n_links: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The phases' link loads (x repeat) summed per link: sorted unique link ids, and the
+    payload and busy time of each. Sorting the entries when they are few, one pass over all
+    links when they are many (a 10^4-rank phase touches a good part of the fabric)."""
+    ids = np.concatenate([c.links for c in costed] or [np.zeros(0, np.int64)])
+    reps = np.repeat([float(p.repeat) for p in phases], [c.size for c in costed]) if phases else np.zeros(0)
+    values = [np.concatenate([getattr(c, f) for c in costed] or [np.zeros(0)]) * reps for f in ("payload", "busy_s")]
+    if len(ids) * 8 < n_links:
+        links, at = np.unique(ids, return_inverse=True)
+        return links, [np.bincount(at, weights=v, minlength=len(links)) for v in values]
+    dense = [np.bincount(ids, weights=v, minlength=n_links) for v in values]
+    links = np.flatnonzero((dense[0] > 0) | (dense[1] > 0))
+    return links, [d[links] for d in dense]
 
 
 def _at_bandwidth(c: _Costed, factor: float) -> float:
