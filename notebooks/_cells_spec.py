@@ -382,7 +382,7 @@ headline.round(3)"""),
   a candidate that publishes *more* figures can look *worse* than one that publishes fewer.
   The unset lists belong beside the ranking.
 - Version 1.0 builds single-tier switched scale-up domains only (no mesh, torus or multi-tier
-  proposals), measures all-to-all up to 1,024 ranks, and uses the uncalibrated `default` compute
+  proposals) and uses the uncalibrated `default` compute
   efficiency for the reference accelerator (the same for every candidate).
 - These are quick-profile numbers unless `SUITE = "full"`. For the committee, run
   `oassim evaluate experiments/specs/*.yaml --out report/` and circulate `report/report.html`."""),

@@ -242,3 +242,27 @@ def test_level_tensor_rail_alignment(h100_16):
     assert t.shape == (1, 2, 1, 2)
     assert t[0, :, 0, :].tolist() == [[0, 1], [8, 9]]
     assert isinstance(level_tensor(np.array([[0, 1, 8]]), caps), str)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 6), st.floats(1.0, 1e9))
+def test_even_hierarchical_all_to_all_equals_the_matrix_form(G, k, m, size):
+    """The even all-to-all's two stages built without the n x n byte matrix carry the same
+    (src, dst, bytes) flows as the general form given the even matrix."""
+    from oassim.collectives.algorithms.all_to_all import (
+        even_hierarchical_all_to_all_phases,
+        hierarchical_all_to_all_phases,
+    )
+
+    n = k * m
+    tensor = np.arange(G * n, dtype=np.int64).reshape(G, k, m)
+    pos = np.broadcast_to(np.arange(n).reshape(1, k, m), (G, k, m))
+    even = np.full((G, n, n), size / n)
+
+    def flows(phases):
+        return [sorted(zip(p.src.tolist(), p.dst.tolist(), np.round(p.size_bytes, 6).tolist())) for p in phases]
+
+    fast = even_hierarchical_all_to_all_phases(tensor, size)
+    general = hierarchical_all_to_all_phases(tensor, pos, even)
+    assert [p.label for p in fast] == [p.label for p in general]
+    assert flows(fast) == flows(general)

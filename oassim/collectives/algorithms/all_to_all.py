@@ -24,7 +24,7 @@ import numpy as np
 
 from oassim.collectives.phases import Phase
 
-__all__ = ["direct_all_to_all_phases", "hierarchical_all_to_all_phases"]
+__all__ = ["direct_all_to_all_phases", "hierarchical_all_to_all_phases", "even_hierarchical_all_to_all_phases"]
 
 
 def _phase(src: np.ndarray, dst: np.ndarray, size: np.ndarray, label: str) -> list[Phase]:
@@ -51,6 +51,38 @@ def direct_all_to_all_phases(groups: np.ndarray, pair_bytes: np.ndarray) -> list
     idx = np.arange(n)
     size[:, idx, idx] = 0.0
     return _phase(src, dst, size, "direct all-to-all (every pair at once)")
+
+
+def even_hierarchical_all_to_all_phases(tensor: np.ndarray, size: float) -> list[Phase]:
+    """The two stages of an even all-to-all (every rank sends ``size / n`` to each other rank)
+    without the (G, n, n) byte matrix: stage 1 moves ``k size / n`` from (d, i) to each (d, l),
+    l != i; stage 2 moves ``m size / n`` from (d, l) to each (e, l), e != d. Equal to
+    :func:`hierarchical_all_to_all_phases` with the even matrix (the tests hold them together),
+    so it scales to 10^4-rank groups.
+
+    Parameters
+    ----------
+    tensor : ndarray of int64, shape (G, k, m)
+        Ranks: ``tensor[g, d, l]`` is position l of domain d of group g.
+    size : float
+        nccl-tests size of the all-to-all (bytes each rank sends in all), bytes.
+    """
+    G, k, m = tensor.shape
+    per_pair = size / (k * m)
+    out: list[Phase] = []
+    if m > 1:
+        off = ~np.eye(m, dtype=bool)
+        src = np.broadcast_to(tensor[:, :, :, None], (G, k, m, m))[:, :, off]
+        dst = np.broadcast_to(tensor[:, :, None, :], (G, k, m, m))[:, :, off]
+        out.append(Phase(src.ravel(), dst.ravel(), np.full(src.size, k * per_pair),
+                         label="hierarchical all-to-all: gather by rail inside the domain"))
+    if k > 1:
+        off = ~np.eye(k, dtype=bool)
+        src = np.broadcast_to(tensor.transpose(0, 2, 1)[:, :, :, None], (G, m, k, k))[:, :, off]
+        dst = np.broadcast_to(tensor.transpose(0, 2, 1)[:, :, None, :], (G, m, k, k))[:, :, off]
+        out.append(Phase(src.ravel(), dst.ravel(), np.full(src.size, m * per_pair),
+                         label="hierarchical all-to-all: rail-aligned exchange across domains"))
+    return out
 
 
 def hierarchical_all_to_all_phases(tensor: np.ndarray, pos: np.ndarray, pair_bytes: np.ndarray) -> list[Phase]:

@@ -38,7 +38,10 @@ from typing import Callable
 
 import numpy as np
 
-from oassim.collectives.algorithms.all_to_all import hierarchical_all_to_all_phases
+from oassim.collectives.algorithms.all_to_all import (
+    even_hierarchical_all_to_all_phases,
+    hierarchical_all_to_all_phases,
+)
 from oassim.collectives.algorithms.base import Algorithm
 from oassim.collectives.algorithms.halving_doubling import halving_doubling_phases
 from oassim.collectives.algorithms.in_network import in_network_phases
@@ -188,7 +191,7 @@ class Hierarchical(Algorithm):
                         "reduction (NVLS/SHARP)")
         if self.pipelined and req.op == "all_to_all":
             return "the two-stage all-to-all is not pipelined"
-        if req.op == "all_to_all" and req.n_groups * req.group_size**2 > MAX_PAIR_ENTRIES:
+        if req.op == "all_to_all" and req.matrix is not None and req.n_groups * req.group_size**2 > MAX_PAIR_ENTRIES:
             return (f"an all-to-all byte matrix of {req.n_groups} x {req.group_size}^2 entries is too large "
                     f"(limit {MAX_PAIR_ENTRIES:,})")
         if self.outer == "halving_doubling" and req.op != "all_reduce" and axes:
@@ -204,6 +207,8 @@ class Hierarchical(Algorithm):
         if req.op == "all_to_all":
             G, k = t.shape[:2]
             t2 = t.reshape(G, k, -1)
+            if req.matrix is None:  # even: no byte matrix needed
+                return even_hierarchical_all_to_all_phases(t2, req.size_bytes)
             return hierarchical_all_to_all_phases(t2, _positions(req.groups, t2), req.pair_bytes())
         phases = hierarchical_phases(req.op, t, req.size_bytes, self.inner, self.outer)
         if self.pipelined:
