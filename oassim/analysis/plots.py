@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
+from oassim.analysis.pareto import pareto_mask
 from oassim.errors import OassimError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -426,43 +427,6 @@ def tier_heatmap(df: pd.DataFrame, row: str, tiers: Sequence[str] | None = None,
     if colorbar:
         ax.figure.colorbar(im, ax=ax, label=axis_label(value))
     return ax
-
-
-def pareto_mask(cost: Any, benefit: Any) -> np.ndarray:
-    """Which points are Pareto-optimal when cost is minimised and benefit maximised.
-
-    A point is dominated when another has cost <= and benefit >= with at least one of them
-    strict; identical points do not dominate each other (both stay on the front). Points whose
-    cost or benefit is missing (NaN, None) are not compared and are never on the front.
-
-    Parameters
-    ----------
-    cost, benefit : array-like of float, shape (n,)
-        E.g. power per accelerator (W) and tokens/s.
-
-    Returns
-    -------
-    ndarray of bool, shape (n,)
-        True where the point is on the Pareto front. O(n log n).
-    """
-    c = pd.to_numeric(pd.Series(np.asarray(cost, dtype=object).ravel()), errors="coerce").to_numpy(dtype=float)
-    b = pd.to_numeric(pd.Series(np.asarray(benefit, dtype=object).ravel()), errors="coerce").to_numpy(dtype=float)
-    if c.shape != b.shape:
-        raise OassimError(f"cost and benefit differ in length ({c.size} and {b.size} points)")
-    out = np.zeros(c.size, dtype=bool)
-    ok = ~(np.isnan(c) | np.isnan(b))
-    if not ok.any():
-        return out
-    cv, bv = c[ok], b[ok]
-    levels, group = np.unique(cv, return_inverse=True)  # ascending distinct costs
-    best_at = np.full(levels.size, -np.inf)
-    np.maximum.at(best_at, group, bv)
-    # best benefit among strictly cheaper points: a point is dominated by any of them with
-    # benefit >= its own, and by an equally cheap point with strictly more benefit
-    cheaper = np.concatenate(([-np.inf], np.maximum.accumulate(best_at)[:-1]))
-    beaten_by_cheaper = (group > 0) & (bv <= cheaper[group])
-    out[ok] = (bv >= best_at[group]) & ~beaten_by_cheaper
-    return out
 
 
 def pareto_front(df: pd.DataFrame, cost: str, benefit: str, label: str | None = None, ax: "Axes | None" = None, *,
