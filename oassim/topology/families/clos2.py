@@ -272,20 +272,25 @@ class Clos2Router(Router):
         ls, ld = self._local[src], self._local[dst]
         if np.any(ls < 0) or np.any(ld < 0):
             raise ValueError("clos2 router: src and dst must be accelerators of this supernode")
-        p, q = ls // self._apn, ld // self._apn
         h = flow_hash(src, dst, salt)
         chip = ecmp_choice(h, self._l1.shape[1], 0)
         top = ecmp_choice(h, self._l2.shape[1], 1)
+        out = self._rows(src, dst, ls // self._apn, ld // self._apn, chip, top)
+        out[src == dst, 1:] = -1
+        return out
+
+    def _rows(self, src: np.ndarray, dst: np.ndarray, p: np.ndarray, q: np.ndarray, chip: np.ndarray,
+              top: np.ndarray) -> np.ndarray:
+        """Node sequences (n, 5) through L1 chip ``chip`` (and L2 switch ``top`` of that plane
+        when servers ``p`` and ``q`` differ)."""
         out = np.full((len(src), 5), -1, dtype=np.int64)
-        out[:, 0] = src
-        out[:, 1] = self._l1[p, chip]
+        out[:, 0], out[:, 1] = src, self._l1[p, chip]
         same = p == q
         out[same, 2] = dst[same]
         far = ~same
         out[far, 2] = self._l2[chip[far], top[far]]
         out[far, 3] = self._l1[q[far], chip[far]]
         out[far, 4] = dst[far]
-        out[src == dst, 1:] = -1
         return out
 
     def spread(self, src: np.ndarray, dst: np.ndarray, salt: int = 0):
@@ -304,13 +309,5 @@ class Clos2Router(Router):
         chip = np.tile(np.arange(chips, dtype=np.int64), len(live))
         s, d = np.repeat(src[live], chips), np.repeat(dst[live], chips)
         top = ecmp_choice(flow_hash(s, d, salt), tops, 1 + chip)
-        out = np.full((len(s), 5), -1, dtype=np.int64)
-        out[:, 0], out[:, 1] = s, self._l1[p, chip]
-        same = p == q
-        out[same, 2] = d[same]
-        far = ~same
-        out[far, 2] = self._l2[chip[far], top[far]]
-        out[far, 3] = self._l1[q[far], chip[far]]
-        out[far, 4] = d[far]
-        owner = np.repeat(live, chips)
-        return node_paths_to_paths(self.fabric, out), owner, np.full(len(s), 1.0 / chips)
+        out = self._rows(s, d, p, q, chip, top)
+        return node_paths_to_paths(self.fabric, out), np.repeat(live, chips), np.full(len(s), 1.0 / chips)
