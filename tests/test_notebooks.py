@@ -100,9 +100,12 @@ def test_kernel_runs_this_interpreter(kernel_manager, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", _shipped(), ids=[p.name for p in _shipped()])
-def test_notebook_runs_top_to_bottom(path: Path, kernel_manager):
-    """The notebook executes without error in notebooks/ as its working directory."""
+def test_notebook_runs_top_to_bottom(path: Path, kernel_manager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The notebook executes without error in notebooks/ as its working directory (its
+    temporary folders go under this test's tmp_path: the kernel inherits TMPDIR)."""
     from nbclient.exceptions import CellExecutionError
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
 
     nb = nbformat.read(path, as_version=4)
     try:
