@@ -19,6 +19,14 @@ from tests.experiments import fakesim
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "experiments").glob("*.yaml"))
 
+# The base scenario of the sweep tests: GPT 1.7B on 32 A100 (~0.1 s a point, analytical).
+SWEEP_BASE: dict[str, Any] = {
+    "name": "tiny-base",
+    "cluster": {"preset": "dgx-a100-superpod", "accelerators": 32},
+    "workload": {"model": "megatron-gpt-1.7b", "seq_len": 2048, "global_batch": 32, "micro_batch": 1},
+    "parallelism": {"tp": 2, "pp": 2, "dp": 8},
+}
+
 SMALL: dict[str, Any] = {
     "name": "small-test",
     "description": "a 32-GPU job of a 4-layer model, for tests",

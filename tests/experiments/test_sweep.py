@@ -19,14 +19,10 @@ from oassim.errors import SpecError
 from oassim.experiments.progress import Progress
 from oassim.experiments.store import ResultStore
 from oassim.experiments.sweep import expand_sweep, parse_axis
+from tests.experiments.conftest import SWEEP_BASE
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE: dict[str, Any] = {
-    "name": "tiny-base",
-    "cluster": {"preset": "dgx-a100-superpod", "accelerators": 32},
-    "workload": {"model": "megatron-gpt-1.7b", "seq_len": 2048, "global_batch": 32, "micro_batch": 1},
-    "parallelism": {"tp": 2, "pp": 2, "dp": 8},
-}
+BASE = SWEEP_BASE
 
 
 def sweep(**kw: Any) -> dict[str, Any]:

@@ -21,14 +21,10 @@ import yaml
 from oassim.cli import main
 from oassim.experiments import load_results
 from oassim.experiments.sweep import expand_sweep
+from tests.experiments.conftest import SWEEP_BASE
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE: dict[str, Any] = {
-    "name": "tiny-base",
-    "cluster": {"preset": "dgx-a100-superpod", "accelerators": 32},
-    "workload": {"model": "megatron-gpt-1.7b", "seq_len": 2048, "global_batch": 32, "micro_batch": 1},
-    "parallelism": {"tp": 2, "pp": 2, "dp": 8},
-}
+BASE = SWEEP_BASE
 SMALL = {  # 6 points: tp 16 does not divide the 24 heads, so two of them raise
     "name": "small",
     "base": BASE,
