@@ -225,7 +225,7 @@ class CollectiveEngine:
         # chosen one alone (its phases are in the phase cache by then)
         times = {n: self._timed(req, n, self._estimator, memo)[2] for n in fits}
         best = min(fits, key=lambda n: (times[n], fits.index(n)))
-        return _with(self._evaluate(req, best, self.network, memo), candidates=times)
+        return replace(self._evaluate(req, best, self.network, memo), candidates=times)
 
     def _evaluate(self, req: CollectiveRequest, name: str, net: NetworkModel, memo: bool) -> CollectiveResult:
         key = (req.key(), name, net.name, self.salt)
@@ -422,7 +422,3 @@ def _at_bandwidth(c: _Costed, factor: float) -> float:
         return c.transfer_s
     lat = min(c.latency_s, c.transfer_s)
     return lat + (c.transfer_s - lat) / factor
-
-
-def _with(res: CollectiveResult, **changes: Any) -> CollectiveResult:
-    return replace(res, **changes)

@@ -37,7 +37,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -80,10 +80,9 @@ class Surrogate:
         return self.flops / self.iteration_s(e) / 1e12 / self.measured - 1.0
 
 
-def surrogate(rows: tuple[str, ...] = ROWS, path: str | Path | None = None, workers: int = 1,
-              table: Callable[..., list[dict[str, Any]]] = megatron_table) -> Surrogate:
+def surrogate(rows: tuple[str, ...] = ROWS, path: str | Path | None = None, workers: int = 1) -> Surrogate:
     """Replay ``rows`` at both :data:`BASIS` values and solve each row's ``a_r``, ``b_r``."""
-    lo, hi = (table(rows, path, workers=workers, efficiency={PARAMETER: e}) for e in BASIS)
+    lo, hi = (megatron_table(rows, path, workers=workers, efficiency={PARAMETER: e}) for e in BASIS)
     t_lo = np.array([r["iteration_s"] for r in lo])
     t_hi = np.array([r["iteration_s"] for r in hi])
     b = (t_lo - t_hi) / (1 / BASIS[0] - 1 / BASIS[1])
