@@ -5,8 +5,9 @@ Cells: ``compare_supernodes.ipynb`` (``_cells_compare.CELLS``), ``parameter_swee
 (``_cells_spec.SPEC_CELLS``), listed in :data:`NOTEBOOKS`. ``python notebooks/_build.py``
 regenerates all of them after a cell was edited (``python notebooks/_build.py
 parameter_sweep.ipynb`` only the ones named); the notebooks are generated, so edit the cell
-modules rather than the .ipynb when changing the shipped versions. Cell ids are fixed (``cell-00``, ``cell-01``... in each notebook), so rebuilding unchanged cells
-rewrites a notebook byte for byte. ``python notebooks/_build.py --strip notebooks/*.ipynb``
+modules rather than the .ipynb when changing the shipped versions. Cell ids are fixed
+(``cell-00``, ``cell-01``... in each notebook), so rebuilding unchanged cells rewrites a
+notebook byte for byte. ``python notebooks/_build.py --strip notebooks/*.ipynb``
 removes outputs, execution counts and widget state from any notebooks in place, before
 committing them.
 """

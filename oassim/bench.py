@@ -77,7 +77,8 @@ def _topology(args: argparse.Namespace) -> int:
             sys.stderr.write(out.stderr)
             return out.returncode
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    hdr = f"{'preset':<18} {'accel':>8} {'nodes':>9} {'links':>10} {'build s':>8} {'freeze s':>9} {'router s':>9} {'ready s':>8} {'route s':>8} {'pairs':>8} {'peak GB':>8}"
+    hdr = (f"{'preset':<18} {'accel':>8} {'nodes':>9} {'links':>10} {'build s':>8} {'freeze s':>9} "
+           f"{'router s':>9} {'ready s':>8} {'route s':>8} {'pairs':>8} {'peak GB':>8}")
     print(hdr)
     for r in rows:
         print(
@@ -296,6 +297,7 @@ def _network(args: argparse.Namespace) -> int:
           "flow eq / rnd: whole flow transfer, all events, equal (16 MiB) / random (1-64 MiB) sizes")
     return 0
 
+
 SWEEP_BENCH = "experiments/sweeps/bench-1000.yaml"
 """The benchmark sweep (repository-relative): 1,000 random Megatron GPT jobs on 256-4,096 GPUs."""
 
@@ -389,11 +391,12 @@ def _sweep(args: argparse.Namespace) -> int:
               f"cluster build is {full['build_share']:.0%} of the ok points' time")
     if args.overhead_points:
         loc, dask = rows[-2], rows[-1]
-        extra = (dask["slot_s_per_point"] - dask["compute_per_point_s"]) - (loc["slot_s_per_point"] - loc["compute_per_point_s"])
+        extra = ((dask["slot_s_per_point"] - dask["compute_per_point_s"])
+                 - (loc["slot_s_per_point"] - loc["compute_per_point_s"]))
         print(f"Dask vs local on the same {loc['points']} points: wall {dask['wall_s']:.1f} s vs {loc['wall_s']:.1f} s "
               f"({(dask['slot_s_per_point'] - loc['slot_s_per_point']) * 1e3:+.1f} ms per point per worker, of which "
-              f"{extra * 1e3:+.1f} ms dispatch overhead and the rest slower compute in the workers); the LocalCluster's "
-              f"own start-up, {dask['cluster_start_s']:.1f} s, not counted")
+              f"{extra * 1e3:+.1f} ms dispatch overhead and the rest slower compute in the workers); the "
+              f"LocalCluster's own start-up, {dask['cluster_start_s']:.1f} s, not counted")
     return 0
 
 

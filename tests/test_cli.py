@@ -46,12 +46,14 @@ BAD = [
     # (edit, words the one-line message must contain)
     (_set("acelerators", 32), ["acelerators", "unknown key", "did you mean accelerators"]),
     (
-        _set("scale_out.links.host.technology", {"kind": "scale_out", "lane_rate": 100, "lanes": 4, "medium": "optical"}),
+        _set("scale_out.links.host.technology",
+             {"kind": "scale_out", "lane_rate": 100, "lanes": 4, "medium": "optical"}),
         ["scale_out.links.host.technology", "lane_rate", "a unit is required", "lane_rate_Gbps"],
     ),
     (_set("accelerators", "many"), ["accelerators", "integer"]),
     (
-        _set("scale_out.links.host.technology", {"kind": "scale_out", "lane_rate_Gbps": -100, "lanes": 4, "medium": "optical"}),
+        _set("scale_out.links.host.technology",
+             {"kind": "scale_out", "lane_rate_Gbps": -100, "lanes": 4, "medium": "optical"}),
         ["scale_out.links.host.technology.lane_rate_Gbps", "greater than 0"],
     ),
     (_set("scale_out.nic", {"rate_Gbps": 0}), ["scale_out.nic.rate_Gbps", "greater than 0"]),
@@ -59,12 +61,14 @@ BAD = [
     (_set("accelerator", "h900"), ["accelerator", "h900", "h100-sxm"]),
     (_set("supernode.family", "hypercube"), ["supernode.family", "hypercube", "allowed", "fat_tree"]),
     (_del("scale_out.links.leaf_spine"), ["scale_out.links", "missing link role 'leaf_spine'"]),
-    (_set("supernode.switches.spine", "quantum-2"), ["supernode.switches.spine", "unknown switch role 'spine'", "uses: scaleup"]),
+    (_set("supernode.switches.spine", "quantum-2"),
+     ["supernode.switches.spine", "unknown switch role 'spine'", "uses: scaleup"]),
     (_set("scale_out.spec", {"tiers": 2}), ["scale_out.spec"]),  # too many endpoints for 2 tiers is set below
     (_del("scale_out"), ["scale_out", "no scale_out fabric"]),
     (_set("supernode.spec.size", -8), ["supernode.spec.size", "greater than or equal to 2"]),
     (_set("scale_out.links.host.module", "osfp-9000g"), ["scale_out.links.host.module", "osfp-9000g"]),
-    (_set("supernode.switches.scaleup", {"switch": "quantum-2", "rate_Gbps": 123}), ["supernode.switches.scaleup.rate_Gbps", "no 123 Gb/s ports"]),
+    (_set("supernode.switches.scaleup", {"switch": "quantum-2", "rate_Gbps": 123}),
+     ["supernode.switches.scaleup.rate_Gbps", "no 123 Gb/s ports"]),
 ]
 
 
@@ -112,7 +116,8 @@ def test_missing_file_and_unknown_preset(capsys, tmp_path):
     assert code == 2 and "unknown topologies preset 'dgx-z100-superpod'" in err and "gb200-nvl72" in err
 
 
-@pytest.mark.parametrize("argv", [["topo", "info", "gb200-nvl72", "-n", "0"], ["topo", "info", "gb200-nvl72", "-n", "lots"], ["topo", "frobnicate"]])
+@pytest.mark.parametrize("argv", [["topo", "info", "gb200-nvl72", "-n", "0"],
+                                  ["topo", "info", "gb200-nvl72", "-n", "lots"], ["topo", "frobnicate"]])
 def test_bad_arguments_exit_2_in_one_line(argv, capsys):
     """Bad command-line arguments exit with status 2 and one line naming the problem."""
     with pytest.raises(SystemExit) as exc:

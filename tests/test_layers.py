@@ -24,6 +24,7 @@ def test_import_layers_follow_design_order():
 
 def test_importing_the_package_does_no_work():
     """`import oassim` loads no heavy dependency (no work at import, STYLE.md)."""
-    code = "import sys, oassim; print(','.join(m for m in ('numba', 'networkx', 'pandas', 'matplotlib') if m in sys.modules))"
+    code = ("import sys, oassim; "
+            "print(','.join(m for m in ('numba', 'networkx', 'pandas', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""

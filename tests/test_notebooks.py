@@ -34,7 +34,8 @@ def _all_in_repo() -> list[Path]:
     """Every notebook in the repository, outside hidden, build and checkpoint folders."""
     found = []
     for folder, dirs, files in os.walk(ROOT):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS and not d.endswith(".egg-info"))
+        dirs[:] = sorted(d for d in dirs
+                         if not d.startswith(".") and d not in _SKIP_DIRS and not d.endswith(".egg-info"))
         found += [Path(folder) / f for f in sorted(files) if f.endswith(".ipynb")]
     return found
 

@@ -32,8 +32,8 @@ from oassim.errors import OassimError
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["axis_label", "line", "sweep_points", "busbw_curves", "bars", "breakdown_bars", "tier_heatmap", "pareto_mask",
-           "pareto_front"]
+__all__ = ["axis_label", "line", "sweep_points", "busbw_curves", "bars", "breakdown_bars", "tier_heatmap",
+           "pareto_mask", "pareto_front"]
 
 # Unit suffixes of column names (DESIGN.md decision 1) and how a reader writes them; longest
 # suffix first so that "_GBps" wins over "_s".

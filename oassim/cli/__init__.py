@@ -220,10 +220,12 @@ def _print_info(info: dict[str, Any]) -> None:
     w(f"\n{'link tier':<14} {'technology':<18} {'medium':<9} {'cables':>10} {'optical links':>14}\n")
     for r in info["links"]:
         w(f"{r['tier']:<14} {r['technology']:<18} {r['medium']:<9} {r['cables']:>10,} {r['optical_links']:>14,}\n")
-    w(f"\noptical modules   {info['optical_modules']:,} ({info['optical_modules_per_accelerator']:.2f} per accelerator)\n")
+    w(f"\noptical modules   {info['optical_modules']:,} "
+      f"({info['optical_modules_per_accelerator']:.2f} per accelerator)\n")
     w(f"scale-up BW       {_fmt_bw(info['scaleup_bandwidth_per_accelerator_GBps'])} per accelerator, per direction\n")
     if "scaleout_bandwidth_per_accelerator_GBps" in info:
-        w(f"scale-out BW      {_fmt_bw(info['scaleout_bandwidth_per_accelerator_GBps'])} per accelerator, per direction\n")
+        w(f"scale-out BW      {_fmt_bw(info['scaleout_bandwidth_per_accelerator_GBps'])} "
+          "per accelerator, per direction\n")
     if "supernode_bisection_GBps" in info:
         w(f"bisection         {_fmt_bw(info['supernode_bisection_GBps'])} per supernode, per direction\n")
     if "cluster_bisection_GBps" in info:
@@ -277,7 +279,8 @@ def _cmd_topo(args: argparse.Namespace) -> int:
         if violations:
             print(f"{len(violations)} design-rule violation(s) in {args.file}")
             return 1
-        print(f"{args.file}: all design rules pass ({fabric.n_accelerators:,} accelerators, {fabric.n_links // 2:,} links)")
+        print(f"{args.file}: all design rules pass ({fabric.n_accelerators:,} accelerators, "
+              f"{fabric.n_links // 2:,} links)")
         return 0
     if args.topo_command == "draw":
         from oassim.topology.draw import draw_cluster

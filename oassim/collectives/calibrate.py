@@ -300,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  low_latency.step_overhead_us   {res.ll_step_overhead_us:.3f}   (bandwidth factor "
               f"{LL_BANDWIDTH_FACTOR}, not fitted)\n")
         fit_ids = FIT_ROWS + LL_FIT_ROWS
-        errs = evaluate(res.tuning(), small + rows, fit_ids, args.network) + [reference_check(res.tuning(), args.network)]
+        errs = (evaluate(res.tuning(), small + rows, fit_ids, args.network)
+                + [reference_check(res.tuning(), args.network)])
         print(error_table(errs))
         from oassim.collectives.tuning import load_tuning
 

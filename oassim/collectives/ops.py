@@ -231,7 +231,8 @@ class CollectiveRequest:
     def _set_matrix(self, n: int, n_groups: int) -> None:
         src = self.source
         if self.op != "all_to_all":
-            raise SpecError(f"a per-pair byte matrix applies to all_to_all only, not {self.op}", source=src, path="matrix")
+            raise SpecError(f"a per-pair byte matrix applies to all_to_all only, not {self.op}", source=src,
+                            path="matrix")
         m = np.asarray(self.matrix, dtype=np.float64)
         if m.shape not in ((n, n), (n_groups, n, n)):
             raise SpecError(f"matrix must have shape ({n}, {n}) or ({n_groups}, {n}, {n}), got {m.shape}",

@@ -426,4 +426,3 @@ def reference_design(spec: InterconnectSpec, suite: Suite | str = "full", *, sou
         port_data_rate_Gbps=spec.port_data_rate_Gbps, port_payload_GBps=payload_GBps,
         accelerator_payload_GBps=ports * payload_GBps, reach=reaches, notes=tuple(notes), cluster=cluster,
     )
-

@@ -172,7 +172,8 @@ def report_blocks(ev: Evaluation, captions: dict[str, str], inputs: Path) -> lis
                      *[_num(r["tokens_per_s_per_accelerator"].get(w), ",.0f") for w in wls],
                      *[_pct(r["mfu"].get(w)) for w in wls],
                      _num(c.design.accelerator_payload_GBps, ",.0f"),
-                     _num(st.get("power_W_per_accelerator"), ",.0f"), _num(st.get("optical_modules_per_accelerator"), ".2f"),
+                     _num(st.get("power_W_per_accelerator"), ",.0f"),
+                     _num(st.get("optical_modules_per_accelerator"), ".2f"),
                      "unknown" if st.get("capital_cost_USD_per_accelerator") is None
                      else _num(st["capital_cost_USD_per_accelerator"], ",.0f")])
     b.append(("table", ["rank", "candidate", "training score", "collective score",
@@ -204,7 +205,8 @@ def _candidate_blocks(ev: Evaluation) -> list[Block]:
                      f"{sp.encoding_efficiency:.4f}" + ("" if sp.encoding is not None else " (unset)"),
                      "unknown (1.0 used)" if proto is None else f"{proto:.4f}", f"{d.port_payload_GBps:,.2f}",
                      f"{d.ports_per_accelerator} ({d.ports_from})", f"{d.accelerator_payload_GBps:,.1f}",
-                     f"{d.domain_size}" + (f" (single-tier max {d.natural_domain_size})" if d.natural_domain_size else ""),
+                     f"{d.domain_size}"
+                     + (f" (single-tier max {d.natural_domain_size})" if d.natural_domain_size else ""),
                      _num(d.switches_per_supernode), f"{sp.switch.radix}", _num(sp.switch.latency_ns, "g", "unknown"),
                      _num(sp.hop_latency_ns, "g", "unknown"), "yes" if sp.switch.in_network_reduction else "no",
                      "; ".join(f"{k}: {v['class']}" + (f" + {v['module']}" if v.get("module") else "")

@@ -8,10 +8,10 @@ raised is a row too (``status`` ``"error"``, ``error`` ``"ExcType: message"``).
 :func:`load_results` concatenates the rows into one DataFrame.
 
 Why one file per point, each written to a temporary name and moved into place with
-``os.replace`` (:func:`~oassim.analysis.trace.atomic_write`): a point is either wholly in the store or absent, whatever moment the sweep is
-killed at (SIGKILL included), so a re-run skips exactly the finished points and loses only
-those in flight. A lock file (``fcntl.flock``, released by the kernel when the process dies)
-keeps two sweeps from writing one store at once. The rows are built here
+``os.replace`` (:func:`~oassim.analysis.trace.atomic_write`): a point is either wholly in the
+store or absent, whatever moment the sweep is killed at (SIGKILL included), so a re-run skips
+exactly the finished points and loses only those in flight. A lock file (``fcntl.flock``,
+released by the kernel when the process dies) keeps two sweeps from writing one store at once. The rows are built here
 (:func:`result_row`, :func:`error_row`) so that the store owns its columns.
 """
 
@@ -149,7 +149,8 @@ def read_sweep_record(root: str | Path) -> dict[str, Any]:
     """The ``sweep.yaml`` of a store; an :class:`OassimError` when ``root`` is not a store."""
     p = Path(root) / SWEEP_FILE
     if not p.is_file():
-        raise OassimError(f"{root}: not an oassim sweep store (no {SWEEP_FILE}); run oassim sweep SWEEP.yaml --out {root}")
+        raise OassimError(f"{root}: not an oassim sweep store (no {SWEEP_FILE}); "
+                          f"run oassim sweep SWEEP.yaml --out {root}")
     try:
         rec = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

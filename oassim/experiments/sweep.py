@@ -264,7 +264,8 @@ def _load_base(spec: SweepSpec, source: str | None) -> tuple[dict[str, Any], str
             raise exc.with_context(source=source, prefix="base") from None
         base_src = source
         if sc.cluster.file is not None and not Path(sc.cluster.file).is_absolute():
-            sc = sc.model_copy(update={"cluster": sc.cluster.model_copy(update={"file": str(folder / sc.cluster.file)})})
+            cluster = sc.cluster.model_copy(update={"file": str(folder / sc.cluster.file)})
+            sc = sc.model_copy(update={"cluster": cluster})
     doc = sc.model_dump(mode="json")
     model = doc["workload"]["model"]
     if isinstance(model, str) and model.endswith((".yaml", ".yml")) and not Path(model).is_absolute():

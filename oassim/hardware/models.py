@@ -275,7 +275,6 @@ class LinkTechnology(_HasLatency, HardwarePart):
         return 1.0 if derived is None else derived
 
 
-
 class OpticalModule(_HasLatency, HardwarePart):
     """One optical transceiver, co-packaged optics port, or copper cable end.
 
@@ -318,7 +317,6 @@ class OpticalModule(_HasLatency, HardwarePart):
     def bandwidth_Bps(self) -> float:
         """Data rate per direction, bytes/s."""
         return self.rate_Gbps * 1e9 / 8
-
 
 
 class PortConfig(_CheckedKeys):

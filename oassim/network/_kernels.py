@@ -153,19 +153,19 @@ def _maxmin_active(path_ptr, path_links, cap, act, n_act, rates, bneck, ws):
     for a in range(n_act):
         f = act[a]
         for k in range(path_ptr[f], path_ptr[f + 1]):
-            l = path_links[k]
-            if count[l] == 0:
-                touched[n_t] = l
+            lk = path_links[k]
+            if count[lk] == 0:
+                touched[n_t] = lk
                 n_t += 1
-            count[l] += 1
+            count[lk] += 1
     m = pos = 0  # initial entries; transposed CSR fill
     for i in range(n_t):
-        l = touched[i]
-        frozen_sum[l] = 0.0
-        if count[l] >= 2:
-            link_start[l] = link_end[l] = pos
-            pos += count[l]
-            ekey[m], eid[m], m = cap[l] / count[l], l, m + 1
+        lk = touched[i]
+        frozen_sum[lk] = 0.0
+        if count[lk] >= 2:
+            link_start[lk] = link_end[lk] = pos
+            pos += count[lk]
+            ekey[m], eid[m], m = cap[lk] / count[lk], lk, m + 1
     for a in range(n_act):
         f = act[a]
         if path_ptr[f + 1] == path_ptr[f]:
@@ -173,12 +173,12 @@ def _maxmin_active(path_ptr, path_links, cap, act, n_act, rates, bneck, ws):
             continue
         best = np.inf
         for k in range(path_ptr[f], path_ptr[f + 1]):
-            l = path_links[k]
-            if count[l] >= 2:
-                link_flows[link_end[l]] = f
-                link_end[l] += 1
-            elif cap[l] < best:
-                best, private[f] = cap[l], l
+            lk = path_links[k]
+            if count[lk] >= 2:
+                link_flows[link_end[lk]] = f
+                link_end[lk] += 1
+            elif cap[lk] < best:
+                best, private[f] = cap[lk], lk
         if best < np.inf:
             ekey[m], eid[m], m = best, n_links + f, m + 1
     # entries in key order: the sorted initial list merged with the heap of requeued links
@@ -253,9 +253,9 @@ def _add_on_path(path_ptr, path_links, resid, f, r):
 def _mark_links(path_ptr, path_links, f, chg, chg_at, n_chg, stamp):
     """Append flow f's links not yet in ``chg`` (stamped ``stamp``); return the new length."""
     for k in range(path_ptr[f], path_ptr[f + 1]):
-        l = path_links[k]
-        if chg_at[l] != stamp:
-            chg_at[l], chg[n_chg], n_chg = stamp, l, n_chg + 1
+        lk = path_links[k]
+        if chg_at[lk] != stamp:
+            chg_at[lk], chg[n_chg], n_chg = stamp, lk, n_chg + 1
     return n_chg
 
 
@@ -314,17 +314,17 @@ def _certify(h, path_ptr, path_links, lists, cap, resid, rate, bl, link_max, lin
     start, end, flows = lists
     bneck = bl[0]
     for k in range(path_ptr[h] - 1, path_ptr[h + 1]):
-        l = bneck[h] if k < path_ptr[h] else path_links[k]
-        if resid[l] > _TOL * cap[l]:
+        lk = bneck[h] if k < path_ptr[h] else path_links[k]
+        if resid[lk] > _TOL * cap[lk]:
             continue
-        if link_at[l] != stamp:
+        if link_at[lk] != stamp:
             mx = 0.0
-            for j in range(start[l], end[l]):
+            for j in range(start[lk], end[lk]):
                 mx = max(mx, rate[flows[j]])
-            link_max[l], link_at[l] = mx, stamp
-        if rate[h] >= link_max[l] * (1.0 - _TOL):
-            if l != bneck[h]:
-                _bl_move(h, bneck[h], l, bl)
+            link_max[lk], link_at[lk] = mx, stamp
+        if rate[h] >= link_max[lk] * (1.0 - _TOL):
+            if lk != bneck[h]:
+                _bl_move(h, bneck[h], lk, bl)
             return True
     return False
 
@@ -414,12 +414,12 @@ def flow_completion(path_ptr, path_links, cap, size, eps, finish, first_rate, de
         if hsize == 0:
             break
         if 2 * dead > in_lists:  # drop finished flows from the per-link lists
-            for l in range(n_links):
-                w = start[l]
-                for j in range(start[l], end[l]):
+            for lk in range(n_links):
+                w = start[lk]
+                for j in range(start[lk], end[lk]):
                     if not done[flows[j]]:
                         flows[w], w = flows[j], w + 1
-                end[l] = w
+                end[lk] = w
             in_lists, dead = in_lists - dead, 0
         theta = r_min * (1.0 - 1e-9)  # the margin sends rounding-level ties to the re-solve
         n_s = 0
@@ -470,9 +470,9 @@ def flow_completion(path_ptr, path_links, cap, size, eps, finish, first_rate, de
                     n_s = _join(h, flows_in, n_s, in_s, events)
                     continue
                 for k in range(path_ptr[h], path_ptr[h + 1]):  # the faster flows beside h
-                    l = path_links[k]
-                    if resid[l] <= _TOL * cap[l]:
-                        for j in range(start[l], end[l]):
+                    lk = path_links[k]
+                    if resid[lk] <= _TOL * cap[lk]:
+                        for j in range(start[lk], end[lk]):
                             if not done[flows[j]] and rate[flows[j]] > rate[h]:
                                 n_s = _join(flows[j], flows_in, n_s, in_s, events)
         for i in range(n_s):

@@ -76,10 +76,10 @@ def bottleneck(result: TransferResult, fabric: Fabric, top: int = 5) -> list[Lin
     names = fabric.link_tier_names
     return [
         LinkLoad(
-            int(l), int(fabric.link_src[l]), int(fabric.link_dst[l]), names[int(fabric.link_tier[l])],
-            float(util[l]), float(result.link_bytes[l]), float(result.link_busy_s[l]),
+            int(lk), int(fabric.link_src[lk]), int(fabric.link_dst[lk]), names[int(fabric.link_tier[lk])],
+            float(util[lk]), float(result.link_bytes[lk]), float(result.link_busy_s[lk]),
         )
-        for l in order
+        for lk in order
     ]
 
 

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-__all__ = ["ROWS", "MEGATRON_FRAMEWORK", "ACCELERATOR", "a100_efficiency", "row_plan", "simulate_row", "megatron_table", "format_table", "main"]
+__all__ = ["ROWS", "MEGATRON_FRAMEWORK", "ACCELERATOR", "a100_efficiency", "row_plan", "simulate_row",
+           "megatron_table", "format_table", "main"]
 
 ROWS = tuple(f"T{i:04d}" for i in range(1, 11))
 MEGATRON_FRAMEWORK = "megatron-lm-2021"

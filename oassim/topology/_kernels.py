@@ -88,4 +88,3 @@ def walk_down_dist(ptr, nbr, lnk, dist, transit, srcs, hashes, out_ptr, out_link
                     pick -= 1
             step += 1
     return True
-

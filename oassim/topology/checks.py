@@ -105,7 +105,8 @@ def check_unconnected(g: nx.Graph) -> list[Violation]:
     """Every declared port of an accelerator (scale-up) and NIC is wired."""
     out = []
     # a cluster without a scale-up domain leaves accelerators' scale-up ports unused on purpose
-    kinds = ("nic",) if g.graph.get("family") == "cluster" and g.graph.get("supernode_family") is None else ("accelerator", "nic")
+    no_scaleup = g.graph.get("family") == "cluster" and g.graph.get("supernode_family") is None
+    kinds = ("nic",) if no_scaleup else ("accelerator", "nic")
     for n, d in g.nodes(data=True):
         ports = d.get("ports")
         if ports is None or d["kind"] not in kinds:
@@ -151,7 +152,8 @@ def check_modules(g: nx.Graph) -> list[Violation]:
             # a twin-port module serves two links; a module slower than the link cannot carry it
             if rate is not None and m.rate_Gbps + 1e-9 < rate:
                 out.append(
-                    Violation("module-count", _edge_name(g, u, v), f"module {mod} is {m.rate_Gbps:g} Gb/s, link needs {rate:g} Gb/s")
+                    Violation("module-count", _edge_name(g, u, v),
+                              f"module {mod} is {m.rate_Gbps:g} Gb/s, link needs {rate:g} Gb/s")
                 )
     expected = (g.graph.get("resolved") and g.graph["resolved"].spec.expected) or {}
     want = expected.get("optical_modules")
@@ -161,7 +163,8 @@ def check_modules(g: nx.Graph) -> list[Violation]:
         total = sum(optical_module_counts(g).values())
     if want is not None and int(want) != total:
         out.append(
-            Violation("module-count", f"cluster {g.graph.get('name', '')}", f"{total} optical modules built, {int(want)} expected")
+            Violation("module-count", f"cluster {g.graph.get('name', '')}",
+                      f"{total} optical modules built, {int(want)} expected")
         )
     return out
 

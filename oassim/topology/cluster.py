@@ -68,7 +68,8 @@ def build_cluster(rc) -> nx.Graph:
     if rc.supernode is not None:
         sn = rc.supernode
         _, build = FAMILIES[sn.family]
-        tmpl = _guarded(rc, "supernode", build, sn.spec, sn.links, sn.switches, accel=accel, name=f"{rc.spec.name}-supernode")
+        tmpl = _guarded(rc, "supernode", build, sn.spec, sn.links, sn.switches, accel=accel,
+                        name=f"{rc.spec.name}-supernode")
         _check_accelerator_ports(rc, tmpl)
         t_nodes = tmpl.number_of_nodes()
         t_data = [tmpl.nodes[i] for i in range(t_nodes)]

@@ -203,7 +203,8 @@ def _link_class(use: LinkUse, cat: Catalog, source: str, path: str, modules: dic
     medium = use.medium or (module.medium if module is not None else tech.medium)
     if medium not in ("copper", "optical", "backplane", "pcb"):
         raise SpecError(
-            f"unknown medium '{medium}' (allowed: copper, optical, backplane, pcb)", source=source, path=f"{path}.medium"
+            f"unknown medium '{medium}' (allowed: copper, optical, backplane, pcb)", source=source,
+            path=f"{path}.medium"
         )
     latency = tech.latency_s + (module.latency_s if module is not None else 0.0)
     if medium == "optical" and use.length_m is not None:
@@ -250,7 +251,8 @@ def _switch_class(use: SwitchUse, cat: Catalog, source: str, path: str) -> Switc
     )
 
 
-def _resolve_domain(d: DomainSpec, extra: dict[str, Any], cat: Catalog, source: str, prefix: str, modules: dict) -> ResolvedDomain:
+def _resolve_domain(d: DomainSpec, extra: dict[str, Any], cat: Catalog, source: str, prefix: str,
+                    modules: dict) -> ResolvedDomain:
     spec_model, _build = _family(d.family, source, prefix)
     family_mod = _family_module(d.family)
     geometry = validate(spec_model, {**d.spec, **extra}, source=source, prefix=f"{prefix}.spec")
@@ -283,10 +285,12 @@ def _check_limits(geometry: Any, source: str, prefix: str) -> None:
     except TypeError:
         return
     if size > MAX_COUNT:
-        raise SpecError(f"{size:,} accelerators per domain is too large (at most {MAX_COUNT:,})", source=source, path=prefix)
+        raise SpecError(f"{size:,} accelerators per domain is too large (at most {MAX_COUNT:,})", source=source,
+                        path=prefix)
 
 
-def _check_roles(kind: str, given: dict, needed: tuple[str, ...], known: set[str], family: str, source: str, prefix: str) -> None:
+def _check_roles(kind: str, given: dict, needed: tuple[str, ...], known: set[str], family: str, source: str,
+                 prefix: str) -> None:
     """Every role the family needs is given, and every given role is one the family uses."""
     where = f"{prefix}.{kind}es" if kind == "switch" else f"{prefix}.{kind}s"
     for role in needed:
@@ -379,4 +383,3 @@ def resolve_cluster(spec: ClusterSpec, source: str = "<cluster>", catalog: Catal
         rails=rails,
         modules=modules,
     )
-

@@ -76,7 +76,8 @@ def cluster_info(g: nx.Graph, fabric: Fabric) -> dict[str, Any]:
     modules = optical_module_counts(g)
     for _, _, e in g.edges(data=True):
         row = link_rows.setdefault(
-            e["tier"], {"tier": e["tier"], "technology": e["link"], "medium": e["medium"], "edges": 0, "cables": 0, "optical_links": 0}
+            e["tier"], {"tier": e["tier"], "technology": e["link"], "medium": e["medium"], "edges": 0, "cables": 0,
+                        "optical_links": 0}
         )
         c = int(e.get("count", 1))
         row["edges"] += 1

@@ -125,7 +125,8 @@ class ShortestPathRouter(Router):
 
     name = "shortest"
 
-    def __init__(self, fabric: "Fabric", cache_bytes: int = 256 << 20, accelerator_transit: bool = False, **structure: Any):
+    def __init__(self, fabric: "Fabric", cache_bytes: int = 256 << 20, accelerator_transit: bool = False,
+                 **structure: Any):
         super().__init__(fabric, **structure)
         ptr, order = fabric.csr
         self._ptr = ptr

@@ -57,7 +57,8 @@ from oassim.workload.plan import Plan, compile_plan
 from oassim.workload.steps import CollectiveCall, ComputeOp
 
 __all__ = ["FIT_ROWS", "HELD_OUT_ROWS", "Row", "load_rows", "derive_seq_len", "OpTable", "op_table",
-           "fit", "golden_section_min", "with_e_max", "predict_fit_row", "compute_only", "main", "busbw_curve", "mamf_check", "default_data"]
+           "fit", "golden_section_min", "with_e_max", "predict_fit_row", "compute_only", "main", "busbw_curve",
+           "mamf_check", "default_data"]
 
 FIT_ROWS = ("T0012", "T0015", "T0018", "T0021")
 HELD_OUT_ROWS = tuple(f"T{i:04d}" for i in range(1, 11))

@@ -109,8 +109,8 @@ def segment_label(steps: list[Step], i: int) -> str:
 
 
 def optimizer_steps(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, pl: Placement,
-                     groups: Mapping[str, np.ndarray], stage: int, s: int, gbytes: float,
-                     overlap: Mapping[str, bool], grad_calls: list[str]) -> list[Step]:
+                    groups: Mapping[str, np.ndarray], stage: int, s: int, gbytes: float,
+                    overlap: Mapping[str, bool], grad_calls: list[str]) -> list[Step]:
     out: list[Step] = []
     dense, expert = stage_params(m, par, stage, s)
     after = tuple(grad_calls)

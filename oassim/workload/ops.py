@@ -51,6 +51,7 @@ def causal_fraction(s: int) -> float:
     plus the diagonal blocks, ``1/2 + 1/(2 * blocks)`` with 128-token blocks (Dao 2023 §3.1.1)."""
     return 0.5 + 64.0 / max(s, 128)
 
+
 _FLASH_BWD = 2.5  # FlashAttention backward executes 2.5x the forward FLOPs (Dao 2023 §4.1)
 _B = 2  # bytes per bf16 element
 

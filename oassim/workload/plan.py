@@ -389,7 +389,7 @@ def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn
             fwd = head("F") + [x for seg in with_param_gathers(fwd_segs, groups, ovl, f"{prefix}/fwd")
                                for x in seg] + tail("F")
             bk = GradBuckets(groups, bucket, gbytes, "reduce_scatter", overlap["overlap_grad_reduce"],
-                          f"{prefix}/bwd", per_layer=True)
+                             f"{prefix}/bwd", per_layer=True)
             bwd = head("B")
             for i, (seg, (raw, dense_p, expert_p)) in enumerate(zip(
                     with_param_gathers(bwd_segs, groups, ovl, f"{prefix}/bwd"), bwd_segs)):
@@ -402,7 +402,7 @@ def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn
             fwd = head("F") + [x for segs in fwd_segs for x in segs[0]] + tail("F")
             plain: list[Step] = head("B") + [x for segs in bwd_segs for x in segs[0]] + tail("B")
             bk = GradBuckets(groups, bucket, gbytes, op, overlap["overlap_grad_reduce"], f"{prefix}/bwd",
-                          per_layer=False)
+                             per_layer=False)
             # ZeRO 0/1 without overlap reduce the accumulated gradients after the pipeline
             # flush (Megatron-LM 2021 train_step: forward_backward_func, then
             # allreduce_gradients; Megatron-Core finalize_model_grads): the stage's

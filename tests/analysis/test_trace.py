@@ -36,7 +36,8 @@ def _two_stage():
         (0, 0, "comm", "attn_out_rs", "reduce_scatter", "tp", 0, 0, 0.001, 0.0015, 0.0005),
         (1, 8, "compute", "qkv", "gemm", "", 0, 0, 0.002, 0.003, 0.0),
         (1, 8, "comm", "grad_bucket", "all_reduce", "dp", -1, 0, 0.003, 0.006, 0.0),
-    ], [(0.0, 0.002, "leaf-spine", 0.5, 1e6), (0.004, 0.006, "leaf-spine", 0.9, 1e6), (0.0, 0.006, "scaleup", 0.1, 1e6)])
+    ], [(0.0, 0.002, "leaf-spine", 0.5, 1e6), (0.004, 0.006, "leaf-spine", 0.9, 1e6),
+        (0.0, 0.006, "scaleup", 0.1, 1e6)])
 
 
 def test_operations_are_complete_events_in_microseconds():

@@ -24,7 +24,7 @@ def test_table_columns_and_sizes(capsys):
     code, out, _ = _run(capsys, "collective", "--cluster", "dgx-h100-superpod", "--op", "all_reduce",
                         "--ranks", "8", "--sizes", "64M:256M")
     assert code == 0
-    lines = [l for l in out.splitlines() if not l.startswith("#")]
+    lines = [ln for ln in out.splitlines() if not ln.startswith("#")]
     assert len(lines) == 3
     assert "time_us" in out and "algbw_GBps" in out and "busbw_GBps" in out and "bottleneck" in out
     first = lines[0].split()

@@ -67,7 +67,8 @@ def test_auto_picks_the_cheapest_and_reports_candidates(h100_16, a100_8):
     assert "halving_doubling" not in r.candidates  # not an NCCL algorithm (tuning auto_algorithms)
     ra = CollectiveEngine(a100_8).run(CollectiveRequest("all_reduce", 2**30, np.arange(8)[None, :]))
     assert "in_network" not in ra.candidates and ra.algorithm == "ring"
-    ri = CollectiveEngine(a100_8, tuning=Tuning.ideal()).run(CollectiveRequest("all_reduce", 2**30, np.arange(8)[None, :]))
+    ri = CollectiveEngine(a100_8, tuning=Tuning.ideal()).run(
+        CollectiveRequest("all_reduce", 2**30, np.arange(8)[None, :]))
     assert "halving_doubling" in ri.candidates  # the ideal profile considers every algorithm
 
 
@@ -164,5 +165,6 @@ def test_low_latency_protocol_is_taken_when_faster():
     assert r.protocol == "ll" and r.time_s == pytest.approx(want, rel=1e-9)
     assert r.loaded_busy_s.max() == pytest.approx(2 * (n - 1) / n * small / B * 2, rel=1e-9)
     assert e.run(CollectiveRequest("all_reduce", big, g, "ring")).protocol == "simple"
-    in_net = engine_for(single_switch(n, inr=True), tuning=t).run(CollectiveRequest("all_reduce", small, g, "in_network"))
+    in_net = engine_for(single_switch(n, inr=True), tuning=t).run(
+        CollectiveRequest("all_reduce", small, g, "in_network"))
     assert in_net.protocol == "simple"  # NVLS has no LL

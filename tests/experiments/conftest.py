@@ -71,4 +71,3 @@ def fake_sim(monkeypatch: pytest.MonkeyPatch):
     fakesim.CALLS.clear()
     monkeypatch.setattr(runner, "_simulator", lambda: fakesim.fake_simulate)
     yield fakesim.CALLS
-

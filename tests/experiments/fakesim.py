@@ -64,4 +64,3 @@ def fake_simulate(plan, fabric, *, network="analytical", seed=0, full_rank=False
     return Results(scenario={}, plan=plan, iteration_time_s=end, ops=pd.DataFrame(ops, columns=OPS_COLUMNS),
                    collectives=pd.DataFrame(coll, columns=COLL_COLUMNS), link_util=link_util, tiers=tier_df,
                    network=network, provenance={"simulate_s": 0.0})
-

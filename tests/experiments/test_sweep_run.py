@@ -58,7 +58,8 @@ def test_local_sweep_stores_one_row_per_point(small_store):
     ok, bad = df[df["status"] == "ok"], df[df["status"] == "error"]
     assert len(ok) == 4 and len(bad) == 2
     assert set(bad["parallelism.tp"]) == {16}
-    assert all(e.startswith("SpecError: parallelism.tp: tp 16 does not divide the 24 attention heads") for e in bad["error"])
+    assert all(e.startswith("SpecError: parallelism.tp: tp 16 does not divide the 24 attention heads")
+               for e in bad["error"])
     assert (ok["iteration_time_s"] > 0).all() and ((ok["mfu"] > 0) & (ok["mfu"] < 1)).all()
     assert (ok["parallelism.tp"] * ok["parallelism.pp"] * ok["parallelism.dp"] == 32).all()
     for col in ("breakdown_compute", "exposed_dp_s", "util_nic", "util_scaleup", "power_W_per_accelerator",
@@ -132,7 +133,8 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc").is_dir() or os.name != "posix", reason="needs POSIX signals and /proc")
 def test_sigkill_mid_sweep_resumes_losing_only_points_in_flight(tmp_path):
-    """SIGKILL of `oassim sweep` mid-run: finished points survive untouched, workers exit, a re-run completes the rest."""
+    """SIGKILL of `oassim sweep` mid-run: finished points survive untouched, workers exit, a re-run
+    completes the rest."""
     base = {**BASE, "workload": {**BASE["workload"], "global_batch": 256}}
     spec = {**SMALL, "name": "kill", "base": base, "axes": {"parallelism.tp": [1, 2, 4, 8], "parallelism.pp": [1, 2],
                                                             "workload.micro_batch": [1, 2]}}
@@ -179,6 +181,6 @@ def test_dask_cluster_gives_the_same_rows_as_local_processes(small_store, tmp_pa
     assert list(a["status"]) == list(b["status"])
     for col in ("iteration_time_s", "tokens_per_s", "mfu", "exposed_comm_s", "memory_per_accelerator_GB",
                 "util_nic", "power_W_per_accelerator"):
-        assert a[col].astype(float).fillna(-1).tolist() == pytest.approx(b[col].astype(float).fillna(-1).tolist(),
-                                                                          rel=1e-12), col
+        want = b[col].astype(float).fillna(-1).tolist()
+        assert a[col].astype(float).fillna(-1).tolist() == pytest.approx(want, rel=1e-12), col
     assert list(a["error"].fillna("")) == list(b["error"].fillna(""))

@@ -28,7 +28,7 @@ def instances(draw, max_links: int = 8, max_flows: int = 12):
     active = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
     ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum([len(p) for p in paths], out=ptr[1:])
-    links = np.array([l for p in paths for l in p], dtype=np.int64)
+    links = np.array([ln for p in paths for ln in p], dtype=np.int64)
     return ptr, links, cap, active
 
 

@@ -35,7 +35,8 @@ class FixedEngine:
     def run(self, req):
         n = self.fabric.n_links
         return CollectiveResult(op=req.op, algorithm="stub", size_bytes=req.size_bytes, group_size=req.group_size,
-                                n_groups=req.n_groups, network="stub", tuning="stub", protocol="simple", time_s=float(self.time_of(req)),
+                                n_groups=req.n_groups, network="stub", tuning="stub", protocol="simple",
+                                time_s=float(self.time_of(req)),
                                 phases=(), links=np.zeros(0, dtype=np.int64), loaded_bytes=np.zeros(0),
                                 loaded_busy_s=np.zeros(0), n_links=n,
                                 link_tier=self.fabric.link_tier, link_tier_names=self.fabric.link_tier_names)

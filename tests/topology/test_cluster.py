@@ -115,7 +115,8 @@ def test_supernode_bisection_matches_max_flow_of_one_supernode():
     assert info["cluster_bisection_GBps"] * 1e9 == pytest.approx(natural_bisection_maxflow(g), rel=1e-9)
 
 
-@pytest.mark.parametrize("name,n,hops", [("dgx-h100-superpod", 1024, 6), ("dgx-h100-superpod", 4096, 8), ("gb200-nvl72", 72, 2)])
+@pytest.mark.parametrize("name,n,hops", [("dgx-h100-superpod", 1024, 6), ("dgx-h100-superpod", 4096, 8),
+                                         ("gb200-nvl72", 72, 2)])
 def test_diameter_is_the_longest_up_down_route(name, n, hops):
     """Diameter: 2 inside a switched supernode; +2 NIC hops around a 2- or 3-tier fat-tree."""
     _, g, f = _build(name, n)

@@ -113,8 +113,10 @@ def test_every_pair_floor_or_ceil_links(a, h, groups, unused):
 @pytest.mark.parametrize(
     "kw,msg",
     [
-        (dict(routers_per_group=2, terminals_per_router=1, global_links_per_router=1, groups=4), "some pairs of groups"),
-        (dict(routers_per_group=2, terminals_per_router=1, global_links_per_router=1, groups=1), "greater than or equal to 2"),
+        (dict(routers_per_group=2, terminals_per_router=1, global_links_per_router=1, groups=4),
+         "some pairs of groups"),
+        (dict(routers_per_group=2, terminals_per_router=1, global_links_per_router=1, groups=1),
+         "greater than or equal to 2"),
         (dict(routers_per_group=2, terminals_per_router=2, global_links_per_router=1, groups=3, endpoints=13), r"= 12"),
         (dict(routers_per_group=2, terminals_per_router=2, global_links_per_router=1, groups=3,
               global_arrangement="absolute"), "consecutive"),

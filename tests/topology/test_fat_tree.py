@@ -213,7 +213,8 @@ def test_bisection_random_even_bundle_cases():
         k = int(rng.choice([4, 6, 8, 10]))
         o, os_ = float(rng.choice([1.0, 2.0, 3.0])), float(rng.choice([1.0, 3.0]))
         bw = rng.choice([25e9, 50e9, 100e9], 3)
-        links = {"host": LinkClass("h", bw[0]), "leaf_spine": LinkClass("l", bw[1]), "spine_core": LinkClass("s", bw[2])}
+        links = {"host": LinkClass("h", bw[0]), "leaf_spine": LinkClass("l", bw[1]),
+                 "spine_core": LinkClass("s", bw[2])}
         probe = ft.sizing(ft.Spec(endpoints=1, tiers=3, oversubscription=o, spine_oversubscription=os_), k)
         spec = ft.Spec(endpoints=int(rng.integers(2, min(probe.max_endpoints, 200) + 1)),
                        oversubscription=o, spine_oversubscription=os_)

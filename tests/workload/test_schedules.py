@@ -30,7 +30,8 @@ def test_1f1b_warmup_is_pp_minus_stage_minus_1(pp, m):
 
 
 @settings(max_examples=40, deadline=None)
-@given(pp=st.integers(1, 8), groups=st.integers(1, 4), vpp=st.integers(1, 4), name=st.sampled_from(["1f1b", "interleaved"]))
+@given(pp=st.integers(1, 8), groups=st.integers(1, 4), vpp=st.integers(1, 4),
+       name=st.sampled_from(["1f1b", "interleaved"]))
 def test_each_step_once_and_forward_before_backward(pp, groups, vpp, name):
     """Every (F|B, micro-batch, chunk) appears exactly once per stage, and each micro-batch's
     forward of a chunk precedes its backward."""

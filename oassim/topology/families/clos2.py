@@ -100,10 +100,6 @@ def roles_needed(spec: Spec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return LINK_ROLES, SWITCH_ROLES
 
 
-
-
-
-
 def build(
     spec: Spec,
     links: Mapping[str, LinkClass],

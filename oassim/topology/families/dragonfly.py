@@ -163,8 +163,6 @@ def global_links(spec: Spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pairs[:, 0], pairs[:, 1], count.astype(np.int64)
 
 
-
-
 def build(
     spec: Spec,
     links: Mapping[str, LinkClass],

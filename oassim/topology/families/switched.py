@@ -93,8 +93,6 @@ def links_per_switch(spec: Spec) -> np.ndarray:
     return (base + (s < extra)).astype(np.int64)
 
 
-
-
 def build(
     spec: Spec,
     links: Mapping[str, LinkClass],
