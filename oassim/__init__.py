@@ -5,11 +5,28 @@ workload -> scheduler -> analysis -> experiments -> cli. Importing the package d
 ``oassim.run`` (the composition root, :func:`oassim.experiments.runner.run`) loads on first use.
 """
 
+import os
+from pathlib import Path
 from typing import Any
 
-__all__ = ["__version__", "run"]
+__all__ = ["__version__", "run", "numba_cache_dir"]
 
 __version__ = "0.1.0"
+
+
+def numba_cache_dir() -> Path:
+    """Where numba keeps oassim's compiled kernels: ``$NUMBA_CACHE_DIR`` when set, else
+    ``$XDG_CACHE_HOME/oassim/numba`` (``~/.cache/oassim/numba``); never the installed package,
+    which may be read-only or shared by several users and must hold only source."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "oassim" / "numba"
+
+
+# numba reads NUMBA_CACHE_DIR once, when it is first imported (by a kernel module below this
+# package); setting the default here, before any kernel module loads, is a string operation.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
 
 
 def __getattr__(name: str) -> Any:
