@@ -126,6 +126,16 @@ def format_size(b: float) -> str:
     return f"{b:.0f}"
 
 
+def _check_permutation(g: np.ndarray, src: str) -> None:
+    """Concurrent send/recv pairs: each rank sends at most once and receives at most once."""
+    for col, role in ((0, "sends"), (1, "receives")):
+        ranks = np.sort(g[:, col])
+        twice = ranks[1:] == ranks[:-1]
+        if twice.any():
+            raise SpecError(f"rank {int(ranks[1:][twice][0])} {role} twice in one send_recv request",
+                            source=src, path="groups")
+
+
 def _as_groups(groups: np.ndarray | list, source: str) -> np.ndarray:
     try:
         g = np.asarray(groups)
@@ -156,7 +166,9 @@ class CollectiveRequest:
         For an uneven all-to-all it is derived from ``matrix`` (mean send-buffer size).
     groups : ndarray of int64, shape (G, n)
         Ranks of each group; all G groups run concurrently and must be disjoint. For
-        ``send_recv``, n = 2: ``groups[:, 0]`` sends to ``groups[:, 1]``. Position order is the
+        ``send_recv``, n = 2: ``groups[:, 0]`` sends to ``groups[:, 1]``; the pairs may share
+        ranks as long as no rank sends twice or receives twice (a ring shift, as ring
+        attention's neighbour exchange, is one request: every rank sends and receives once). Position order is the
         order the algorithm uses (ring order, tree labels).
     algorithm : str
         A key of :data:`~oassim.collectives.algorithms.ALGORITHMS`, or ``"auto"``.
@@ -197,7 +209,9 @@ class CollectiveRequest:
         if dup.any():
             gi, pi = np.argwhere(dup)[0]
             raise SpecError(f"group {int(gi)} names rank {int(flat[gi, pi])} twice", source=src, path="groups")
-        if g.shape[0] > 1:
+        if self.op == "send_recv" and g.shape[1] == 2:
+            _check_permutation(g, src)
+        elif g.shape[0] > 1:
             allr = np.sort(g.ravel())
             twice = allr[1:] == allr[:-1]
             if twice.any():
