@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from typing import Any, Literal, Mapping
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 
 from oassim.errors import SpecError
 from oassim.specio import SpecModel, validate
 from oassim.workload.model import ModelSpec, resolve_model
+from oassim.workload.pipeline_split import virtual_stage_layers
 
 __all__ = [
     "ParallelismSpec", "TrainingSpec", "Recompute", "WorkloadPrecision", "Dim", "DIMS",
@@ -73,11 +74,19 @@ class ParallelismSpec(SpecModel):
         Parameters per data-parallel gradient bucket; default Megatron's
         ``max(40e6, 1e6 * dp)`` (``megatron/core/distributed`` ``bucket_size``).
     first_stage_layers, last_stage_layers : int, optional
-        Uneven pipeline split (Megatron's ``decoder_first/last_pipeline_num_layers``, vpp 1):
-        the first / last stage hold this many layers, the other stages share the rest
-        equally. Llama 3 405B: 126 layers on pp 16 with 7 on the first and last stage (Llama
-        Team 2024 §3.3.2, "reduce one Transformer layer each from the first and the last
-        stages").
+        Uneven pipeline split (Megatron's ``num_layers_in_first/last_pipeline_stage``, also
+        accepted under those names): the first / last pipeline rank holds this many layers,
+        the other ranks share the rest equally; with vpp > 1 each rank's layers are divided
+        equally over its chunks. Llama 3 405B: 126 layers on pp 16 with 7 on the first and
+        last stage (Llama Team 2024 §3.3.2, "reduce one Transformer layer each from the first
+        and the last stages").
+    account_for_embedding_in_pipeline_split, account_for_loss_in_pipeline_split : bool
+        Megatron's options of the same names: the embedding / the loss counts as one layer
+        of the first / last virtual stage when the layers are divided equally (Llama 3.1
+        405B on pp 16 with vpp 4 or 8, as NeMo and Megatron-Bridge run it).
+    pipeline_model_parallel_layout : str, optional
+        Megatron's explicit layout string, e.g. ``"Ettt|(tttt|)*14ttL"``
+        (:mod:`oassim.workload.pipeline_split`).
     """
 
     tp: int = _Pos
@@ -98,8 +107,15 @@ class ParallelismSpec(SpecModel):
     ep_comm_overlap: bool | None = None
     overlap_p2p: bool | None = None
     bucket_params: int | None = Field(default=None, gt=0, strict=True)
-    first_stage_layers: int | None = Field(default=None, gt=0, strict=True)
-    last_stage_layers: int | None = Field(default=None, gt=0, strict=True)
+    first_stage_layers: int | None = Field(
+        default=None, ge=0, strict=True,
+        validation_alias=AliasChoices("first_stage_layers", "num_layers_in_first_pipeline_stage"))
+    last_stage_layers: int | None = Field(
+        default=None, ge=0, strict=True,
+        validation_alias=AliasChoices("last_stage_layers", "num_layers_in_last_pipeline_stage"))
+    account_for_embedding_in_pipeline_split: bool = False
+    account_for_loss_in_pipeline_split: bool = False
+    pipeline_model_parallel_layout: str | None = Field(default=None, min_length=3, max_length=4096)
 
     @field_validator("order")
     @classmethod
@@ -209,38 +225,13 @@ def _err(key: str, msg: str) -> SpecError:
 
 
 def stage_layer_counts(model: ModelSpec, par: ParallelismSpec) -> list[int]:
-    """Layers of each virtual stage ``chunk * pp + stage``, in virtual-stage order."""
-    n_vs = par.pp * par.vpp
-    first, last = par.first_stage_layers, par.last_stage_layers
-    if first is None and last is None:
-        return [model.layers // n_vs] * n_vs
-    middle = par.pp - (first is not None) - (last is not None)
-    rest = model.layers - (first or 0) - (last or 0)
-    counts = [rest // middle] * par.pp if middle else [0] * par.pp
-    if first is not None:
-        counts[0] = first
-    if last is not None:
-        counts[-1] = last
-    return counts
-
-
-def _check_layers(model: ModelSpec, p: ParallelismSpec) -> None:
-    first, last = p.first_stage_layers, p.last_stage_layers
-    if first is None and last is None:
-        chunks = p.pp * p.vpp
-        if model.layers % chunks:
-            what = "pp" if p.vpp == 1 else "pp*vpp"
-            raise _err("parallelism.pp", f"layers {model.layers} are not divisible by {what} = {chunks} "
-                       "(set first_stage_layers / last_stage_layers for an uneven split)")
-        return
-    if p.vpp > 1 or p.pp < 2:
-        raise _err("parallelism.first_stage_layers", "an uneven pipeline split needs pp >= 2 and vpp 1")
-    middle = p.pp - (first is not None) - (last is not None)
-    rest = model.layers - (first or 0) - (last or 0)
-    if rest < middle or (middle == 0 and rest) or (middle and rest % middle):
-        raise _err("parallelism.first_stage_layers",
-                   f"the {rest} layers left after the first/last stages are not divisible by "
-                   f"the {middle} other stages")
+    """Layers of each virtual stage ``chunk * pp + stage``, in virtual-stage order
+    (:func:`oassim.workload.pipeline_split.virtual_stage_layers`); SpecError if Megatron would
+    refuse the split."""
+    return virtual_stage_layers(
+        model.layers, par.pp, par.vpp, first=par.first_stage_layers, last=par.last_stage_layers,
+        embedding_counts=par.account_for_embedding_in_pipeline_split,
+        loss_counts=par.account_for_loss_in_pipeline_split, layout=par.pipeline_model_parallel_layout)
 
 
 def check_job(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec,
@@ -264,7 +255,7 @@ def check_job(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec,
         raise _err("parallelism.tp", f"tp {p.tp} does not divide the FFN width")
     if p.vpp > 1 and p.schedule_name != "interleaved":
         raise _err("parallelism.vpp", f"vpp {p.vpp} needs schedule 'interleaved'")
-    _check_layers(model, p)
+    stage_layer_counts(model, p)  # refuses a split Megatron would refuse
     if p.ep > 1 and not model.is_moe:
         raise _err("parallelism.ep", f"ep {p.ep} needs a mixture-of-experts model; "
                    f"'{model.name}' is dense")
