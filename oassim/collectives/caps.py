@@ -64,6 +64,9 @@ class FabricCaps:
         Directed links inside a scale-up domain (the rest are NIC and scale-out links).
     domain_nodes : int or None
         Node ids per stamped domain copy (cluster fabrics), for the engine's domain symmetry.
+    grid : (str, tuple of int) or None
+        ``(family, dims)`` of a direct-connect scale-up domain (torus, full mesh), for the
+        topology-aware algorithms (:attr:`~oassim.topology.fabric.Fabric.supernode_grid`).
     """
 
     n_ranks: int
@@ -79,6 +82,7 @@ class FabricCaps:
     scaleout_techs: tuple[str, ...]
     link_scaleup: np.ndarray
     domain_nodes: int | None = None
+    grid: tuple[str, tuple[int, ...]] | None = None
 
     @property
     def n_domains(self) -> int:
@@ -122,6 +126,7 @@ class FabricCaps:
             domain_size=size,
             link_scaleup=link_up,
             domain_nodes=dn,
+            grid=fabric.supernode_grid,
             **info,
         )
 

@@ -164,6 +164,23 @@ class Fabric:
         """Payload capacity of each directed link, bytes/s: bandwidth x protocol efficiency."""
         return self.link_bw * self.link_eff
 
+    @cached_property
+    def supernode_grid(self) -> tuple[str, tuple[int, ...]] | None:
+        """``(family, dims)`` when the scale-up domain is a direct-connect grid, else None.
+
+        ``family`` is ``"torus"`` (rings with wraparound in every dimension) or ``"fullmesh"``
+        (every dimension a clique); ``dims`` the accelerators along each dimension, ``dims[0]``
+        fastest, so local rank ``r`` of a domain sits at coordinate ``(r // stride_d) % dims[d]``.
+        For a cluster this is its stamped supernode's geometry (every domain the same).
+        """
+        r = self.routing
+        if r.get("router") == "cluster":
+            tmpl = r.get("template")
+            r = tmpl.routing if tmpl is not None else {}
+        if r.get("router") in ("torus", "fullmesh") and r.get("dims") is not None:
+            return str(r["router"]), tuple(int(k) for k in r["dims"])
+        return None
+
     def kind_mask(self, kind: str) -> np.ndarray:
         return self.node_kind == NODE_KINDS.index(kind)
 

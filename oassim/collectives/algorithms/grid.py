@@ -1,0 +1,267 @@
+"""Direct-connect grids (tori, full meshes): where a group lies on the grid, and the
+dimension-ordered schedule the topology-aware algorithms of those fabrics share.
+
+What is modelled. A torus or n-D full mesh gives every accelerator direct links in each
+dimension and no switch, so a collective is only as fast as the links it drives at once. A
+group that is a sub-grid (a Cartesian product of coordinate sets, one per dimension: a row of
+a mesh, a line or plane of a torus, a whole domain) runs a reduce-scatter as a sequence of
+one-dimension reduce-scatters, one per dimension it spans, and an all-gather as the reverse
+(the dimension-ordered / "2D-ring" scheme of TPU collectives, Ying et al., "Image
+classification at supercomputer scale", 2018, and the hierarchical all-path collectives of
+UB-Mesh, Liao et al., arXiv:2503.20377, 2025). To drive every dimension's links at once, the
+data is split into A parts for a group spanning A dimensions; part ``p`` visits the
+dimensions in the rotated order ``p, p+1, ..., p+A-1`` (mod A), so at every stage each
+dimension carries exactly one part. On equal dimensions of m ranks this is bandwidth-optimal:
+stage ``s`` moves ``(m-1)/m * S/A / m^s`` per rank over the links of one dimension, and
+``sum_s (m-1)/m^(s+1) = (n-1)/n`` for ``n = m^A``, so a rank sends ``(n-1)/n * S`` over all
+its links at once, the bound of the most loaded endpoint. How one dimension's line exchanges
+its data (ring both ways on a torus, direct to every peer on a full mesh) is the algorithm's
+``exchange``.
+
+Groups that span several scale-up domains must hold the same sub-grid in each (rail-aligned):
+the grid stages run inside every domain at once, and the ``S/n_local`` each rank then holds is
+all-reduced (reduce-scattered, all-gathered) by a ring across domains on the aligned ranks,
+as the hierarchical algorithm does (the only traffic on the scale-out fabric).
+
+Each stage is one phase holding every part's flows of every group, so the network model sees
+them contend. A line exchange of ``rounds`` identical rounds is a phase repeated ``rounds``
+times when every part of the stage has the same number of rounds; when they differ (unequal
+dimensions) the stage is one phase carrying each flow's bytes of all its rounds with the
+longest part's rounds as latency steps (the parts run concurrently and the stage ends with the
+slowest). The all-gather stages of an all-reduce have the flows and bytes of the
+reduce-scatter stages, so the engine's phase cache costs each once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import numpy as np
+
+from oassim.collectives.algorithms.base import Algorithm
+from oassim.collectives.algorithms.ring import ring_phases
+from oassim.collectives.caps import FabricCaps
+from oassim.collectives.ops import CollectiveRequest
+from oassim.collectives.phases import Phase
+
+__all__ = ["GridLayout", "grid_layout", "dimension_ordered_phases", "Exchange", "DimensionOrdered"]
+
+_AXIS_NAMES = "xyzw"
+
+# One dimension's line exchange: lines (X, m) of ranks and the per-rank data size (the
+# reduce-scatter input, the all-gather output), bytes -> (src, dst, bytes per flow per round,
+# rounds).
+Exchange = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray, np.ndarray, int]]
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Groups arranged on their sub-grid.
+
+    Attributes
+    ----------
+    tensor : ndarray of int64, shape (G, K, m_0, ..., m_{A-1})
+        ``tensor[g, k]`` is group ``g``'s sub-grid in its ``k``-th domain (by domain id); equal
+        trailing indices are the same grid position in every domain (rail-aligned).
+    axes : tuple of int
+        Grid dimension of each of the A trailing axes (the dimensions the group spans, m > 1).
+    closed : tuple of bool
+        Each axis covers its whole dimension (on a torus: its ring closes on the wraparound).
+    """
+
+    tensor: np.ndarray
+    axes: tuple[int, ...]
+    closed: tuple[bool, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Ranks along each axis, (m_0, ..., m_{A-1})."""
+        return tuple(int(m) for m in self.tensor.shape[2:])
+
+    @property
+    def domains(self) -> int:
+        """Domains K the group spans."""
+        return int(self.tensor.shape[1])
+
+
+def _dense_index(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``v`` (G, n): the index of each entry among the row's distinct values
+    (ascending), the number of distinct values per row, and the sorted values with the mask
+    of first occurrences."""
+    order = np.argsort(v, axis=1, kind="stable")
+    sv = np.take_along_axis(v, order, axis=1)
+    first = np.ones(sv.shape, dtype=bool)
+    first[:, 1:] = sv[:, 1:] != sv[:, :-1]
+    idx = np.empty_like(sv)
+    np.put_along_axis(idx, order, np.cumsum(first, axis=1) - 1, axis=1)
+    return idx, first.sum(axis=1), sv[first]
+
+
+def _cyclic_positions(c: np.ndarray, values: np.ndarray, k: int) -> np.ndarray | None:
+    """Positions along a cyclic run of each coordinate of ``c`` (G, n), given each row's m
+    distinct coordinates ``values`` (G, m) sorted, on a ring of k; None if some row's
+    coordinates are not one contiguous run around the ring."""
+    G, m = values.shape
+    if m == k:
+        return c.copy()
+    gaps = np.concatenate([np.diff(values, axis=1), (values[:, :1] + k - values[:, -1:])], axis=1)
+    big = gaps > 1
+    if not np.all(big.sum(axis=1) == 1):
+        return None
+    start = values[np.arange(G), (np.argmax(big, axis=1) + 1) % m]
+    return (c - start[:, None]) % k
+
+
+def grid_layout(groups: np.ndarray, caps: FabricCaps, family: str) -> GridLayout | str:
+    """Where ``groups`` lie on the ``family`` grid of the scale-up domain, or why they do not.
+
+    Parameters
+    ----------
+    groups : ndarray of int64, shape (G, n)
+    caps : FabricCaps
+    family : {"torus", "fullmesh"}
+        On a torus each dimension's coordinates must be one contiguous run around the ring (the
+        ring of the run uses the links between its members); on a full mesh any set will do
+        (every dimension is a clique).
+
+    Returns
+    -------
+    GridLayout or str
+        Every group must have the same shape (ranks per domain and per dimension).
+    """
+    if caps.grid is None or caps.grid[0] != family:
+        have = caps.grid[0] if caps.grid is not None else "not a direct-connect grid"
+        return f"the scale-up domain must be a {family} (this one is {have})"
+    g = np.asarray(groups, dtype=np.int64)
+    G, n = g.shape
+    dims = np.asarray(caps.grid[1], dtype=np.int64)
+    strides = np.concatenate([[1], np.cumprod(dims)[:-1]])
+    coords = (caps.local_of_rank[g][..., None] // strides) % dims  # (G, n, D)
+    flat, counts, _ = _dense_index(caps.domain_of_rank[g])
+    if not np.all(counts == counts[0]):
+        return "the groups span different numbers of domains"
+    K = int(counts[0])
+    axes, closed, shape = [], [], []
+    for d, k in enumerate(dims.tolist()):
+        c = coords[..., d]
+        idx, m, values = _dense_index(c)
+        if not np.all(m == m[0]):
+            return f"the groups span different numbers of coordinates in dimension {_AXIS_NAMES[d]}"
+        m0 = int(m[0])
+        if m0 == 1:
+            continue
+        if family == "torus":
+            idx = _cyclic_positions(c, values.reshape(G, m0), k)
+            if idx is None:
+                return (f"the group's coordinates in torus dimension {_AXIS_NAMES[d]} are not one contiguous "
+                        "run around the ring (no ring of neighbour links joins them)")
+        flat = flat * m0 + idx
+        axes.append(d)
+        closed.append(m0 == k)
+        shape.append(m0)
+    if K * int(np.prod(shape, dtype=np.int64)) != n or not np.array_equal(
+            np.sort(flat, axis=1), np.broadcast_to(np.arange(n), (G, n))):
+        return (f"the group's ranks are not a whole sub-grid ({'x'.join(map(str, shape)) or '1'} positions "
+                f"in each of {K} domain(s) for {n} ranks)")
+    tensor = np.empty((G, n), dtype=np.int64)
+    np.put_along_axis(tensor, flat, g, axis=1)
+    return GridLayout(tensor.reshape(G, K, *shape), tuple(axes), tuple(closed))
+
+
+def _stage_phase(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]], label: str) -> Phase:
+    """The concurrent line exchanges of one stage as one phase (see module docstring)."""
+    src = np.concatenate([p[0] for p in parts])
+    dst = np.concatenate([p[1] for p in parts])
+    rounds = [p[3] for p in parts]
+    if len(set(rounds)) == 1:
+        size = np.concatenate([p[2] for p in parts])
+        return Phase(src, dst, size, repeat=rounds[0], label=label)
+    size = np.concatenate([p[2] * p[3] for p in parts])
+    return Phase(src, dst, size, steps=max(rounds), label=label)
+
+
+def _relabel(p: Phase, label: str) -> Phase:
+    return Phase(p.src, p.dst, p.size_bytes, p.repeat, p.steps, p.in_network, label)
+
+
+def dimension_ordered_phases(op: str, layout: GridLayout, size: float, exchange: Exchange,
+                             name: str) -> list[Phase]:
+    """Phases of a dimension-ordered ``op`` on the sub-grids of ``layout``.
+
+    Parameters
+    ----------
+    op : {"all_reduce", "reduce_scatter", "all_gather"}
+    layout : GridLayout
+    size : float
+        nccl-tests size, bytes.
+    exchange : Exchange
+        One dimension's line reduce-scatter (its all-gather has the same flows).
+    name : str
+        Algorithm name, for labels.
+    """
+    t = layout.tensor
+    G, K = t.shape[:2]
+    shape = layout.shape
+    A = len(shape)
+    inner = t.reshape(G * K, *shape)
+    n_local = int(np.prod(shape, dtype=np.int64))
+    stages: list[Phase] = []
+    sizes = [float(size) / max(A, 1)] * A  # part p's data before the current stage
+    for s in range(A):
+        parts, where = [], []
+        for p in range(A):
+            ax = (p + s) % A
+            lines = np.moveaxis(inner, ax + 1, -1).reshape(-1, shape[ax])
+            parts.append(exchange(lines, sizes[p]))
+            sizes[p] /= shape[ax]
+            where.append(_AXIS_NAMES[layout.axes[ax]])
+        stages.append(_stage_phase(parts, f"{name} stage {s + 1}/{A}: {A} part(s) on dims {','.join(where)}"))
+    across = np.moveaxis(t, 1, -1).reshape(-1, K)
+
+    def outer(o: str) -> list[Phase]:
+        return [_relabel(p, f"{p.label} [across domains]") for p in ring_phases(o, across, float(size) / n_local)]
+
+    rs = [_relabel(p, f"{p.label} reduce-scatter") for p in stages]
+    ag = [_relabel(p, f"{p.label} all-gather") for p in reversed(stages)]
+    if op == "all_reduce":
+        return rs + outer("all_reduce") + ag
+    if op == "reduce_scatter":
+        return rs + outer("reduce_scatter")
+    if op == "all_gather":
+        return outer("all_gather") + ag
+    raise ValueError(f"dimension-ordered collectives do not implement {op}")
+
+
+class DimensionOrdered(Algorithm):
+    """Dimension-ordered reduce-scatter / all-gather / all-reduce on a direct-connect grid.
+
+    Subclasses set ``family`` (the grid family they run on, also their ``families``) and
+    ``exchange`` (one dimension's line reduce-scatter).
+    """
+
+    family: ClassVar[str] = ""
+    ops = frozenset({"all_reduce", "reduce_scatter", "all_gather"})
+
+    @staticmethod
+    def exchange(lines: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        raise NotImplementedError
+
+    def unsupported(self, req: CollectiveRequest, caps: FabricCaps) -> str | None:
+        why = super().unsupported(req, caps)
+        if why:
+            return why
+        lay = grid_layout(req.groups, caps, self.family)
+        if isinstance(lay, str):
+            return lay
+        if not lay.axes:
+            return "the group has one rank per domain: no grid dimension to run on (the flat algorithms apply)"
+        return None
+
+    def phases(self, req: CollectiveRequest, caps: FabricCaps) -> list[Phase]:
+        lay = grid_layout(req.groups, caps, self.family)
+        if isinstance(lay, str):
+            raise ValueError(lay)
+        if req.group_size < 2:
+            return []
+        return dimension_ordered_phases(req.op, lay, req.size_bytes, self.exchange, self.name)
