@@ -35,6 +35,7 @@ reduce-scatter stages, so the engine's phase cache costs each once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Callable, ClassVar
 
 import numpy as np
@@ -45,7 +46,7 @@ from oassim.collectives.caps import FabricCaps
 from oassim.collectives.ops import CollectiveRequest
 from oassim.collectives.phases import Phase
 
-__all__ = ["GridLayout", "grid_layout", "dimension_ordered_phases", "Exchange", "DimensionOrdered"]
+__all__ = ["GridLayout", "grid_layout", "part_fractions", "dimension_ordered_phases", "Exchange", "DimensionOrdered"]
 
 _AXIS_NAMES = "xyzw"
 
@@ -68,11 +69,14 @@ class GridLayout:
         Grid dimension of each of the A trailing axes (the dimensions the group spans, m > 1).
     closed : tuple of bool
         Each axis covers its whole dimension (on a torus: its ring closes on the wraparound).
+    link_Bps : tuple of float
+        Capacity between two neighbours along each axis, bytes/s per direction.
     """
 
     tensor: np.ndarray
     axes: tuple[int, ...]
     closed: tuple[bool, ...]
+    link_Bps: tuple[float, ...]
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -130,12 +134,12 @@ def grid_layout(groups: np.ndarray, caps: FabricCaps, family: str) -> GridLayout
     GridLayout or str
         Every group must have the same shape (ranks per domain and per dimension).
     """
-    if caps.grid is None or caps.grid[0] != family:
-        have = caps.grid[0] if caps.grid is not None else "not a direct-connect grid"
+    if caps.grid is None or caps.grid.family != family:
+        have = caps.grid.family if caps.grid is not None else "not a direct-connect grid"
         return f"the scale-up domain must be a {family} (this one is {have})"
     g = np.asarray(groups, dtype=np.int64)
     G, n = g.shape
-    dims = np.asarray(caps.grid[1], dtype=np.int64)
+    dims = np.asarray(caps.grid.dims, dtype=np.int64)
     strides = np.concatenate([[1], np.cumprod(dims)[:-1]])
     coords = (caps.local_of_rank[g][..., None] // strides) % dims  # (G, n, D)
     flat, counts, _ = _dense_index(caps.domain_of_rank[g])
@@ -166,27 +170,52 @@ def grid_layout(groups: np.ndarray, caps: FabricCaps, family: str) -> GridLayout
                 f"in each of {K} domain(s) for {n} ranks)")
     tensor = np.empty((G, n), dtype=np.int64)
     np.put_along_axis(tensor, flat, g, axis=1)
-    return GridLayout(tensor.reshape(G, K, *shape), tuple(axes), tuple(closed))
+    return GridLayout(tensor.reshape(G, K, *shape), tuple(axes), tuple(closed),
+                      tuple(caps.grid.link_Bps[d] for d in axes))
 
 
-def _stage_phase(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]], label: str) -> Phase:
-    """The concurrent line exchanges of one stage as one phase (see module docstring)."""
-    src = np.concatenate([p[0] for p in parts])
-    dst = np.concatenate([p[1] for p in parts])
-    rounds = [p[3] for p in parts]
-    if len(set(rounds)) == 1:
-        size = np.concatenate([p[2] for p in parts])
-        return Phase(src, dst, size, repeat=rounds[0], label=label)
-    size = np.concatenate([p[2] * p[3] for p in parts])
-    return Phase(src, dst, size, steps=max(rounds), label=label)
+def part_fractions(W: np.ndarray) -> np.ndarray:
+    """Data fractions of the parts that balance the dimensions' links.
 
+    Parameters
+    ----------
+    W : ndarray of float64, shape (A, A)
+        ``W[p, a]``: time the links of axis ``a`` spend on part ``p`` per byte of the part.
 
-def _relabel(p: Phase, label: str) -> Phase:
-    return Phase(p.src, p.dst, p.size_bytes, p.repeat, p.steps, p.in_network, label)
+    Returns
+    -------
+    ndarray of float64, shape (A,)
+        Fractions ``f`` (>= 0, summing to 1) minimising ``max_a sum_p f_p W[p, a]``, the
+        busiest dimension's load. Exact: a piecewise-linear convex minimum lies on a vertex of
+        the arrangement of ties between axes (``L_a = L_b``) and simplex faces (``f_p = 0``),
+        and there are at most C(10, 3) = 120 of them for 4 dimensions. Equal parts when they
+        are as good (every symmetric grid).
+    """
+    A = W.shape[0]
+    best = np.full(A, 1.0 / A)
+    if A == 1:
+        return best
+    W = W / W.max()  # the ties' planes on the scale of the faces' (conditioning)
+    best_load = float((best @ W).max())
+    planes = [W[:, a] - W[:, b] for a, b in combinations(range(A), 2)] + list(np.eye(A))
+    rhs = np.zeros(A)
+    rhs[-1] = 1.0
+    for pick in combinations(planes, A - 1):
+        M = np.vstack([*pick, np.ones(A)])
+        if abs(np.linalg.det(M)) < 1e-12:
+            continue
+        f = np.linalg.solve(M, rhs)
+        if np.any(f < -1e-12):
+            continue
+        f = np.clip(f, 0.0, None) / np.clip(f, 0.0, None).sum()
+        load = float((f @ W).max())
+        if load < best_load * (1 - 1e-9):
+            best, best_load = f, load
+    return best
 
 
 def dimension_ordered_phases(op: str, layout: GridLayout, size: float, exchange: Exchange,
-                             name: str) -> list[Phase]:
+                             line_cost: Callable[[int, bool, float], float], name: str) -> list[Phase]:
     """Phases of a dimension-ordered ``op`` on the sub-grids of ``layout``.
 
     Parameters
@@ -197,6 +226,9 @@ def dimension_ordered_phases(op: str, layout: GridLayout, size: float, exchange:
         nccl-tests size, bytes.
     exchange : Exchange
         One dimension's line reduce-scatter (its all-gather has the same flows).
+    line_cost : callable (m, closed, link_Bps) -> float
+        Seconds per byte of per-rank data that ``exchange`` takes on a line of m ranks (to
+        balance the parts, :func:`part_fractions`).
     name : str
         Algorithm name, for labels.
     """
@@ -206,31 +238,53 @@ def dimension_ordered_phases(op: str, layout: GridLayout, size: float, exchange:
     A = len(shape)
     inner = t.reshape(G * K, *shape)
     n_local = int(np.prod(shape, dtype=np.int64))
-    stages: list[Phase] = []
-    sizes = [float(size) / max(A, 1)] * A  # part p's data before the current stage
+    order = [[(p + s) % A for s in range(A)] for p in range(A)]  # axes part p visits
+    cost = [line_cost(m, c, b) for m, c, b in zip(shape, layout.closed, layout.link_Bps)]
+    W = np.zeros((A, A))
+    for p in range(A):
+        shrink = 1.0
+        for ax in order[p]:
+            W[p, ax] = cost[ax] / shrink
+            shrink *= shape[ax]
+    frac = part_fractions(W)
+    src, dst, wire = [], [], []
+    steps = [0] * A  # a chunk of part p crosses the rounds of each of its stages in turn
     for s in range(A):
-        parts, where = [], []
         for p in range(A):
-            ax = (p + s) % A
+            ax = order[p][s]
+            data = float(size) * frac[p] / float(np.prod([shape[a] for a in order[p][:s]]))
+            if data <= 0:
+                continue
             lines = np.moveaxis(inner, ax + 1, -1).reshape(-1, shape[ax])
-            parts.append(exchange(lines, sizes[p]))
-            sizes[p] /= shape[ax]
-            where.append(_AXIS_NAMES[layout.axes[ax]])
-        stages.append(_stage_phase(parts, f"{name} stage {s + 1}/{A}: {A} part(s) on dims {','.join(where)}"))
+            a, b, x, r = exchange(lines, data)
+            src.append(a)
+            dst.append(b)
+            wire.append(x * r)
+            steps[p] += r
+    dims = ",".join(_AXIS_NAMES[d] for d in layout.axes)
+    parts = "/".join(f"{f:.2f}" for f in frac)
+    phases: dict[str, list[Phase]] = {"reduce_scatter": [], "all_gather": []}
+    if A:
+        for o in phases:
+            phases[o] = [Phase(np.concatenate(src), np.concatenate(dst), np.concatenate(wire), steps=max(steps),
+                               label=f"{name} {o.replace('_', '-')}: dims {dims} in rotated order, parts {parts}, "
+                               "stages pipelined")]
     across = np.moveaxis(t, 1, -1).reshape(-1, K)
 
     def outer(o: str) -> list[Phase]:
         return [_relabel(p, f"{p.label} [across domains]") for p in ring_phases(o, across, float(size) / n_local)]
 
-    rs = [_relabel(p, f"{p.label} reduce-scatter") for p in stages]
-    ag = [_relabel(p, f"{p.label} all-gather") for p in reversed(stages)]
     if op == "all_reduce":
-        return rs + outer("all_reduce") + ag
+        return phases["reduce_scatter"] + outer("all_reduce") + phases["all_gather"]
     if op == "reduce_scatter":
-        return rs + outer("reduce_scatter")
+        return phases["reduce_scatter"] + outer("reduce_scatter")
     if op == "all_gather":
-        return outer("all_gather") + ag
+        return outer("all_gather") + phases["all_gather"]
     raise ValueError(f"dimension-ordered collectives do not implement {op}")
+
+
+def _relabel(p: Phase, label: str) -> Phase:
+    return Phase(p.src, p.dst, p.size_bytes, p.repeat, p.steps, p.in_network, label)
 
 
 class DimensionOrdered(Algorithm):
@@ -245,6 +299,12 @@ class DimensionOrdered(Algorithm):
 
     @staticmethod
     def exchange(lines: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """One dimension's line reduce-scatter (see :data:`Exchange`)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def line_cost(m: int, closed: bool, link_Bps: float) -> float:
+        """Seconds per byte of per-rank data ``exchange`` takes on a line of m ranks."""
         raise NotImplementedError
 
     def unsupported(self, req: CollectiveRequest, caps: FabricCaps) -> str | None:
@@ -264,4 +324,4 @@ class DimensionOrdered(Algorithm):
             raise ValueError(lay)
         if req.group_size < 2:
             return []
-        return dimension_ordered_phases(req.op, lay, req.size_bytes, self.exchange, self.name)
+        return dimension_ordered_phases(req.op, lay, req.size_bytes, self.exchange, self.line_cost, self.name)

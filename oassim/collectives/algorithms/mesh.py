@@ -25,7 +25,7 @@ import numpy as np
 
 from oassim.collectives.algorithms.grid import DimensionOrdered
 
-__all__ = ["direct_exchange", "MeshAllPath"]
+__all__ = ["direct_exchange", "direct_line_cost", "MeshAllPath"]
 
 
 def direct_exchange(lines: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -37,6 +37,11 @@ def direct_exchange(lines: np.ndarray, size: float) -> tuple[np.ndarray, np.ndar
     return src, dst, np.full(len(src), size / m), 1
 
 
+def direct_line_cost(m: int, closed: bool, link_Bps: float) -> float:
+    """Seconds per byte of :func:`direct_exchange`: ``1 / (m B)`` (S/m on each link at once)."""
+    return 1.0 / (m * link_Bps)
+
+
 class MeshAllPath(DimensionOrdered):
     """Dimension-ordered direct exchange on an n-D full mesh, every dimension at once."""
 
@@ -46,3 +51,4 @@ class MeshAllPath(DimensionOrdered):
     summary = ("full mesh: direct exchange over every link of a dimension, data split so every dimension "
                "works at once (UB-Mesh all-path)")
     exchange = staticmethod(direct_exchange)
+    line_cost = staticmethod(direct_line_cost)

@@ -27,7 +27,7 @@ import numpy as np
 
 from oassim.collectives.algorithms.grid import DimensionOrdered
 
-__all__ = ["bidirectional_ring_exchange", "TorusRings"]
+__all__ = ["bidirectional_ring_exchange", "ring_line_cost", "TorusRings"]
 
 
 def bidirectional_ring_exchange(lines: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -39,6 +39,13 @@ def bidirectional_ring_exchange(lines: np.ndarray, size: float) -> tuple[np.ndar
     return src, dst, np.full(len(src), size / (2 * m)), m - 1
 
 
+def ring_line_cost(m: int, closed: bool, link_Bps: float) -> float:
+    """Seconds per byte of :func:`bidirectional_ring_exchange`: ``(m-1)/m / (2B)`` on a closed
+    ring of more than 2 (both links of the dimension), ``(m-1)/m / B`` on a run or a 2-ring
+    (each directed link carries both directions' traffic)."""
+    return (m - 1) / m / ((2.0 if closed and m > 2 else 1.0) * link_Bps)
+
+
 class TorusRings(DimensionOrdered):
     """Dimension-ordered bidirectional rings on a torus, every dimension at once."""
 
@@ -48,3 +55,4 @@ class TorusRings(DimensionOrdered):
     summary = ("torus: bidirectional ring per dimension, data split so every dimension's links work at once "
                "(dimension-ordered reduce-scatter / all-gather)")
     exchange = staticmethod(bidirectional_ring_exchange)
+    line_cost = staticmethod(ring_line_cost)
