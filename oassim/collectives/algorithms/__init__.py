@@ -34,9 +34,9 @@ from oassim.collectives.algorithms.direct import Direct
 from oassim.collectives.algorithms.halving_doubling import HalvingDoubling
 from oassim.collectives.algorithms.hierarchical import Hierarchical
 from oassim.collectives.algorithms.in_network import InNetworkReduction
-from oassim.collectives.algorithms.mesh import MeshAllPath
+from oassim.collectives.algorithms.mesh import FULLMESH
 from oassim.collectives.algorithms.ring import Ring
-from oassim.collectives.algorithms.torus import TorusRings
+from oassim.collectives.algorithms.torus import TORUS
 from oassim.collectives.algorithms.tree import DoubleBinaryTree
 
 __all__ = ["Algorithm", "ALGORITHMS", "algorithms_for"]
@@ -69,8 +69,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         "as hierarchical_tree, stages overlapped chunk by chunk (NCCL-style tree)", pipelined=True,
     ),
     "direct": Direct(),
-    "torus": TorusRings(),
-    "fullmesh": MeshAllPath(),
+    "torus": TORUS,
+    "fullmesh": FULLMESH,
 }
 
 

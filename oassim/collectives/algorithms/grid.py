@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Callable, ClassVar
+from typing import Callable
 
 import numpy as np
 
@@ -290,22 +290,32 @@ def _relabel(p: Phase, label: str) -> Phase:
 class DimensionOrdered(Algorithm):
     """Dimension-ordered reduce-scatter / all-gather / all-reduce on a direct-connect grid.
 
-    Subclasses set ``family`` (the grid family they run on, also their ``families``) and
-    ``exchange`` (one dimension's line reduce-scatter).
+    Parameters
+    ----------
+    name : str
+        Registry key.
+    family : str
+        The grid family it runs on (also its ``families``).
+    exchange : Exchange
+        One dimension's line reduce-scatter.
+    line_cost : callable (m, closed, link_Bps) -> float
+        Seconds per byte of per-rank data ``exchange`` takes on a line of m ranks.
+    summary : str
     """
 
-    family: ClassVar[str] = ""
     ops = frozenset({"all_reduce", "reduce_scatter", "all_gather"})
 
-    @staticmethod
-    def exchange(lines: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """One dimension's line reduce-scatter (see :data:`Exchange`)."""
-        raise NotImplementedError
+    def __init__(self, name: str, family: str, exchange: Exchange,
+                 line_cost: Callable[[int, bool, float], float], summary: str):
+        self.name = name  # type: ignore[misc]
+        self.family = family
+        self.families = frozenset({family})  # type: ignore[misc]
+        self.exchange = exchange
+        self.line_cost = line_cost
+        self.summary = summary  # type: ignore[misc]
 
-    @staticmethod
-    def line_cost(m: int, closed: bool, link_Bps: float) -> float:
-        """Seconds per byte of per-rank data ``exchange`` takes on a line of m ranks."""
-        raise NotImplementedError
+    def __repr__(self) -> str:
+        return f"DimensionOrdered({self.name!r}, family={self.family!r})"
 
     def unsupported(self, req: CollectiveRequest, caps: FabricCaps) -> str | None:
         why = super().unsupported(req, caps)

@@ -25,7 +25,7 @@ import numpy as np
 
 from oassim.collectives.algorithms.grid import DimensionOrdered
 
-__all__ = ["direct_exchange", "direct_line_cost", "MeshAllPath"]
+__all__ = ["direct_exchange", "direct_line_cost", "FULLMESH"]
 
 
 def direct_exchange(lines: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -42,13 +42,8 @@ def direct_line_cost(m: int, closed: bool, link_Bps: float) -> float:
     return 1.0 / (m * link_Bps)
 
 
-class MeshAllPath(DimensionOrdered):
-    """Dimension-ordered direct exchange on an n-D full mesh, every dimension at once."""
-
-    name = "fullmesh"
-    family = "fullmesh"
-    families = frozenset({"fullmesh"})
-    summary = ("full mesh: direct exchange over every link of a dimension, data split so every dimension "
-               "works at once (UB-Mesh all-path)")
-    exchange = staticmethod(direct_exchange)
-    line_cost = staticmethod(direct_line_cost)
+FULLMESH = DimensionOrdered(
+    "fullmesh", "fullmesh", direct_exchange, direct_line_cost,
+    "full mesh: direct exchange over every link of a dimension, data split so every dimension works at once "
+    "(UB-Mesh all-path)",
+)

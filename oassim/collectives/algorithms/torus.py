@@ -27,7 +27,7 @@ import numpy as np
 
 from oassim.collectives.algorithms.grid import DimensionOrdered
 
-__all__ = ["bidirectional_ring_exchange", "ring_line_cost", "TorusRings"]
+__all__ = ["bidirectional_ring_exchange", "ring_line_cost", "TORUS"]
 
 
 def bidirectional_ring_exchange(lines: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -46,13 +46,8 @@ def ring_line_cost(m: int, closed: bool, link_Bps: float) -> float:
     return (m - 1) / m / ((2.0 if closed and m > 2 else 1.0) * link_Bps)
 
 
-class TorusRings(DimensionOrdered):
-    """Dimension-ordered bidirectional rings on a torus, every dimension at once."""
-
-    name = "torus"
-    family = "torus"
-    families = frozenset({"torus"})
-    summary = ("torus: bidirectional ring per dimension, data split so every dimension's links work at once "
-               "(dimension-ordered reduce-scatter / all-gather)")
-    exchange = staticmethod(bidirectional_ring_exchange)
-    line_cost = staticmethod(ring_line_cost)
+TORUS = DimensionOrdered(
+    "torus", "torus", bidirectional_ring_exchange, ring_line_cost,
+    "torus: bidirectional ring per dimension, data split so every dimension's links work at once "
+    "(dimension-ordered reduce-scatter / all-gather)",
+)
