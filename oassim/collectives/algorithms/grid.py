@@ -7,10 +7,10 @@ group that is a sub-grid (a Cartesian product of coordinate sets, one per dimens
 a mesh, a line or plane of a torus, a whole domain) runs a reduce-scatter as a sequence of
 one-dimension reduce-scatters, one per dimension it spans, and an all-gather as the reverse
 (the dimension-ordered / "2D-ring" scheme of TPU collectives, Ying et al., "Image
-classification at supercomputer scale", 2018, and the hierarchical all-path collectives of
-UB-Mesh, Liao et al., arXiv:2503.20377, 2025). To drive every dimension's links at once, the
-data is split into A parts for a group spanning A dimensions; part ``p`` visits the
-dimensions in the rotated order ``p, p+1, ..., p+A-1`` (mod A), so at every stage each
+classification at supercomputer scale", arXiv:1811.06992, 2018, and the hierarchical
+all-path collectives of UB-Mesh, Liao et al., arXiv:2503.20377, 2025, docs/sources.md S42).
+To drive every dimension's links at once, the data is split into A parts for a group
+spanning A dimensions; part ``p`` visits the dimensions in the rotated order ``p, p+1, ..., p+A-1`` (mod A), so at every stage each
 dimension carries exactly one part. On equal dimensions of m ranks this is bandwidth-optimal:
 stage ``s`` moves ``(m-1)/m * S/A / m^s`` per rank over the links of one dimension, and
 ``sum_s (m-1)/m^(s+1) = (n-1)/n`` for ``n = m^A``, so a rank sends ``(n-1)/n * S`` over all
@@ -23,13 +23,20 @@ the grid stages run inside every domain at once, and the ``S/n_local`` each rank
 all-reduced (reduce-scattered, all-gathered) by a ring across domains on the aligned ranks,
 as the hierarchical algorithm does (the only traffic on the scale-out fabric).
 
-Each stage is one phase holding every part's flows of every group, so the network model sees
-them contend. A line exchange of ``rounds`` identical rounds is a phase repeated ``rounds``
-times when every part of the stage has the same number of rounds; when they differ (unequal
-dimensions) the stage is one phase carrying each flow's bytes of all its rounds with the
-longest part's rounds as latency steps (the parts run concurrently and the stage ends with the
-slowest). The all-gather stages of an all-reduce have the flows and bytes of the
-reduce-scatter stages, so the engine's phase cache costs each once.
+Unequal dimensions (a 8 x 2 sub-mesh, a 16 x 16 x 2 slab of a torus) load their links
+unequally under equal parts, so the parts' data fractions are chosen to balance the busiest
+dimension (:func:`part_fractions`, from each dimension's ``line_cost``: its rate and rank
+count); equal parts on symmetric grids.
+
+The stages are pipelined chunk by chunk, as the hierarchical ``_pipelined`` variants are: a
+chunk of part ``p`` enters its second dimension as soon as its first is done, so each
+dimension's links carry every stage's traffic of every part at once. The reduce-scatter (and
+the all-gather) is one phase holding every stage's flows of every part and group, each with
+its bytes of all its rounds, and ``steps`` = the rounds a chunk crosses in turn (the sum over
+the dimensions it visits). On symmetric grids this costs what the stages in turn would (each
+dimension carries one part per stage); on unequal ones it lets a dimension that finishes its
+own part early work on the others'. The all-gather phase has the reduce-scatter's flows and
+bytes, so the engine's phase cache costs an all-reduce's two halves once.
 """
 
 from __future__ import annotations
