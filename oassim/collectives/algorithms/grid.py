@@ -3,20 +3,21 @@ dimension-ordered schedule the topology-aware algorithms of those fabrics share.
 
 What is modelled. A torus or n-D full mesh gives every accelerator direct links in each
 dimension and no switch, so a collective is only as fast as the links it drives at once. A
-group that is a sub-grid (a Cartesian product of coordinate sets, one per dimension: a row of
-a mesh, a line or plane of a torus, a whole domain) runs a reduce-scatter as a sequence of
-one-dimension reduce-scatters, one per dimension it spans, and an all-gather as the reverse
-(the dimension-ordered / "2D-ring" scheme of TPU collectives, Ying et al., "Image
+group that is a sub-grid (a Cartesian product of coordinate sets, one per dimension: a row
+of a mesh, a line or plane of a torus, a whole domain) runs a reduce-scatter as a sequence
+of one-dimension reduce-scatters, one per dimension it spans, and an all-gather as the
+reverse (the dimension-ordered / "2D-ring" scheme of TPU collectives, Ying et al., "Image
 classification at supercomputer scale", arXiv:1811.06992, 2018, and the hierarchical
 all-path collectives of UB-Mesh, Liao et al., arXiv:2503.20377, 2025, docs/sources.md S42).
 To drive every dimension's links at once, the data is split into A parts for a group
-spanning A dimensions; part ``p`` visits the dimensions in the rotated order ``p, p+1, ..., p+A-1`` (mod A), so at every stage each
-dimension carries exactly one part. On equal dimensions of m ranks this is bandwidth-optimal:
-stage ``s`` moves ``(m-1)/m * S/A / m^s`` per rank over the links of one dimension, and
+spanning A dimensions; part ``p`` visits the dimensions in the rotated order
+``p, p+1, ..., p+A-1`` (mod A), so at every stage each dimension carries exactly one part.
+On equal dimensions of m ranks this is bandwidth-optimal: stage ``s`` moves
+``(m-1)/m * S/A / m^s`` per rank over the links of one dimension, and
 ``sum_s (m-1)/m^(s+1) = (n-1)/n`` for ``n = m^A``, so a rank sends ``(n-1)/n * S`` over all
 its links at once, the bound of the most loaded endpoint. How one dimension's line exchanges
-its data (ring both ways on a torus, direct to every peer on a full mesh) is the algorithm's
-``exchange``.
+its data (ring both ways on a torus, direct to every peer on a full mesh) is the
+algorithm's ``exchange``.
 
 Groups that span several scale-up domains must hold the same sub-grid in each (rail-aligned):
 the grid stages run inside every domain at once, and the ``S/n_local`` each rank then holds is
