@@ -184,6 +184,8 @@ def _cmd_collective(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"  {r['size_bytes']:>12} {format_size(r['size_bytes']):>6} {r['time_us']:>12.2f} "
               f"{r['algbw_GBps']:>11.2f} {r['busbw_GBps']:>11.2f}  {r['algorithm']:<27} {r['bottleneck_tier']}")
+    for note in dict.fromkeys(n for r in results for n in r.notes):
+        print(f"# note: {note}")
     return 0
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from oassim.topology.fabric import Fabric
+from oassim.topology.fabric import Fabric, GridGeometry
 from oassim.topology.graph import NODE_KINDS
 
 __all__ = ["FabricCaps"]
@@ -64,6 +64,10 @@ class FabricCaps:
         Directed links inside a scale-up domain (the rest are NIC and scale-out links).
     domain_nodes : int or None
         Node ids per stamped domain copy (cluster fabrics), for the engine's domain symmetry.
+    grid : GridGeometry or None
+        Family, dimensions and per-dimension link rate of a direct-connect scale-up domain
+        (torus, full mesh), for the topology-aware algorithms
+        (:attr:`~oassim.topology.fabric.Fabric.supernode_grid`).
     """
 
     n_ranks: int
@@ -79,6 +83,7 @@ class FabricCaps:
     scaleout_techs: tuple[str, ...]
     link_scaleup: np.ndarray
     domain_nodes: int | None = None
+    grid: GridGeometry | None = None
 
     @property
     def n_domains(self) -> int:
@@ -122,6 +127,7 @@ class FabricCaps:
             domain_size=size,
             link_scaleup=link_up,
             domain_nodes=dn,
+            grid=fabric.supernode_grid,
             **info,
         )
 

@@ -225,7 +225,11 @@ class CollectiveEngine:
         # chosen one alone (its phases are in the phase cache by then)
         times = {n: self._timed(req, n, self._estimator, memo)[2] for n in fits}
         best = min(fits, key=lambda n: (times[n], fits.index(n)))
-        return replace(self._evaluate(req, best, self.network, memo), candidates=times)
+        # where the fabric's own algorithm does not fit, the result says so (no silent fallback)
+        grid = self.caps.grid[0] if self.caps.grid is not None else None
+        notes = tuple(f"{n} not used: {why}" for n, why in reasons.items()
+                      if why and grid in ALGORITHMS[n].families and req.op in ALGORITHMS[n].ops)
+        return replace(self._evaluate(req, best, self.network, memo), candidates=times, notes=notes)
 
     def _evaluate(self, req: CollectiveRequest, name: str, net: NetworkModel, memo: bool) -> CollectiveResult:
         key = (req.key(), name, net.name, self.salt)

@@ -88,6 +88,9 @@ class CollectiveResult:
     link_tier_names : tuple of str
     candidates : dict of str to float
         For ``auto``: the estimated time of every algorithm that fits, s.
+    notes : tuple of str
+        What the result does not model as the fabric would run it, e.g. for ``auto`` why an
+        algorithm built for this fabric's family could not take the request.
     """
 
     op: str
@@ -107,6 +110,7 @@ class CollectiveResult:
     link_tier: np.ndarray
     link_tier_names: tuple[str, ...]
     candidates: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     @cached_property
     def link_bytes(self) -> np.ndarray:
@@ -179,6 +183,7 @@ class CollectiveResult:
             "tuning": self.tuning,
             "tier_utilisation": self.tier_utilisation,
             "candidates_us": {k: v * 1e6 for k, v in self.candidates.items()},
+            "notes": list(self.notes),
             "phases": [
                 {"label": p.label, "repeat": p.repeat, "steps": p.steps, "flows": p.n_flows,
                  "in_network": p.in_network, "time_us": p.time_s * 1e6, "payload_bytes": p.payload_bytes}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -19,7 +19,7 @@ import numpy as np
 from oassim.topology.graph import NODE_KINDS
 from oassim.topology.parts import MEDIA
 
-__all__ = ["Fabric", "Paths", "freeze"]
+__all__ = ["Fabric", "GridGeometry", "Paths", "freeze"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,27 @@ class Paths:
     def hops(self) -> np.ndarray:
         """Links per pair, shape (n_pairs,)."""
         return np.diff(self.ptr)
+
+
+class GridGeometry(NamedTuple):
+    """A direct-connect scale-up domain's grid, for topology-aware collectives.
+
+    Attributes
+    ----------
+    family : str
+        ``"torus"`` (a ring with wraparound in every dimension) or ``"fullmesh"`` (every
+        dimension a clique).
+    dims : tuple of int
+        Accelerators along each dimension, ``dims[0]`` fastest: local rank ``r`` of a domain
+        sits at coordinate ``(r // stride_d) % dims[d]``.
+    link_Bps : tuple of float
+        Payload capacity per direction between two neighbours of each dimension (the least
+        of that dimension's links, parallel links bundled), bytes/s.
+    """
+
+    family: str
+    dims: tuple[int, ...]
+    link_Bps: tuple[float, ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +184,29 @@ class Fabric:
     def capacity_Bps(self) -> np.ndarray:
         """Payload capacity of each directed link, bytes/s: bandwidth x protocol efficiency."""
         return self.link_bw * self.link_eff
+
+    @cached_property
+    def supernode_grid(self) -> "GridGeometry | None":
+        """The scale-up domain's geometry when it is a direct-connect grid (torus, full mesh),
+        else None. For a cluster: its stamped supernode's (every domain the same)."""
+        f = self
+        if f.routing.get("router") == "cluster":
+            f = f.routing.get("template")
+            if f is None:
+                return None
+        r = f.routing
+        if r.get("router") not in ("torus", "fullmesh") or r.get("dims") is None:
+            return None
+        dims = np.asarray(r["dims"], dtype=np.int64)
+        strides = np.concatenate([[1], np.cumprod(dims)[:-1]])
+        local = np.full(f.n_nodes, -1, dtype=np.int64)
+        local[f.accel_node] = np.arange(f.n_accelerators)
+        a, b = local[f.link_src], local[f.link_dst]
+        ok = (a >= 0) & (b >= 0)
+        diff = ((a[ok, None] // strides) % dims) != ((b[ok, None] // strides) % dims)  # one True per link
+        cap = f.capacity_Bps[ok]
+        link_Bps = tuple(float(cap[diff[:, d]].min()) if diff[:, d].any() else 0.0 for d in range(len(dims)))
+        return GridGeometry(str(r["router"]), tuple(int(k) for k in dims), link_Bps)
 
     def kind_mask(self, kind: str) -> np.ndarray:
         return self.node_kind == NODE_KINDS.index(kind)

@@ -74,6 +74,20 @@ def preset_fabric(name: str, accelerators: int) -> Fabric:
     return build_fabric(name, accelerators)
 
 
+@lru_cache(maxsize=None)
+def grid_fabric(preset: str, dims: tuple[int, ...], accelerators: int) -> Fabric:
+    """A direct-connect preset (torus, full mesh) with its supernode resized to ``dims``."""
+    from oassim.presets import find_preset
+    from oassim.specio import read_yaml, validate
+    from oassim.topology.cluster import build_cluster
+    from oassim.topology.cluster_spec import ClusterSpec, resolve_cluster
+
+    data = read_yaml(find_preset("topologies", preset))
+    data["supernode"]["spec"]["dims"] = list(dims)
+    data["accelerators"] = accelerators
+    return freeze(build_cluster(resolve_cluster(validate(ClusterSpec, data, source=preset))))
+
+
 @pytest.fixture(scope="session")
 def h100_16() -> Fabric:
     """Two DGX H100 nodes (16 ranks) on the NDR fat-tree."""

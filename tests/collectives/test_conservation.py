@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from oassim.collectives import ALGORITHMS, CollectiveEngine, CollectiveRequest, FabricCaps, phase_totals
 from oassim.collectives.groups import level_tensor
 from oassim.errors import SpecError
-from tests.collectives.conftest import preset_fabric
+from tests.collectives.conftest import grid_fabric, preset_fabric
 
 OPS_N = ["all_reduce", "reduce_scatter", "all_gather", "broadcast", "reduce", "all_to_all"]
 S = 2**24
@@ -80,6 +80,19 @@ def _cases():
     for op in ("all_reduce", "reduce_scatter", "all_gather"):
         req = CollectiveRequest(op, S, np.arange(384)[None, :], "hierarchical")
         out.append(pytest.param(cm, cm_caps, req, id=f"{op}-hierarchical-cloudmatrix384_3_levels"))
+    # direct-connect grids over two domains: two UB-Mesh racks, two 4x4x4 TPU cubes
+    for f in (preset_fabric("ub-mesh", 128), grid_fabric("tpu-v5p-pod", (4, 4, 4), 128)):
+        caps = FabricCaps.from_fabric(f)
+        side = caps.grid.dims[0]
+        grid_groups = {
+            "whole grid of two domains": np.arange(128)[None, :],
+            "lines of dim 0": np.arange(128).reshape(-1, side),
+            "planes of dims 1+ in both domains": np.arange(128).reshape(-1, side).T.copy(),
+        }
+        for gname, g in grid_groups.items():
+            for op in ("all_reduce", "reduce_scatter", "all_gather"):
+                req = CollectiveRequest(op, S, g, caps.grid.family)
+                out.append(pytest.param(f, caps, req, id=f"{op}-{caps.grid.family}-{gname.replace(' ', '_')}"))
     return out
 
 
@@ -114,7 +127,7 @@ def test_volume(fabric, caps, req):
     assert total == pytest.approx(recv.sum(), rel=1e-12)
     if req.algorithm in ("in_network", "hierarchical_in_network"):
         return  # switch traffic is not rank-to-rank volume; checked by the closed forms
-    optimal = {"ring", "halving_doubling", "hierarchical"}
+    optimal = {"ring", "halving_doubling", "hierarchical", "torus", "fullmesh"}
     if req.op == "all_reduce" and req.algorithm in optimal | {"tree", "hierarchical_tree"}:
         assert total == pytest.approx(G * 2 * (n - 1) * S, rel=1e-9)
     if req.op == "all_reduce" and req.algorithm in optimal:

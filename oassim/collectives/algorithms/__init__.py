@@ -20,6 +20,10 @@ hierarchical_pipelined      the hierarchical stages merged into one phase (bytes
                             latency steps summed): stages overlapped chunk by chunk
 hierarchical_tree_pipelined the same for hierarchical_tree
 direct                      every transfer at once (send/recv, pairwise all-to-all)
+torus                       per torus dimension a bidirectional ring, every dimension at
+                            once on split data; dimension-ordered RS / AG (sub-tori)
+fullmesh                    per full-mesh dimension a direct exchange over all its links,
+                            every dimension at once on split data (sub-meshes)
 ==========================  ==============================================================
 """
 
@@ -30,7 +34,9 @@ from oassim.collectives.algorithms.direct import Direct
 from oassim.collectives.algorithms.halving_doubling import HalvingDoubling
 from oassim.collectives.algorithms.hierarchical import Hierarchical
 from oassim.collectives.algorithms.in_network import InNetworkReduction
+from oassim.collectives.algorithms.mesh import FULLMESH
 from oassim.collectives.algorithms.ring import Ring
+from oassim.collectives.algorithms.torus import TORUS
 from oassim.collectives.algorithms.tree import DoubleBinaryTree
 
 __all__ = ["Algorithm", "ALGORITHMS", "algorithms_for"]
@@ -63,6 +69,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         "as hierarchical_tree, stages overlapped chunk by chunk (NCCL-style tree)", pipelined=True,
     ),
     "direct": Direct(),
+    "torus": TORUS,
+    "fullmesh": FULLMESH,
 }
 
 

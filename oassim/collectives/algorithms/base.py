@@ -29,11 +29,15 @@ class Algorithm:
         Ops it implements.
     summary : str
         One line for ``--help`` and reports.
+    families : frozenset of str
+        Scale-up grid families the algorithm is built for (empty: any fabric). Where ``auto``
+        runs on such a family and the algorithm cannot take the request, the result says why.
     """
 
     name: ClassVar[str] = "base"
     ops: ClassVar[frozenset[str]] = frozenset()
     summary: ClassVar[str] = ""
+    families: ClassVar[frozenset[str]] = frozenset()
 
     def unsupported(self, req: CollectiveRequest, caps: FabricCaps) -> str | None:
         """Why this algorithm cannot run ``req`` on a fabric with ``caps`` (None: it can)."""
