@@ -204,3 +204,22 @@ def test_any_mutated_cluster_file_gives_a_result_or_one_line(path, value, add_ke
     assert code in (0, 1, 2)
     if code == 2:
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- run --trace-detail, topo reports
+def test_run_trace_detail_chooses_the_level_of_detail(tmp_path, capsys):
+    """`run --trace` writes the aggregated (phases) trace by default and one event per op with
+    `--trace-detail ops`: the default has at least 10x fewer complete events."""
+    from tests.analysis.test_trace import SMALL_JOB
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(SMALL_JOB))
+    counts = {}
+    for extra, name in (([], "phases"), (["--trace-detail", "ops"], "ops")):
+        out = tmp_path / f"{name}.json"
+        code, _, err = _run(["run", str(scenario), "--trace", str(out), *extra], capsys)
+        assert code == 0, err
+        doc = json.loads(out.read_text())
+        assert doc["otherData"]["detail"] == name
+        counts[name] = sum(e["ph"] == "X" for e in doc["traceEvents"])
+    assert 10 * counts["phases"] <= counts["ops"]

@@ -80,6 +80,10 @@ def _run_parser(sub: Any) -> None:
     r.add_argument("--json", action="store_true", help="print one JSON object instead of the text summary")
     r.add_argument("--trace", metavar="OUT.json", default=None,
                    help="write a Chrome trace (Perfetto, chrome://tracing) of the iteration")
+    r.add_argument("--trace-detail", choices=["phases", "ops"], default="phases",
+                   help="level of detail of --trace: phases (default; one event per micro-batch phase "
+                   "and stream, a few MB at most) or ops (one event per operation and idle interval; "
+                   "tens of MB for a large job)")
     r.add_argument("--out", metavar="DIR", default=None,
                    help="write summary.json, scenario.yaml, collectives.csv/parquet, ops.parquet, "
                    "link_utilisation.parquet and trace.json into DIR")
@@ -98,7 +102,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     record = report_dict(results)
     for flag, path, write in (
         ("--out", args.out, lambda p: write_outputs(results, p, record)),
-        ("--trace", args.trace, lambda p: write_chrome_trace(results, p)),
+        ("--trace", args.trace, lambda p: write_chrome_trace(results, p, detail=args.trace_detail)),
     ):
         if path is None:
             continue
