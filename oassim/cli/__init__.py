@@ -212,6 +212,8 @@ def _fmt_bw(gbps: float | None) -> str:
 
 
 def _print_info(info: dict[str, Any]) -> None:
+    from oassim.topology.metrics import LINK_COUNT_NOTE
+
     w = sys.stdout.write
     w(f"cluster           {info['name']}\n")
     req = info["accelerators_requested"]
@@ -224,6 +226,7 @@ def _print_info(info: dict[str, Any]) -> None:
     w(f"\n{'link tier':<14} {'technology':<18} {'medium':<9} {'cables':>10} {'optical links':>14}\n")
     for r in info["links"]:
         w(f"{r['tier']:<14} {r['technology']:<18} {r['medium']:<9} {r['cables']:>10,} {r['optical_links']:>14,}\n")
+    w(f"{'all tiers':<14} {'':<18} {'':<9} {info['links_total']:>10,}  ({LINK_COUNT_NOTE})\n")
     w(f"\noptical modules   {info['optical_modules']:,} "
       f"({info['optical_modules_per_accelerator']:.2f} per accelerator)\n")
     w(f"scale-up BW       {_fmt_bw(info['scaleup_bandwidth_per_accelerator_GBps'])} per accelerator, per direction\n")
@@ -235,19 +238,31 @@ def _print_info(info: dict[str, Any]) -> None:
     if "cluster_bisection_GBps" in info:
         w(f"bisection         {_fmt_bw(info['cluster_bisection_GBps'])} cluster, per direction\n")
     w(f"diameter          {info['diameter_hops']} hops (accelerator to accelerator, routed)\n")
-    pw = info["power_W"]
-    unk = info["power_unknown_for"]
-    w(
-        f"power             {pw['total_W'] / 1e6:,.3f} MW total (accelerators {pw['accelerators_W'] / 1e6:,.3f} MW, "
-        f"switches {pw['switches_W'] / 1e3:,.1f} kW, optics {pw['optics_W'] / 1e3:,.1f} kW)\n"
-    )
-    if unk:
-        w(f"                  no published power figure for: {', '.join(unk)} (not counted)\n")
+    w(_power_line(info))
     cost = info["capital_cost_USD"]
     if cost is None:
         w(f"capital cost      unknown: no citable price for {', '.join(info['cost_unknown_for'])}\n")
     else:
         w(f"capital cost      ${cost:,.0f}\n")
+
+
+def _power_line(info: dict[str, Any]) -> str:
+    """The power lines of ``topo info``: a total only when the accelerators' power is known."""
+    pw, unk, by = info["power_W"], info["power_unknown_for"], info["power_unknown_by_part"]
+    parts = []
+    for key, label in (("accelerators_W", "accelerators"), ("switches_W", "switches"), ("nics_W", "NICs"),
+                       ("optics_W", "optics")):
+        v = pw[key]
+        text = f"{v / 1e6:,.3f} MW" if v >= 1e5 else f"{v / 1e3:,.1f} kW"
+        parts.append(f"{label} unknown" if v == 0 and by[key] else f"{label} {text}" + (" + unknown" if by[key] else ""))
+    if pw["total_W"] is None:
+        head = (f"power             total unknown: no published power figure for {', '.join(by['accelerators_W'])}; "
+                f"parts with a figure {pw['known_W'] / 1e6:,.3f} MW ({', '.join(parts)})\n")
+    else:
+        head = f"power             {pw['total_W'] / 1e6:,.3f} MW total ({', '.join(parts)})\n"
+    if unk:
+        head += f"                  no published power figure for: {', '.join(unk)} (not counted)\n"
+    return head
 
 
 def _cmd_topo(args: argparse.Namespace) -> int:
@@ -257,8 +272,9 @@ def _cmd_topo(args: argparse.Namespace) -> int:
 
         cat = load_catalog()
         print("clusters:     " + ", ".join(list_presets("topologies")))
-        for kind in ("accelerator", "link", "module", "switch"):
-            print(f"{kind + 's:':<13} " + ", ".join(cat.names(kind)))
+        for kind, plural in (("accelerator", "accelerators"), ("link", "links"), ("module", "modules"),
+                             ("switch", "switches")):
+            print(f"{plural + ':':<13} " + ", ".join(cat.names(kind)))
         return 0
     rc, g, fabric = _load(args)
     if args.topo_command == "info":
@@ -283,8 +299,10 @@ def _cmd_topo(args: argparse.Namespace) -> int:
         if violations:
             print(f"{len(violations)} design-rule violation(s) in {args.file}")
             return 1
+        from oassim.topology.metrics import LINK_COUNT_NOTE, link_count
+
         print(f"{args.file}: all design rules pass ({fabric.n_accelerators:,} accelerators, "
-              f"{fabric.n_links // 2:,} links)")
+              f"{link_count(g):,} links: {LINK_COUNT_NOTE})")
         return 0
     if args.topo_command == "draw":
         from oassim.topology.draw import draw_cluster
