@@ -254,7 +254,8 @@ def _power_line(info: dict[str, Any]) -> str:
                        ("optics_W", "optics")):
         v = pw[key]
         text = f"{v / 1e6:,.3f} MW" if v >= 1e5 else f"{v / 1e3:,.1f} kW"
-        parts.append(f"{label} unknown" if v == 0 and by[key] else f"{label} {text}" + (" + unknown" if by[key] else ""))
+        more = " + unknown" if by[key] else ""
+        parts.append(f"{label} unknown" if v == 0 and by[key] else f"{label} {text}{more}")
     if pw["total_W"] is None:
         head = (f"power             total unknown: no published power figure for {', '.join(by['accelerators_W'])}; "
                 f"parts with a figure {pw['known_W'] / 1e6:,.3f} MW ({', '.join(parts)})\n")
