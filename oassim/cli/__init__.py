@@ -258,7 +258,7 @@ def _power_line(info: dict[str, Any]) -> str:
         parts.append(f"{label} unknown" if v == 0 and by[key] else f"{label} {text}{more}")
     if pw["total_W"] is None:
         head = (f"power             total unknown: no published power figure for {', '.join(by['accelerators_W'])}; "
-                f"parts with a figure {pw['known_W'] / 1e6:,.3f} MW ({', '.join(parts)})\n")
+                f"parts with a figure {info['power_known_W'] / 1e6:,.3f} MW ({', '.join(parts)})\n")
     else:
         head = f"power             {pw['total_W'] / 1e6:,.3f} MW total ({', '.join(parts)})\n"
     if unk:

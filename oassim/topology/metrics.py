@@ -168,7 +168,7 @@ def _power_cost(g: nx.Graph, rc, modules: Counter) -> dict[str, Any]:
     ``total_W`` is the sum over accelerators, switches (and OCS), NICs and optical modules of
     the parts with a figure; it is None when the accelerators have none, since a total
     without them would be off by orders of magnitude (accelerators draw most of a cluster's
-    power). ``known_W`` is that sum in every case.
+    power). ``power_known_W`` is that sum in every case.
     """
     unknown_price: set[str] = set()
     power = {"accelerators_W": 0.0, "switches_W": 0.0, "nics_W": 0.0, "optics_W": 0.0}
@@ -200,7 +200,8 @@ def _power_cost(g: nx.Graph, rc, modules: Counter) -> dict[str, Any]:
             price += n * m.price_USD
     known = sum(power.values())
     return {
-        "power_W": {**power, "known_W": known, "total_W": None if unknown_by["accelerators_W"] else known},
+        "power_W": {**power, "total_W": None if unknown_by["accelerators_W"] else known},
+        "power_known_W": known,
         "power_includes": ["accelerators", "switches", "NICs", "optical modules"],
         "power_unknown_for": sorted(set().union(*unknown_by.values())),
         "power_unknown_by_part": {k: sorted(v) for k, v in unknown_by.items()},
