@@ -204,3 +204,48 @@ def test_any_mutated_cluster_file_gives_a_result_or_one_line(path, value, add_ke
     assert code in (0, 1, 2)
     if code == 2:
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- run --trace-detail, topo reports
+def test_run_trace_detail_chooses_the_level_of_detail(tmp_path, capsys):
+    """`run --trace` writes the aggregated (phases) trace by default and one event per op with
+    `--trace-detail ops`: the default has at least 10x fewer complete events."""
+    from tests.analysis.test_trace import SMALL_JOB
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(SMALL_JOB))
+    counts = {}
+    for extra, name in (([], "phases"), (["--trace-detail", "ops"], "ops")):
+        out = tmp_path / f"{name}.json"
+        code, _, err = _run(["run", str(scenario), "--trace", str(out), *extra], capsys)
+        assert code == 0, err
+        doc = json.loads(out.read_text())
+        assert doc["otherData"]["detail"] == name
+        counts[name] = sum(e["ph"] == "X" for e in doc["traceEvents"])
+    assert 10 * counts["phases"] <= counts["ops"]
+
+
+def test_topo_list_pluralises_switches(capsys):
+    """`topo list` writes "switches:", never "switchs:"."""
+    code, out, _ = _run(["topo", "list"], capsys)
+    assert code == 0
+    assert "switches:" in out and "switchs" not in out
+
+
+@pytest.mark.parametrize("preset", ["dgx-a100-superpod", "dgx-h100-superpod", "gb200-nvl72", "cloudmatrix384",
+                                    "ub-mesh", "tpu-v5p-pod"])
+def test_topo_check_and_info_report_the_same_link_count(preset, capsys):
+    """`topo check` and `topo info` (text and JSON) give the same number of links, both saying
+    what they count, and it is the sum of the per-tier cable counts of the info table."""
+    import re
+
+    code, check, _ = _run(["topo", "check", preset, "-n", "64"], capsys)
+    assert code == 0
+    m = re.search(r"([\d,]+) links: (physical links, each bidirectional link counted once)", check)
+    assert m, check
+    _, text, _ = _run(["topo", "info", preset, "-n", "64"], capsys)
+    _, js, _ = _run(["topo", "info", preset, "-n", "64", "--json"], capsys)
+    info = json.loads(js)
+    n = int(m.group(1).replace(",", ""))
+    assert n == info["links_total"] == sum(r["cables"] for r in info["links"])
+    assert re.search(rf"all tiers\s+{info['links_total']:,}\s+\({m.group(2)}\)", text)

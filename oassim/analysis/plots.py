@@ -99,6 +99,64 @@ def _axes(ax: "Axes | None", figsize: tuple[float, float] = (6.4, 4.2)) -> "Axes
     return ax
 
 
+def _number(v: float) -> str:
+    return f"{v:,.6g}"
+
+
+def _spaced_ticks(axis: Any, values: Sequence[float] | None = None) -> None:
+    """Ticks of a linear ``axis`` whose labels never overlap, however long or dense.
+
+    matplotlib's default locator sizes its tick count for labels about three characters wide
+    and a swept axis (1,024 ... 16,384 on a linear scale) puts labels where the values are;
+    both collide on a narrow axes. The locator below works at draw time, on the final axes
+    size: it keeps ``values`` (or a MaxNLocator's nice numbers, fewer until they fit) at
+    least one label width apart, estimating a label as 0.7 em per character plus 1 em.
+    """
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.ticker import FuncFormatter, Locator, MaxNLocator
+
+    class Spaced(Locator):
+        def __call__(self) -> list[float]:
+            lo, hi = sorted(self.axis.get_view_interval())
+            return self.tick_values(lo, hi)
+
+        def tick_values(self, vmin: float, vmax: float) -> list[float]:
+            ax = self.axis.axes
+            box = ax.get_window_extent()
+            length = box.width if self.axis is ax.xaxis else box.height
+            vertical = self.axis is not ax.xaxis
+            em = FontProperties(size=rcParams["ytick.labelsize" if vertical else "xtick.labelsize"])
+            em = em.get_size_in_points() * ax.figure.dpi / 72.0
+
+            def size(v: float) -> float:
+                return 1.6 * em if vertical else (0.7 * len(_number(v)) + 1.0) * em
+
+            def fits(ticks: Sequence[float]) -> list[float]:
+                if vmax <= vmin:
+                    return list(ticks)[:1]
+                kept: list[float] = []
+                edge = -np.inf
+                for v in ticks:
+                    x = (v - vmin) / (vmax - vmin) * length
+                    if x - size(v) / 2 >= edge:
+                        kept.append(v)
+                        edge = x + size(v) / 2
+                return kept
+
+            if values is not None:
+                return fits([v for v in values if vmin - 1e-9 * abs(vmin) <= v <= vmax + 1e-9 * abs(vmax)])
+            for n in range(9, 0, -1):
+                ticks = [v for v in MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10]).tick_values(vmin, vmax)
+                         if vmin <= v <= vmax]
+                if len(fits(ticks)) == len(ticks):
+                    return ticks
+            return fits(ticks)
+
+    axis.set_major_locator(Spaced())
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: _number(v)))
+
+
 def _sorted_values(values: Any) -> list[Any]:
     """Distinct non-missing values, sorted (by their text when they do not compare)."""
     uniq = [v for v in pd.unique(pd.Series(values).dropna())]
@@ -149,6 +207,8 @@ def line(df: pd.DataFrame, x: str, y: str, hue: str | None = None, ax: "Axes | N
         ax.plot(part[x].to_numpy(), part[y].to_numpy(), marker=marker, label=None if hue is None else str(value))
     if logx:
         ax.set_xscale("log", base=base)
+    else:
+        _spaced_ticks(ax.xaxis)
     if logy:
         ax.set_yscale("log", base=base)
     ax.set_xlabel(axis_label(x))
@@ -213,8 +273,13 @@ def sweep_points(df: pd.DataFrame, x: str, y: str, hue: str | None = None, ax: "
     if numeric_x and len(xs) <= 12:  # a swept axis: label its values, not a generic scale
         from matplotlib.ticker import NullFormatter
 
-        ax.set_xticks(xs, [f"{v:,.6g}" for v in xs])
+        if logx:
+            ax.set_xticks(xs, [_number(v) for v in xs])
+        else:  # the swept values, as many as fit without overlapping
+            _spaced_ticks(ax.xaxis, xs)
         ax.xaxis.set_minor_formatter(NullFormatter())
+    elif numeric_x and not logx:
+        _spaced_ticks(ax.xaxis)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(axis_label(x))
@@ -469,6 +534,7 @@ def pareto_front(df: pd.DataFrame, cost: str, benefit: str, label: str | None = 
         for i in np.flatnonzero(drawn):
             ax.annotate(str(df[label].iloc[i]), (c[i], b[i]), xytext=(5, 5), textcoords="offset points",
                         fontsize="small")
+    _spaced_ticks(ax.xaxis)
     ax.set_xlabel(f"{axis_label(cost)}, lower is better")
     ax.set_ylabel(f"{axis_label(benefit)}, higher is better")
     if drawn.any():

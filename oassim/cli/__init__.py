@@ -80,6 +80,10 @@ def _run_parser(sub: Any) -> None:
     r.add_argument("--json", action="store_true", help="print one JSON object instead of the text summary")
     r.add_argument("--trace", metavar="OUT.json", default=None,
                    help="write a Chrome trace (Perfetto, chrome://tracing) of the iteration")
+    r.add_argument("--trace-detail", choices=["phases", "ops"], default="phases",
+                   help="level of detail of --trace: phases (default; one event per micro-batch phase "
+                   "and stream, a few MB at most) or ops (one event per operation and idle interval; "
+                   "tens of MB for a large job)")
     r.add_argument("--out", metavar="DIR", default=None,
                    help="write summary.json, scenario.yaml, collectives.csv/parquet, ops.parquet, "
                    "link_utilisation.parquet and trace.json into DIR")
@@ -98,7 +102,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     record = report_dict(results)
     for flag, path, write in (
         ("--out", args.out, lambda p: write_outputs(results, p, record)),
-        ("--trace", args.trace, lambda p: write_chrome_trace(results, p)),
+        ("--trace", args.trace, lambda p: write_chrome_trace(results, p, detail=args.trace_detail)),
     ):
         if path is None:
             continue
@@ -210,6 +214,8 @@ def _fmt_bw(gbps: float | None) -> str:
 
 
 def _print_info(info: dict[str, Any]) -> None:
+    from oassim.topology.metrics import LINK_COUNT_NOTE
+
     w = sys.stdout.write
     w(f"cluster           {info['name']}\n")
     req = info["accelerators_requested"]
@@ -222,6 +228,7 @@ def _print_info(info: dict[str, Any]) -> None:
     w(f"\n{'link tier':<14} {'technology':<18} {'medium':<9} {'cables':>10} {'optical links':>14}\n")
     for r in info["links"]:
         w(f"{r['tier']:<14} {r['technology']:<18} {r['medium']:<9} {r['cables']:>10,} {r['optical_links']:>14,}\n")
+    w(f"{'all tiers':<14} {'':<18} {'':<9} {info['links_total']:>10,}  ({LINK_COUNT_NOTE})\n")
     w(f"\noptical modules   {info['optical_modules']:,} "
       f"({info['optical_modules_per_accelerator']:.2f} per accelerator)\n")
     w(f"scale-up BW       {_fmt_bw(info['scaleup_bandwidth_per_accelerator_GBps'])} per accelerator, per direction\n")
@@ -233,19 +240,32 @@ def _print_info(info: dict[str, Any]) -> None:
     if "cluster_bisection_GBps" in info:
         w(f"bisection         {_fmt_bw(info['cluster_bisection_GBps'])} cluster, per direction\n")
     w(f"diameter          {info['diameter_hops']} hops (accelerator to accelerator, routed)\n")
-    pw = info["power_W"]
-    unk = info["power_unknown_for"]
-    w(
-        f"power             {pw['total_W'] / 1e6:,.3f} MW total (accelerators {pw['accelerators_W'] / 1e6:,.3f} MW, "
-        f"switches {pw['switches_W'] / 1e3:,.1f} kW, optics {pw['optics_W'] / 1e3:,.1f} kW)\n"
-    )
-    if unk:
-        w(f"                  no published power figure for: {', '.join(unk)} (not counted)\n")
+    w(_power_line(info))
     cost = info["capital_cost_USD"]
     if cost is None:
         w(f"capital cost      unknown: no citable price for {', '.join(info['cost_unknown_for'])}\n")
     else:
         w(f"capital cost      ${cost:,.0f}\n")
+
+
+def _power_line(info: dict[str, Any]) -> str:
+    """The power lines of ``topo info``: a total only when the accelerators' power is known."""
+    pw, unk, by = info["power_W"], info["power_unknown_for"], info["power_unknown_by_part"]
+    parts = []
+    for key, label in (("accelerators_W", "accelerators"), ("switches_W", "switches"), ("nics_W", "NICs"),
+                       ("optics_W", "optics")):
+        v = pw[key]
+        text = f"{v / 1e6:,.3f} MW" if v >= 1e5 else f"{v / 1e3:,.1f} kW"
+        more = " + unknown" if by[key] else ""
+        parts.append(f"{label} unknown" if v == 0 and by[key] else f"{label} {text}{more}")
+    if pw["total_W"] is None:
+        head = (f"power             total unknown: no published power figure for {', '.join(by['accelerators_W'])}; "
+                f"parts with a figure {info['power_known_W'] / 1e6:,.3f} MW ({', '.join(parts)})\n")
+    else:
+        head = f"power             {pw['total_W'] / 1e6:,.3f} MW total ({', '.join(parts)})\n"
+    if unk:
+        head += f"                  no published power figure for: {', '.join(unk)} (not counted)\n"
+    return head
 
 
 def _cmd_topo(args: argparse.Namespace) -> int:
@@ -255,8 +275,9 @@ def _cmd_topo(args: argparse.Namespace) -> int:
 
         cat = load_catalog()
         print("clusters:     " + ", ".join(list_presets("topologies")))
-        for kind in ("accelerator", "link", "module", "switch"):
-            print(f"{kind + 's:':<13} " + ", ".join(cat.names(kind)))
+        for kind, plural in (("accelerator", "accelerators"), ("link", "links"), ("module", "modules"),
+                             ("switch", "switches")):
+            print(f"{plural + ':':<13} " + ", ".join(cat.names(kind)))
         return 0
     rc, g, fabric = _load(args)
     if args.topo_command == "info":
@@ -281,8 +302,10 @@ def _cmd_topo(args: argparse.Namespace) -> int:
         if violations:
             print(f"{len(violations)} design-rule violation(s) in {args.file}")
             return 1
+        from oassim.topology.metrics import LINK_COUNT_NOTE, link_count
+
         print(f"{args.file}: all design rules pass ({fabric.n_accelerators:,} accelerators, "
-              f"{fabric.n_links // 2:,} links)")
+              f"{link_count(g):,} links: {LINK_COUNT_NOTE})")
         return 0
     if args.topo_command == "draw":
         from oassim.topology.draw import draw_cluster

@@ -18,7 +18,10 @@ import numpy as np
 
 from oassim.topology.fabric import Fabric
 
-__all__ = ["cluster_info", "routed_diameter", "optical_module_counts"]
+__all__ = ["cluster_info", "routed_diameter", "optical_module_counts", "link_count", "LINK_COUNT_NOTE"]
+
+# What `topo info` and `topo check` count as links, in the words both print.
+LINK_COUNT_NOTE = "physical links, each bidirectional link counted once"
 
 
 def _family(name: str):
@@ -46,6 +49,15 @@ def optical_module_counts(g: nx.Graph) -> Counter:
     for (_, m, per), links in ends.items():
         out[m] += -(-links // per)
     return out
+
+
+def link_count(g: nx.Graph) -> int:
+    """Physical links of every tier (cables, board traces, NIC attachments, optical circuits
+    through an OCS), each bidirectional link counted once: the sum of the edges' ``count``.
+
+    (A frozen :class:`Fabric` holds two directed links per graph edge, whatever its count.)
+    """
+    return sum(int(e.get("count", 1)) for _, _, e in g.edges(data=True))
 
 
 def routed_diameter(fabric: Fabric, sources: int = 4) -> int:
@@ -98,6 +110,7 @@ def cluster_info(g: nx.Graph, fabric: Fabric) -> dict[str, Any]:
         "supernode_size": g.graph.get("domain_size", a),
         "nodes": nodes,
         "links": sorted(link_rows.values(), key=lambda r: r["tier"]),
+        "links_total": link_count(g),
         "optical_modules": int(sum(modules.values())),
         "optical_modules_by_type": dict(modules),
         "optical_modules_per_accelerator": float(sum(modules.values()) / a) if a else 0.0,
@@ -145,42 +158,53 @@ def _bisections(rc) -> dict[str, Any]:
     return out
 
 
+# What ``power_W`` adds up, by node kind; optical modules go to "optics_W".
+_POWER_PARTS = {"accelerator": "accelerators_W", "nic": "nics_W", "switch": "switches_W", "ocs": "switches_W"}
+
+
 def _power_cost(g: nx.Graph, rc, modules: Counter) -> dict[str, Any]:
-    unknown_power: set[str] = set()
+    """Power and capital cost of the parts, with the parts that have no published figure.
+
+    ``total_W`` is the sum over accelerators, switches (and OCS), NICs and optical modules of
+    the parts with a figure; it is None when the accelerators have none, since a total
+    without them would be off by orders of magnitude (accelerators draw most of a cluster's
+    power). ``power_known_W`` is that sum in every case.
+    """
     unknown_price: set[str] = set()
-    power = {"accelerators_W": 0.0, "switches_W": 0.0, "optics_W": 0.0}
+    power = {"accelerators_W": 0.0, "switches_W": 0.0, "nics_W": 0.0, "optics_W": 0.0}
+    unknown_by: dict[str, set[str]] = {k: set() for k in power}
     price = 0.0
     for _, d in g.nodes(data=True):
-        if d["kind"] == "nic":
-            unknown_power.add("nic")
-            unknown_price.add("nic")
-            continue
-        key = "accelerators_W" if d["kind"] == "accelerator" else "switches_W"
+        name = str(d.get("spec") or d["tier"])
         p = d.get("power_W")
+        part = _POWER_PARTS.get(d["kind"], "switches_W")
         if p is None:
-            unknown_power.add(str(d.get("spec") or d["tier"]))
+            unknown_by[part].add(name)
         else:
-            power[key] += p
+            power[part] += p
         c = d.get("price_USD")
         if c is None:
-            unknown_price.add(str(d.get("spec") or d["tier"]))
+            unknown_price.add(name)
         else:
             price += c
     mods = g.graph.get("modules", {})
     for name, n in modules.items():
         m = mods.get(name)
         if m is None or m.power_W is None:
-            unknown_power.add(name)
+            unknown_by["optics_W"].add(name)
         else:
             power["optics_W"] += n * m.power_W
         if m is None or m.price_USD is None:
             unknown_price.add(name)
         else:
             price += n * m.price_USD
-    total = sum(power.values())
+    known = sum(power.values())
     return {
-        "power_W": {**power, "total_W": total},
-        "power_unknown_for": sorted(unknown_power),
+        "power_W": {**power, "total_W": None if unknown_by["accelerators_W"] else known},
+        "power_known_W": known,
+        "power_includes": ["accelerators", "switches", "NICs", "optical modules"],
+        "power_unknown_for": sorted(set().union(*unknown_by.values())),
+        "power_unknown_by_part": {k: sorted(v) for k, v in unknown_by.items()},
         "capital_cost_USD": None if unknown_price else price,
         "cost_unknown_for": sorted(unknown_price),
     }

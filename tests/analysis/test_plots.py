@@ -269,3 +269,35 @@ def test_sweep_points_categorical_x_and_no_numbers():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["p2", "p1"]
     with pytest.raises(OassimError, match="no numbers"):
         plots.sweep_points(df, "preset", "bad")
+
+
+def _label_boxes(axis):
+    """Window extents of the drawn, non-empty major tick labels of ``axis`` (after a draw)."""
+    fig = axis.axes.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    lo, hi = sorted(axis.get_view_interval())
+    return [t.label1.get_window_extent(renderer) for t in axis.get_major_ticks()
+            if t.label1.get_visible() and t.label1.get_text() and lo <= t.get_loc() <= hi]
+
+
+def _overlapping(boxes):
+    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+
+
+@pytest.mark.parametrize("width", [2.5, 4.0, 8.0])
+def test_linear_axis_tick_labels_never_overlap(width):
+    """Rendered with Agg, the tick labels of linear x axes (a swept scale 1,024..16,384; a line
+    up to 1.5 million; a Pareto cost axis) do not intersect, on narrow and wide figures, and at
+    least two labels stay."""
+    sweep = pd.DataFrame({"accelerators": [1024, 2048, 4096, 8192, 16384] * 2, "mfu": np.linspace(0.3, 0.5, 10)})
+    big = pd.DataFrame({"tokens": np.linspace(1000, 1_512_345, 7), "mfu": np.linspace(0.3, 0.5, 7)})
+    for draw in (lambda a: plots.sweep_points(sweep, "accelerators", "mfu", ax=a),
+                 lambda a: plots.line(big, "tokens", "mfu", ax=a),
+                 lambda a: plots.pareto_front(big, "tokens", "mfu", ax=a)):
+        fig, a = plt.subplots(figsize=(width, 3), layout="constrained")
+        draw(a)
+        boxes = _label_boxes(a.xaxis)
+        assert len(boxes) >= 2
+        assert _overlapping(boxes) == []
+        plt.close(fig)

@@ -42,7 +42,7 @@ def _two_stage():
 
 def test_operations_are_complete_events_in_microseconds():
     """Each op is an "X" event: ts/dur in us, pid = rank, tid = stream (one per comm dim), args."""
-    doc = chrome_trace(_two_stage())
+    doc = chrome_trace(_two_stage(), detail="ops")
     x = [e for e in doc["traceEvents"] if e["ph"] == "X"]
     assert len(x) == 4
     qkv = x[0]
@@ -75,7 +75,7 @@ def test_idle_intervals_are_named_by_reason():
                          columns=["stage", "rank", "reason", "dim", "where", "microbatch", "chunk", "start_s", "end_s"])
     import dataclasses
 
-    doc = chrome_trace(dataclasses.replace(res, waits=waits))
+    doc = chrome_trace(dataclasses.replace(res, waits=waits), detail="ops")
     idle = [e for e in doc["traceEvents"] if e["ph"] == "X" and e["cat"].startswith("wait:")]
     assert {(e["pid"], e["tid"], e["name"]) for e in idle} == {
         (8, 1, "bubble (waiting for a pipeline neighbour)"), (0, 1, "waiting for tp attn_out_rs")}
@@ -148,3 +148,138 @@ def test_atomic_write_gives_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+# ---------------------------------------------------------------- bounds, lanes, level of detail
+# Times are written to the nanosecond: comparisons allow that rounding (1e-3 us).
+NS = 1e-3
+
+# A 32-GPU job of an 8-layer model with ZeRO-1 (its parameter all-gather trails into the next
+# iteration), simulated for real in about a second.
+SMALL_JOB = {
+    "name": "trace-test", "cluster": {"preset": "dgx-h100-superpod", "accelerators": 32},
+    "workload": {"model": {"name": "tiny-gpt", "layers": 8, "hidden": 1024, "ffn_hidden": 4096, "heads": 16,
+                           "vocab": 32000, "activation": "gelu"},
+                 "seq_len": 1024, "global_batch": 32, "micro_batch": 1, "precision": "bf16", "recompute": "none"},
+    "parallelism": {"tp": 2, "pp": 2, "dp": 8, "sp": True, "zero": 1}, "network": "analytical", "seed": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    from oassim.experiments import run
+
+    return run(SMALL_JOB)
+
+
+def _x(doc):
+    return [e for e in doc["traceEvents"] if e["ph"] == "X"]
+
+
+def _partial_overlaps(doc):
+    """Pairs of complete events on one (pid, tid) that overlap without one containing the other."""
+    by: dict = {}
+    for e in _x(doc):
+        by.setdefault((e["pid"], e["tid"]), []).append((e["ts"], e["ts"] + e["dur"]))
+    bad = []
+    for key, iv in by.items():
+        iv.sort(key=lambda t: (t[0], -t[1]))
+        stack: list = []
+        for s, t in iv:
+            while stack and stack[-1][1] <= s + NS:
+                stack.pop()
+            if stack and t > stack[-1][1] + NS:
+                bad.append((key, stack[-1], (s, t)))
+            stack.append((s, t))
+    return bad
+
+
+def _union(iv):
+    total, end = 0.0, float("-inf")
+    for s, t in sorted(iv):
+        if t > end:
+            total += t - max(s, end)
+            end = t
+    return total
+
+
+def _trailing():
+    """A dp all-gather issued at 9 ms of a 10 ms iteration that ends at 12 ms."""
+    return _results([
+        (0, 0, "compute", "qkv", "gemm", "", 0, 0, 0.0, 0.009, 0.0),
+        (0, 0, "comm", "param_all_gather", "all_gather", "dp", -1, -1, 0.009, 0.012, 0.001),
+    ], [(0.0, 0.006, "leaf-spine", 0.5, 1e6), (0.006, 0.012, "leaf-spine", 0.4, 1e6)])
+
+
+@pytest.mark.parametrize("detail", ["ops", "phases"])
+def test_every_event_lies_within_the_iteration(detail):
+    """No event ends after the iteration: a call running past it is drawn at its start (steady state),
+    with its whole duration kept (3 ms = 1 ms before the end + 2 ms from 0)."""
+    doc = chrome_trace(_trailing(), detail=detail)
+    T = 0.01 * 1e6
+    for e in doc["traceEvents"]:
+        if e["ph"] in ("X", "C"):
+            assert -NS <= e["ts"] and e["ts"] + e.get("dur", 0.0) <= T + NS, e
+    gather = [e for e in _x(doc) if e["tid"] % 100 == 5]
+    assert sum(e["dur"] for e in gather) == pytest.approx(3000.0, abs=NS)
+    assert min(e["ts"] for e in gather) == pytest.approx(0.0)
+
+
+def test_real_trace_stays_within_the_iteration(small_run):
+    """The trace of a simulated ZeRO-1 job (parameter all-gather trailing) has every event in [0, T]."""
+    T = small_run.iteration_time_s * 1e6
+    for detail in ("ops", "phases"):
+        for e in _x(chrome_trace(small_run, detail=detail)):
+            assert -NS <= e["ts"] and e["ts"] + e["dur"] <= T + NS, (detail, e)
+
+
+def test_overlapping_gradient_buckets_get_their_own_lanes():
+    """Buckets in flight together on the dp stream go to separate threads, so no thread holds two
+    partially overlapping events; the extra lanes are named after the stream."""
+    res = _results([
+        (1, 8, "compute", "qkv_dgrad", "gemm", "", 0, 0, 0.0, 0.003, 0.0),
+        (1, 8, "comm", "grad_bucket_0", "reduce_scatter", "dp", -1, -1, 0.001, 0.004, 0.0),
+        (1, 8, "comm", "grad_bucket_1", "reduce_scatter", "dp", -1, -1, 0.002, 0.005, 0.0),
+        (1, 8, "comm", "grad_bucket_2", "reduce_scatter", "dp", -1, -1, 0.0045, 0.006, 0.0),
+    ])
+    doc = chrome_trace(res, detail="ops")
+    assert _partial_overlaps(doc) == []
+    dp = [e for e in _x(doc) if e["tid"] % 100 == 5]
+    assert len({e["tid"] for e in dp}) == 2 and len(dp) == 3
+    names = {e["tid"]: e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "thread_name"}
+    assert names[5] == "dp communication" and names[105] == "dp communication (2)"
+
+
+@pytest.mark.parametrize("detail", ["ops", "phases"])
+def test_real_trace_events_nest_or_are_disjoint_on_every_thread(small_run, detail):
+    """On no (pid, tid) of a simulated iteration do two complete events partially overlap."""
+    assert _partial_overlaps(chrome_trace(small_run, detail=detail)) == []
+
+
+def test_phases_detail_has_far_fewer_events_and_the_same_covered_time(small_run):
+    """The default (phases) trace has at least 10x fewer complete events than the ops trace; per rank
+    and stream its busy_us add up to the time the ops trace covers (to the nanosecond rounding of each
+    event), and every op event lies inside a phase event of its stream."""
+    ops, phases = chrome_trace(small_run, detail="ops"), chrome_trace(small_run)
+    assert phases["otherData"]["detail"] == "phases"
+    assert 10 * len(_x(phases)) <= len(_x(ops))
+    cover: dict = {}
+    for e in _x(ops):
+        cover.setdefault((e["pid"], e["tid"] % 100), []).append((e["ts"], e["ts"] + e["dur"]))
+    busy: dict = {}
+    spans: dict = {}
+    for e in _x(phases):
+        k = (e["pid"], e["tid"] % 100)
+        busy[k] = busy.get(k, 0.0) + e["args"]["busy_us"]
+        spans.setdefault(k, []).append((e["ts"], e["ts"] + e["dur"]))
+    assert set(busy) == set(cover)
+    for k, iv in cover.items():
+        assert busy[k] == pytest.approx(_union(iv), abs=NS * len(iv)), k
+        for s, t in iv:
+            assert any(a - NS <= s and t <= b + NS for a, b in spans[k]), (k, s, t)
+
+
+def test_unknown_detail_is_refused():
+    """A level of detail other than phases or ops is a ValueError naming the allowed ones."""
+    with pytest.raises(ValueError, match="phases, ops"):
+        chrome_trace(_two_stage(), detail="kernels")

@@ -173,3 +173,36 @@ def test_intra_supernode_pairs_never_leave_the_supernode():
     assert np.all(p.hops == 2)
     tiers = {f.link_tier_names[t] for t in f.link_tier[p.links]}
     assert tiers == {"scaleup"}
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_total_power_includes_every_accelerator(name):
+    """The power total counts accelerators at their TDP (total >= n x TDP); with no published
+    accelerator figure there is no total (None) rather than a total of switches and optics."""
+    from oassim.hardware import load_catalog
+
+    rc, g, f = _build(name, 64)
+    info = cluster_info(g, f)
+    tdp = load_catalog().get("accelerator", rc.accelerator.name).power_W
+    pw = info["power_W"]
+    if tdp is None:
+        assert pw["total_W"] is None and rc.accelerator.name in info["power_unknown_for"]
+        assert info["power_known_W"] == pytest.approx(pw["switches_W"] + pw["nics_W"] + pw["optics_W"])
+    else:
+        assert pw["accelerators_W"] == pytest.approx(info["accelerators"] * tdp)
+        assert pw["total_W"] >= info["accelerators"] * tdp
+        assert pw["total_W"] == pytest.approx(pw["accelerators_W"] + pw["switches_W"] + pw["nics_W"] + pw["optics_W"])
+    assert set(info["power_includes"]) == {"accelerators", "switches", "NICs", "optical modules"}
+
+
+def test_tpu_pod_dcn_links_carry_optical_modules():
+    """The TPU v5p pod's DCN (scale-out) links are optical with a module at each end (one per
+    port: 2 x the DCN links), counted in the optics total beside the OCS circuits' ends."""
+    _, g, f = _build("tpu-v5p-pod", 64)
+    dcn = [e for *_, e in g.edges(data=True) if e["tier"] in ("host", "leaf-spine", "spine-core")]
+    assert dcn and all(e["medium"] == "optical" and e.get("module") for e in dcn)
+    counts = optical_module_counts(g)
+    n_dcn = sum(int(e.get("count", 1)) for e in dcn)
+    assert counts[dcn[0]["module"]] == 2 * n_dcn
+    info = cluster_info(g, f)
+    assert info["optical_modules"] == sum(counts.values()) and info["power_W"]["optics_W"] >= 2 * n_dcn * 9
