@@ -118,8 +118,11 @@ def test_tiers_auto_and_capacity_error():
     [
         ({"endpoints": 8, "oversubscription": 0.5}, "greater than or equal to 1"),
         ({"endpoints": 8, "tiers": 2, "spine_oversubscription": 2.0}, "applies only to 3 tiers"),
-        ({"endpoints": 8, "planes": 0}, "greater than or equal to 1"),
-        ({"endpoints": 8, "tiers": 4}, "Input should be 2 or 3"),
+        ({"endpoints": 8, "planes": 0}, "greater than 0"),
+        ({"endpoints": 8, "tiers": 4}, "less than or equal to 3"),
+        ({"endpoints": 8, "tiers": 2.0}, "valid integer"),
+        ({"endpoints": True}, "valid integer"),
+        ({"endpoints": 8, "oversubscription": float("inf")}, "finite number"),
     ],
 )
 def test_spec_validation(kw, msg):

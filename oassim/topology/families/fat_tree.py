@@ -36,12 +36,13 @@ links draws ``c`` times the traffic of a single link, as port-level ECMP does.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Mapping
 
 import networkx as nx
 import numpy as np
 from pydantic import Field, model_validator
 
+from oassim.hardware.models import Count, ratio_at_least
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
@@ -85,11 +86,11 @@ class Spec(SpecModel):
         Identical, independent fabric planes; each endpoint has one port into each (>= 1).
     """
 
-    endpoints: int | None = Field(default=None, ge=1)
-    tiers: Literal[2, 3] | None = None
-    oversubscription: float = Field(default=1.0, ge=1.0)
-    spine_oversubscription: float = Field(default=1.0, ge=1.0)
-    planes: int = Field(default=1, ge=1)
+    endpoints: Count | None = None
+    tiers: Annotated[int, Field(ge=2, le=3, strict=True)] | None = None
+    oversubscription: ratio_at_least(1.0) = 1.0  # type: ignore[valid-type]
+    spine_oversubscription: ratio_at_least(1.0) = 1.0  # type: ignore[valid-type]
+    planes: Count = 1
 
     @model_validator(mode="after")
     def _check(self) -> "Spec":

@@ -21,8 +21,9 @@ from typing import Any, Mapping
 
 import networkx as nx
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
+from oassim.hardware.models import Count, count_at_least
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
@@ -63,9 +64,9 @@ class Spec(SpecModel):
         Scale-up links per accelerator (>= ``switches``), spread round-robin over the chips.
     """
 
-    size: int = Field(ge=2)
-    switches: int = Field(ge=1)
-    links_per_accelerator: int = Field(ge=1)
+    size: count_at_least(2)  # type: ignore[valid-type]
+    switches: Count
+    links_per_accelerator: Count
 
     @model_validator(mode="after")
     def _check(self) -> "Spec":
