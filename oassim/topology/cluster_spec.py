@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 from pydantic import Field, model_validator
 
@@ -373,6 +373,8 @@ def _resolve_domain(d: DomainSpec, extra: dict[str, Any], cat: Catalog, source: 
         _check_roles(kind, given, needed, set(getattr(family_mod, attr, ())), d.family, source, prefix)
     links = {r: _link_class(u, cat, source, f"{prefix}.links.{r}", modules) for r, u in d.links.items()}
     switches = {r: _switch_class(u, cat, source, f"{prefix}.switches.{r}") for r, u in d.switches.items()}
+    _check_links(lambda: family_mod.links_built(geometry, switches), f"one {d.family} {prefix}", source,
+                 f"{prefix}.spec")
     return ResolvedDomain(d.family, geometry, links, switches)
 
 
@@ -394,6 +396,25 @@ def _check_limits(geometry: Any, source: str, prefix: str) -> None:
     if size > MAX_COUNT:
         raise SpecError(f"{size:,} accelerators per domain is too large (at most {MAX_COUNT:,})", source=source,
                         path=prefix)
+
+
+# The most distinct links (graph edges) a cluster graph may hold. At about 1 kB per link
+# (networkx attribute dicts; measured on dgx-h100-superpod), 2**24 links take some 16 GB: a
+# geometry beyond it is refused before any graph is built, naming the count.
+MAX_LINKS = 1 << 24
+
+
+def _check_links(links: int | Callable[[], int], what: str, source: str, path: str) -> int:
+    """The (estimated) link count of ``what`` fits :data:`MAX_LINKS`; a family's sizing error
+    (a fat tree asked for more endpoints than its tiers hold) is a SpecError at ``path``."""
+    try:
+        n = links() if callable(links) else links
+    except ValueError as exc:
+        raise SpecError(str(exc), source=source, path=path) from None
+    if n > MAX_LINKS:
+        raise SpecError(f"{what} would wire {n:,} links, more than the {MAX_LINKS:,} a cluster graph may hold "
+                        "(about 1 kB each); use fewer accelerators or a smaller geometry", source=source, path=path)
+    return n
 
 
 def _check_roles(kind: str, given: dict, needed: tuple[str, ...], known: set[str], family: str, source: str,
@@ -476,6 +497,11 @@ def resolve_cluster(spec: ClusterSpec, source: str = "<cluster>", catalog: Catal
         rails = spec.scale_out.rails or size
         extra = {} if "endpoints" in spec.scale_out.spec else {"endpoints": built * nic_ports}
         so = _resolve_domain(spec.scale_out, extra, cat, source, "scale_out", modules)
+    total = built * nic_ports  # accelerator-NIC attachments
+    for dom, copies in ((sn, supernodes), (so, 1)):
+        if dom is not None:
+            total += copies * _family_module(dom.family).links_built(dom.spec, dom.switches)
+    _check_links(total, f"{built:,} accelerators on {supernodes:,} supernodes", source, "accelerators")
     return ResolvedCluster(
         spec=spec,
         source=source,

@@ -101,6 +101,11 @@ def roles_needed(spec: Spec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return LINK_ROLES, SWITCH_ROLES
 
 
+def links_built(spec: Spec, switches: Mapping[str, SwitchClass] | None = None) -> int:
+    """Distinct links (graph edges) one build adds: accelerator-L1 and L1-L2 bundles."""
+    return spec.size * spec.l1_per_node + spec.nodes * spec.l1_per_node * spec.l2_per_plane
+
+
 def build(
     spec: Spec,
     links: Mapping[str, LinkClass],

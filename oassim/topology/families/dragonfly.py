@@ -164,6 +164,13 @@ def global_links(spec: Spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pairs[:, 0], pairs[:, 1], count.astype(np.int64)
 
 
+def links_built(spec: Spec, switches: Mapping[str, SwitchClass] | None = None) -> int:
+    """Distinct links (graph edges) one build adds, at least: hosts and every group's local
+    all-to-all (global links come on top)."""
+    a = spec.routers_per_group
+    return spec.n_endpoints + spec.groups * a * (a - 1) // 2
+
+
 def build(
     spec: Spec,
     links: Mapping[str, LinkClass],

@@ -102,6 +102,24 @@ class Spec(SpecModel):
         return self
 
 
+def links_built(spec: Spec, switches: Mapping[str, SwitchClass] | None = None,
+                n_endpoints: int | None = None) -> int:
+    """Distinct links (graph edges) one build adds, from the sizing rule; sizing a fabric the
+    tier count cannot hold raises the capacity error here, before any graph is built.
+
+    Raises
+    ------
+    ValueError
+        The endpoints exceed what the tier count holds with the leaf switch's radix.
+    """
+    sz = sizing(spec, _radix(switches, None), n_endpoints)
+    if sz.tiers == 2:
+        up = sz.leaves * min(sz.up, sz.spines_per_pod)
+    else:
+        up = sz.leaves * sz.up + sz.up * sz.pods * min(sz.spine_up, sz.cores_per_group)
+    return sz.planes * (sz.endpoints + up)
+
+
 def build(
     spec: Spec,
     links: Mapping[str, LinkClass],

@@ -108,6 +108,11 @@ def _require(links: Mapping[str, LinkClass], spec: Spec) -> None:
         )
 
 
+def links_built(spec: Spec, switches: Mapping[str, SwitchClass] | None = None) -> int:
+    """Distinct links (graph edges) one build adds: each pair along each dimension once."""
+    return sum(spec.size * (k - 1) // 2 for k in spec.dims)
+
+
 def build(
     spec: Spec,
     links: Mapping[str, LinkClass],

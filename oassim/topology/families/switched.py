@@ -94,6 +94,11 @@ def links_per_switch(spec: Spec) -> np.ndarray:
     return (base + (s < extra)).astype(np.int64)
 
 
+def links_built(spec: Spec, switches: Mapping[str, SwitchClass] | None = None) -> int:
+    """Distinct links (graph edges) one build adds: every accelerator to every switch chip."""
+    return spec.size * spec.switches
+
+
 def build(
     spec: Spec,
     links: Mapping[str, LinkClass],

@@ -159,6 +159,11 @@ def roles_needed(spec: Spec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return LINK_ROLES, SWITCH_ROLES
 
 
+def links_built(spec: Spec, switches: Mapping[str, SwitchClass] | None = None) -> int:
+    """Distinct links (graph edges) one build adds: one ring per line of each dimension."""
+    return sum(spec.size // k * _ring_edges(k) for k in spec.dims)
+
+
 def build(
     spec: Spec,
     links: Mapping[str, LinkClass],
