@@ -113,6 +113,10 @@ class _Documented(GenerateJsonSchema):
         js = super().model_schema(schema)
         cls = schema["cls"]
         docs = param_docs(cls)
+        # The model's description is its docstring's summary; the fields carry the rest.
+        summary = (cls.__doc__ or "").split("\n\n")[0].strip()
+        if summary:
+            js["description"] = " ".join(summary.split())
         for name, prop in js.get("properties", {}).items():
             if not prop.get("description") and docs.get(name):
                 prop["description"] = docs[name]
