@@ -80,7 +80,7 @@ def test_bad_cluster_file_is_one_line_with_exit_2(edit, words, cluster_file, cap
         d = yaml.safe_load(path.read_text())
         d["accelerators"] = 4096
         path.write_text(yaml.safe_dump(d))
-        words = ["scale_out.spec", "4096 endpoints exceed the 2-tier maximum of 2048"]
+        words = ["scale_out.spec", "2 tiers of radix-64 switches hold at most 2,048 endpoints; asked 4,096"]
     code, out, err = _run(["topo", "info", str(path)], capsys)
     assert code == 2
     assert out == ""

@@ -18,8 +18,20 @@ from oassim.errors import OassimError
 
 __all__ = ["add_parsers", "COMMANDS", "SCHEMA_KINDS"]
 
-#: ``oassim schema`` kinds: the hardware spec formats, then the cluster and scenario files.
-SCHEMA_KINDS = ("interconnect", "accelerator", "link", "module", "switch", "cluster", "scenario")
+#: ``oassim schema`` kinds: spec format -> (module, model) of its file. Hardware parts are the
+#: entries of the ``topologies/hardware/*.yaml`` preset files.
+_SCHEMA_MODELS: dict[str, tuple[str, str]] = {
+    "interconnect": ("oassim.hardware.interconnect", "InterconnectSpec"),
+    "accelerator": ("oassim.hardware.models", "Accelerator"),
+    "link": ("oassim.hardware.models", "LinkTechnology"),
+    "module": ("oassim.hardware.models", "OpticalModule"),
+    "switch": ("oassim.hardware.models", "Switch"),
+    "cluster": ("oassim.topology.cluster_spec", "ClusterSpec"),
+    "model": ("oassim.workload.model", "ModelSpec"),
+    "scenario": ("oassim.experiments.scenario", "Scenario"),
+    "sweep": ("oassim.experiments.sweep", "SweepSpec"),
+}
+SCHEMA_KINDS = tuple(_SCHEMA_MODELS)
 
 
 def add_parsers(sub: Any) -> None:
@@ -64,18 +76,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def schema(kind: str) -> dict[str, Any]:
-    """JSON Schema of ``kind`` (one of :data:`SCHEMA_KINDS`)."""
-    if kind == "cluster":
-        from oassim.topology.cluster_spec import ClusterSpec
+    """Published JSON Schema (draft 2020-12, with ``$id`` and format version) of ``kind``, one of
+    :data:`SCHEMA_KINDS`."""
+    import importlib
 
-        return ClusterSpec.model_json_schema()
-    if kind == "scenario":
-        from oassim.experiments.scenario import Scenario
+    from oassim.hardware.schema import publish
 
-        return Scenario.model_json_schema()
-    from oassim.hardware import json_schema
-
-    return json_schema(kind)
+    module, name = _SCHEMA_MODELS[kind]
+    return publish(getattr(importlib.import_module(module), name), kind)
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

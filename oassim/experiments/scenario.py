@@ -90,22 +90,26 @@ class WorkloadSection(TrainingSpec):
 
 
 class Scenario(SpecModel):
-    """A whole scenario file (DESIGN.md, "Scenario files").
+    """A whole scenario file (``oassim run SCENARIO.yaml``; docs/architecture.md).
 
     Parameters
     ----------
     name : str
+        Scenario name, used in reports and output folders.
     description, notes : str
         What the scenario stands for and its caveats (substitutions, approximations).
     sources : list of str
         Where its configuration comes from.
     cluster : ClusterSection
+        Which cluster the job runs on, and on how many accelerators.
     workload : WorkloadSection
+        The model and its training keys (batch, sequence length, precision...).
     parallelism : ParallelismSpec
+        How the job is split: tensor, pipeline, data, context and expert parallel degrees.
     network : {"analytical", "flow"}
-        Network fidelity (DESIGN.md decision 5).
+        Network fidelity: closed-form link costs or flow-level contention.
     seed : int
-        Seed of every stochastic part (DESIGN.md decision 9).
+        Seed of every stochastic part, so a run is reproducible.
     """
 
     name: str

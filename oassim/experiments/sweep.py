@@ -65,7 +65,9 @@ class SweepSpec(SpecModel):
     Parameters
     ----------
     name : str
+        Sweep name, used in reports and the results store.
     description : str
+        One line saying what the study asks.
     base : str or mapping
         The base scenario: a scenario file (relative to the sweep file's folder) or an inline
         scenario mapping.

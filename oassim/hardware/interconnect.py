@@ -7,7 +7,7 @@ optics each needs, and energy per bit), plus closed forms of what follows from t
 payload bandwidth of one port and the largest single-tier domain.
 
 Why a model of its own: the committee publishes the format (``oassim schema interconnect``)
-and every candidate is checked on load (DESIGN.md decision 2): unknown keys and impossible
+and every candidate is checked on load (docs/architecture.md): unknown keys and impossible
 values are one-line errors naming the key. A figure no citable source gives stays ``None``;
 ``unset_fields()`` names it so the report says "unknown" instead of using a guess. The
 benchmark that consumes these specs (the reference cluster, the suite) lives in
@@ -28,18 +28,21 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from oassim.hardware.models import (  # the strict number types are the catalog's own
+    Count,
+    Flag,
+    Fraction,
     HardwarePart,
     LinkTechnology,
     Medium,
+    Name,
+    NonNegative,
+    NonNegativeCount,
     OpticalModule,
+    Positive,
+    SourceId,
     Switch,
     _CheckedKeys,
-    _Count,
-    _Fraction,
-    _Name,
-    _NonNegative,
-    _NonNegativeCount,
-    _Positive,
+    count_at_least,
 )
 from oassim.specio import SpecModel
 
@@ -75,7 +78,7 @@ def _name_or_inline(value: Any) -> str:
 
 
 _ModuleRef = Annotated[
-    Union[Annotated[_Name, Tag("str")], Annotated[OpticalModule, Tag("dict")]],
+    Union[Annotated[Name, Tag("str")], Annotated[OpticalModule, Tag("dict")]],
     Discriminator(_name_or_inline),
 ]
 
@@ -96,16 +99,16 @@ class InterconnectSwitch(_CheckedKeys):
     power_W, price_USD : float or None
         Power of one switch chip, W; its unit price, USD.
     sources : list of str
-        Source ids of ``shared/reference/hardware.md`` for the switch figures.
+        Source ids (docs/sources.md) of the switch figures.
     """
 
-    radix: Annotated[int, Field(ge=2, strict=True)]
-    latency_ns: _NonNegative | None = None
-    in_network_reduction: bool = False
-    capacity_Tbps: _Positive | None = None
-    power_W: _NonNegative | None = None
-    price_USD: _NonNegative | None = None
-    sources: list[Annotated[str, Field(pattern=r"^S\d+[a-z]?$", strict=True)]] = []
+    radix: count_at_least(2)  # type: ignore[valid-type]
+    latency_ns: NonNegative | None = None
+    in_network_reduction: Flag = False
+    capacity_Tbps: Positive | None = None
+    power_W: NonNegative | None = None
+    price_USD: NonNegative | None = None
+    sources: list[SourceId] = []
 
 
 class ReachClass(_CheckedKeys):
@@ -124,9 +127,9 @@ class ReachClass(_CheckedKeys):
         of ``topologies/hardware/optics.yaml`` or an inline module; None when links need none.
     """
 
-    name: _Name
+    name: Name
     medium: Medium
-    reach_m: _Positive | None = None
+    reach_m: Positive | None = None
     module: _ModuleRef | None = None  # type: ignore[valid-type]
 
     @field_validator("module", mode="before")
@@ -186,18 +189,18 @@ class InterconnectSpec(HardwarePart):
 
     domain: Literal["scale_up", "scale_out"]
     spec_version: str = ""
-    lane_rate_Gbps: _Positive
-    lanes_per_port: _Count
-    encoding: _EncodingCode | _Fraction | None = None
-    header_bytes: _NonNegativeCount | None = None
-    mtu_bytes: _Count | None = None
-    protocol_efficiency: _Fraction | None = None
-    hop_latency_ns: _NonNegative | None = None
-    ports_per_accelerator: _Count | None = None
-    max_domain_size: Annotated[int, Field(ge=2, strict=True)] | None = None
+    lane_rate_Gbps: Positive
+    lanes_per_port: Count
+    encoding: _EncodingCode | Fraction | None = None
+    header_bytes: NonNegativeCount | None = None
+    mtu_bytes: Count | None = None
+    protocol_efficiency: Fraction | None = None
+    hop_latency_ns: NonNegative | None = None
+    ports_per_accelerator: Count | None = None
+    max_domain_size: count_at_least(2) | None = None  # type: ignore[valid-type]
     switch: InterconnectSwitch
     reach: list[ReachClass] = []
-    power_pJ_per_bit: _Positive | None = None
+    power_pJ_per_bit: Positive | None = None
 
     @field_validator("encoding")
     @classmethod

@@ -7,9 +7,9 @@ reduction), and the bundle of those that makes one interconnect domain.
 
 Why: cluster files name these parts and a standards committee compares interconnect specs
 field by field, so every figure is explicit, carries its unit in its name and is checked on
-load (DESIGN.md decisions 1, 2); properties convert once to SI (FLOP/s, bytes, B/s, s). A
+load (docs/architecture.md: units in names, validated specs); properties convert once to SI (FLOP/s, bytes, B/s, s). A
 figure no citable source gives stays ``None`` and ``unset_fields()`` names it, so reports say
-"unknown: price_USD" rather than use a guess. Conventions of ``shared/reference/hardware.md``:
+"unknown: price_USD" rather than use a guess. Conventions of the sources list (docs/sources.md):
 GB = 1e9 bytes, TB/s = 1e12 B/s, Gb/s = 1e9 bit/s, bandwidths per direction.
 """
 
@@ -25,6 +25,8 @@ from oassim.errors import SpecError
 from oassim.specio import SpecModel
 
 __all__ = [
+    "Positive", "NonNegative", "Fraction", "Count", "NonNegativeCount", "Flag", "Name", "SourceId",
+    "count_at_least", "ratio_at_least",
     "Precision", "Medium", "ModuleTechnology", "HardwarePart", "Accelerator", "LinkTechnology",
     "OpticalModule", "PortConfig", "Switch", "PART_MODELS",
 ]
@@ -34,14 +36,28 @@ Medium = Literal["copper", "optical", "backplane", "pcb"]
 ModuleTechnology = Literal["dsp", "lpo", "cpo", "dac", "lacc", "aec"]
 
 # Numbers are strict: YAML already types them, so "400" (a string) or true (a bool) in a
-# numeric field is a mistake to report, not to coerce. Infinity and NaN are never figures.
-_Positive = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
-_NonNegative = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
-_Fraction = Annotated[float, Field(gt=0, le=1, strict=True, allow_inf_nan=False)]
-_Count = Annotated[int, Field(gt=0, strict=True)]
-_NonNegativeCount = Annotated[int, Field(ge=0, strict=True)]
-_Name = Annotated[str, Field(min_length=1, strict=True)]
-_SourceId = Annotated[str, Field(pattern=r"^S\d+[a-z]?$", strict=True)]
+# numeric field is a mistake to report, not to coerce, and 2.5 is not a count. Infinity and
+# NaN are never figures. Every spec model (parts, interconnect, cluster, family geometry)
+# takes its number types from here, so a figure is checked the same way in every file.
+Positive = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(gt=0, le=1, strict=True, allow_inf_nan=False)]
+Count = Annotated[int, Field(gt=0, strict=True)]
+NonNegativeCount = Annotated[int, Field(ge=0, strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
+Name = Annotated[str, Field(min_length=1, strict=True)]
+SourceId = Annotated[str, Field(pattern=r"^S\d+[a-z]?$", strict=True)]
+
+
+def count_at_least(low: int) -> Any:
+    """Strict whole-number type ``>= low`` (a bool, a float or a string is refused)."""
+    return Annotated[int, Field(ge=low, strict=True)]
+
+
+def ratio_at_least(low: float) -> Any:
+    """Strict finite-number type ``>= low`` (ratios such as an oversubscription)."""
+    return Annotated[float, Field(ge=low, strict=True, allow_inf_nan=False)]
+
 
 _GB, _TB, _TERA, _NS = 1e9, 1e12, 1e12, 1e-9
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -72,7 +88,7 @@ class HardwarePart(_CheckedKeys):
     description : str
         One line for reports.
     sources : list of str
-        Source ids of ``shared/reference/hardware.md`` the figures come from
+        Source ids (docs/sources.md) the figures come from
         (``"S2"``, ``"S11b"``).
     notes : str
         Caveats: derived or low-confidence figures, and which figures are "not published
@@ -82,9 +98,9 @@ class HardwarePart(_CheckedKeys):
     # Optional fields that are not figures: None there means "absent", not "unknown".
     _not_figures: ClassVar[frozenset[str]] = frozenset()
 
-    name: _Name
+    name: Name
     description: str = ""
-    sources: list[_SourceId] = []
+    sources: list[SourceId] = []
     notes: str = ""
 
     def unset_fields(self) -> list[str]:
@@ -137,19 +153,19 @@ class Accelerator(HardwarePart):
         Scale-out NIC ports per chip; rate of one port per direction, 1e9 bit/s.
     """
 
-    vendor: _Name
-    bf16_dense_TFLOPS: _Positive
-    fp8_dense_TFLOPS: _Positive | None = None
-    fp16_dense_TFLOPS: _Positive | None = None
-    hbm_capacity_GB: _Positive
-    hbm_bandwidth_TBps: _Positive
-    power_W: _NonNegative | None = None
-    price_USD: _NonNegative | None = None
-    scaleup_links: _Count | None = None
-    scaleup_link_GBps: _Positive | None = None
+    vendor: Name
+    bf16_dense_TFLOPS: Positive
+    fp8_dense_TFLOPS: Positive | None = None
+    fp16_dense_TFLOPS: Positive | None = None
+    hbm_capacity_GB: Positive
+    hbm_bandwidth_TBps: Positive
+    power_W: NonNegative | None = None
+    price_USD: NonNegative | None = None
+    scaleup_links: Count | None = None
+    scaleup_link_GBps: Positive | None = None
     scaleup_fabric: str = ""
-    scaleout_nic_ports: _Count | None = None
-    scaleout_port_Gbps: _Positive | None = None
+    scaleout_nic_ports: Count | None = None
+    scaleout_port_Gbps: Positive | None = None
 
     def peak_flops(self, precision: Precision) -> float:
         """Dense peak at ``precision``, FLOP/s.
@@ -233,16 +249,16 @@ class LinkTechnology(_HasLatency, HardwarePart):
     """
 
     kind: Literal["scale_up", "scale_out"]
-    lane_rate_Gbps: _Positive
-    lanes: _Count
-    encoding_efficiency: _Fraction = 1.0
-    header_bytes: _NonNegativeCount | None = None
-    mtu_bytes: _Count | None = None
-    protocol_efficiency: _Fraction | None = None
-    latency_ns: _NonNegative | None = None
+    lane_rate_Gbps: Positive
+    lanes: Count
+    encoding_efficiency: Fraction = 1.0
+    header_bytes: NonNegativeCount | None = None
+    mtu_bytes: Count | None = None
+    protocol_efficiency: Fraction | None = None
+    latency_ns: NonNegative | None = None
     medium: Medium
-    reach_m: _Positive | None = None
-    in_network_reduction: bool = False
+    reach_m: Positive | None = None
+    in_network_reduction: Flag = False
 
     def unset_fields(self) -> list[str]:
         """Unset figure fields; ``protocol_efficiency`` only when it cannot be derived."""
@@ -298,15 +314,15 @@ class OpticalModule(_HasLatency, HardwarePart):
 
     _not_figures: ClassVar[frozenset[str]] = frozenset({"form_factor", "ports"})
 
-    rate_Gbps: _Positive
+    rate_Gbps: Positive
     form_factor: str | None = None
     technology: ModuleTechnology
-    power_W: _NonNegative | None = None
-    latency_ns: _NonNegative | None = None
-    afr_pct: _NonNegative | None = None
-    price_USD: _NonNegative | None = None
-    reach_m: _Positive | None = None
-    ports: int = Field(default=1, ge=1)
+    power_W: NonNegative | None = None
+    latency_ns: NonNegative | None = None
+    afr_pct: NonNegative | None = None
+    price_USD: NonNegative | None = None
+    reach_m: Positive | None = None
+    ports: Count = 1
 
     @property
     def medium(self) -> Medium:
@@ -331,8 +347,8 @@ class PortConfig(_CheckedKeys):
         circuit switch.
     """
 
-    ports: _Count
-    rate_Gbps: _Positive | None = None
+    ports: Count
+    rate_Gbps: Positive | None = None
 
 
 class Switch(_HasLatency, HardwarePart):
@@ -355,12 +371,12 @@ class Switch(_HasLatency, HardwarePart):
     """
 
     kind: Literal["electrical", "ocs"] = "electrical"
-    capacity_Tbps: _Positive | None = None
+    capacity_Tbps: Positive | None = None
     port_configs: Annotated[list[PortConfig], Field(min_length=1)]
-    latency_ns: _NonNegative | None = None
-    in_network_reduction: bool = False
-    power_W: _NonNegative | None = None
-    price_USD: _NonNegative | None = None
+    latency_ns: NonNegative | None = None
+    in_network_reduction: Flag = False
+    power_W: NonNegative | None = None
+    price_USD: NonNegative | None = None
 
     @model_validator(mode="after")
     def _check_ports(self) -> "Switch":

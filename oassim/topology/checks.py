@@ -3,7 +3,8 @@
 Each rule returns :class:`Violation` records that name the component and the rule, so
 ``oassim topo check`` can print one clear line per violation. The rules are those a fabric
 architect checks before ordering parts: ports beyond a switch's radix, links whose two ends run
-at different rates, copper beyond its reach, ports left unconnected, accelerators cut off from
+at different rates, copper beyond its reach, optical links longer than their module's reach,
+ports left unconnected, accelerators cut off from
 the rest, and optical module counts that do not add up.
 """
 
@@ -101,6 +102,21 @@ def check_reach(g: nx.Graph) -> list[Violation]:
     return out
 
 
+def check_optical_reach(g: nx.Graph) -> list[Violation]:
+    """An optical link may not be longer than its module's reach (an SR4 module on multimode
+    fibre covers 50 m, a DR4 500 m: docs/sources.md, S65)."""
+    out = []
+    modules: dict[str, Any] = g.graph.get("modules", {})
+    for u, v, e in g.edges(data=True):
+        length, m = e.get("length_m"), modules.get(e.get("module"))
+        if e["medium"] != "optical" or length is None or m is None or m.reach_m is None:
+            continue
+        if length > m.reach_m:
+            out.append(Violation("optical-reach", _edge_name(g, u, v),
+                                 f"optical run of {length:g} m exceeds module {m.name}'s reach {m.reach_m:g} m"))
+    return out
+
+
 def check_unconnected(g: nx.Graph) -> list[Violation]:
     """Every declared port of an accelerator (scale-up) and NIC is wired."""
     out = []
@@ -173,6 +189,7 @@ RULES: dict[str, Callable[[nx.Graph], list[Violation]]] = {
     "radix": check_radix,
     "rate-mismatch": check_rates,
     "reach": check_reach,
+    "optical-reach": check_optical_reach,
     "unconnected-port": check_unconnected,
     "disconnected": check_connected,
     "module-count": check_modules,

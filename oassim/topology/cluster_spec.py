@@ -31,12 +31,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Callable
 
 from pydantic import Field, model_validator
 
 from oassim.errors import SpecError
 from oassim.hardware import Accelerator, Catalog, LinkTechnology, OpticalModule, Switch, load_catalog
+from oassim.hardware.models import Count, Flag, Medium, Name, NonNegative, Positive
+from oassim.hardware.schema import preset_or_inline
 from oassim.presets import find_preset
 from oassim.specio import SpecModel, read_yaml, validate
 from oassim.topology.parts import LinkClass, SwitchClass
@@ -59,24 +61,52 @@ __all__ = [
 FIBRE_NS_PER_M = 4.9
 
 
+# Fields that take a preset name or an inline mapping of the part's fields.
+_AcceleratorRef, _LinkRef, _ModuleRef, _SwitchRef = (
+    preset_or_inline(kind) for kind in ("accelerator", "link", "module", "switch")
+)
+
+
 class LinkUse(SpecModel):
     """Where a link technology is used: the technology, the module or cable at each end, and
-    the cable length in this design."""
+    the cable length in this design.
 
-    technology: str | dict[str, Any]
-    module: str | dict[str, Any] | None = None
-    length_m: float | None = Field(default=None, gt=0)
-    medium: str | None = Field(default=None, description="override the technology's usual medium")
+    Parameters
+    ----------
+    technology : str or mapping
+        A link preset of ``topologies/hardware/links.yaml`` or an inline link technology.
+    module : str, mapping or None
+        The optical module or cable at each link end: a preset of
+        ``topologies/hardware/optics.yaml`` or an inline module; None for board traces.
+    length_m : float or None
+        Cable length in this design, m (> 0); checked against the module's reach and adds
+        fibre propagation delay on optical links.
+    medium : {"copper", "optical", "backplane", "pcb"} or None
+        Override the technology's (or module's) usual medium for this placement.
+    """
+
+    technology: _LinkRef
+    module: _ModuleRef | None = None
+    length_m: Positive | None = None
+    medium: Medium | None = None
 
 
 class SwitchUse(SpecModel):
-    """A switch preset (or inline spec) and the port rate this tier runs it at."""
+    """A switch preset (or inline spec) and the port rate this tier runs it at.
 
-    switch: str | dict[str, Any]
-    rate_Gbps: float | None = Field(default=None, gt=0, description="native port configuration to use")
-    run_at_Gbps: float | None = Field(
-        default=None, gt=0, description="run those ports below their native rate (speed negotiation)"
-    )
+    Parameters
+    ----------
+    switch : str or mapping
+        A switch preset of ``topologies/hardware/switches.yaml`` or an inline switch.
+    rate_Gbps : float or None
+        Native port configuration to use, 1e9 bit/s per direction (default: the switch's first).
+    run_at_Gbps : float or None
+        Run those ports below their native rate (speed negotiation), 1e9 bit/s.
+    """
+
+    switch: _SwitchRef
+    rate_Gbps: Positive | None = None
+    run_at_Gbps: Positive | None = None
 
 
 def _switch_use(v: Any) -> Any:
@@ -84,9 +114,22 @@ def _switch_use(v: Any) -> Any:
 
 
 class DomainSpec(SpecModel):
-    """The scale-up domain (supernode): a family, its geometry and the parts per role."""
+    """The scale-up domain (supernode): a family, its geometry and the parts per role.
 
-    family: str
+    Parameters
+    ----------
+    family : str
+        Topology family that builds the domain (``switched``, ``clos2``, ``torus``...).
+    spec : mapping
+        The family's geometry (its ``Spec`` keys; see the family's schema in ``$defs``).
+    links : mapping of str to LinkUse
+        Link role of the family (``scaleup``, ``host``, ``dim0``...) -> the link used there.
+    switches : mapping of str to SwitchUse or str
+        Switch role of the family (``scaleup``, ``leaf``...) -> the switch used there, or just
+        its preset name.
+    """
+
+    family: Name
     spec: dict[str, Any] = Field(default_factory=dict)
     links: dict[str, LinkUse] = Field(default_factory=dict)
     switches: dict[str, SwitchUse] = Field(default_factory=dict)
@@ -98,36 +141,100 @@ class DomainSpec(SpecModel):
             data = {**data, "switches": {k: _switch_use(v) for k, v in data["switches"].items()}}
         return data
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # Publish each family's geometry: ``spec`` is checked against the schema of the family
+        # named in ``family``, and a switch role may be a bare preset name.
+        ref = handler(core_schema)
+        js = handler.resolve_ref_schema(ref)
+        from oassim.topology.registry import FAMILIES
+
+        props = js["properties"]
+        props["family"]["enum"] = sorted(FAMILIES)
+        use = props["switches"]["additionalProperties"]
+        props["switches"]["additionalProperties"] = {"anyOf": [
+            {"type": "string", "minLength": 1, "description": "a switch preset name"}, use]}
+        rules = []
+        for name in sorted(FAMILIES):
+            geometry = handler(FAMILIES[name][0].__pydantic_core_schema__)
+            handler.resolve_ref_schema(geometry)["title"] = f"{name} geometry"
+            rules.append({
+                "if": {"properties": {"family": {"const": name, "description": f"the {name} family"}},
+                       "required": ["family"]},
+                "then": {"properties": {"spec": {**geometry, "description": f"geometry of a {name} domain"}}},
+            })
+        js["allOf"] = rules
+        return ref
+
 
 class NicSpec(SpecModel):
-    """Scale-out NICs per accelerator (default: the accelerator preset's figures)."""
+    """Scale-out NICs per accelerator (default: the accelerator preset's figures).
 
-    ports: int | None = Field(default=None, ge=1)
-    rate_Gbps: float | None = Field(default=None, gt=0)
+    Parameters
+    ----------
+    ports : int or None
+        NIC ports per accelerator (>= 1); default the accelerator's ``scaleout_nic_ports``.
+    rate_Gbps : float or None
+        Rate of one NIC port per direction, 1e9 bit/s; default the accelerator's
+        ``scaleout_port_Gbps``.
+    """
+
+    ports: Count | None = None
+    rate_Gbps: Positive | None = None
 
 
 class ScaleOutSpec(DomainSpec):
-    """The scale-out fabric joining the supernodes' NICs."""
+    """The scale-out fabric joining the supernodes' NICs.
+
+    Parameters
+    ----------
+    nic : NicSpec
+        NIC ports and rate per accelerator.
+    rail_optimized : bool
+        Order the NICs rail by rail, so each leaf serves one rail of one scalable unit.
+    rails : int or None
+        Rails (>= 1); default: the supernode size.
+    """
 
     nic: NicSpec = Field(default_factory=NicSpec)
-    rail_optimized: bool = True
-    rails: int | None = Field(default=None, ge=1, description="rails; default: supernode size")
+    rail_optimized: Flag = True
+    rails: Count | None = None
 
 
 class ClusterSpec(SpecModel):
-    """A whole cluster file."""
+    """A whole cluster file (``oassim schema cluster``).
 
-    name: str
+    Parameters
+    ----------
+    name : str
+        Cluster name, used in reports.
+    description : str
+        One line for reports.
+    sources : list of str
+        Source ids (docs/sources.md) of the figures and the layout.
+    notes : str
+        Caveats: assumptions of the preset, figures that are not published.
+    accelerators : int
+        Accelerators to build, 1 to 1,048,576 (rounded up to whole supernodes).
+    accelerator : str or mapping
+        An accelerator preset of ``topologies/hardware/accelerators.yaml`` or an inline one.
+    supernode : DomainSpec or None
+        The scale-up domain, stamped once per supernode; None: every accelerator stands alone.
+    scale_out : ScaleOutSpec or None
+        The fabric joining the supernodes; None for a single supernode.
+    expected : mapping of str to float
+        Published totals to check against (``topo check``), e.g. ``optical_modules``.
+    """
+
+    name: Name
     description: str = ""
     sources: list[str] = Field(default_factory=list)
     notes: str = ""
-    accelerators: int = Field(gt=0, le=1_048_576)
-    accelerator: str | dict[str, Any]
+    accelerators: Annotated[int, Field(gt=0, le=1_048_576, strict=True)]
+    accelerator: _AcceleratorRef
     supernode: DomainSpec | None = None
     scale_out: ScaleOutSpec | None = None
-    expected: dict[str, float] = Field(
-        default_factory=dict, description="published totals to check against, e.g. optical_modules"
-    )
+    expected: dict[str, NonNegative] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _needs_some_fabric(self) -> "ClusterSpec":
@@ -266,6 +373,8 @@ def _resolve_domain(d: DomainSpec, extra: dict[str, Any], cat: Catalog, source: 
         _check_roles(kind, given, needed, set(getattr(family_mod, attr, ())), d.family, source, prefix)
     links = {r: _link_class(u, cat, source, f"{prefix}.links.{r}", modules) for r, u in d.links.items()}
     switches = {r: _switch_class(u, cat, source, f"{prefix}.switches.{r}") for r, u in d.switches.items()}
+    _check_links(lambda: family_mod.links_built(geometry, switches), f"one {d.family} {prefix}", source,
+                 f"{prefix}.spec")
     return ResolvedDomain(d.family, geometry, links, switches)
 
 
@@ -287,6 +396,25 @@ def _check_limits(geometry: Any, source: str, prefix: str) -> None:
     if size > MAX_COUNT:
         raise SpecError(f"{size:,} accelerators per domain is too large (at most {MAX_COUNT:,})", source=source,
                         path=prefix)
+
+
+# The most distinct links (graph edges) a cluster graph may hold. At about 1 kB per link
+# (networkx attribute dicts; measured on dgx-h100-superpod), 2**24 links take some 16 GB: a
+# geometry beyond it is refused before any graph is built, naming the count.
+MAX_LINKS = 1 << 24
+
+
+def _check_links(links: int | Callable[[], int], what: str, source: str, path: str) -> int:
+    """The (estimated) link count of ``what`` fits :data:`MAX_LINKS`; a family's sizing error
+    (a fat tree asked for more endpoints than its tiers hold) is a SpecError at ``path``."""
+    try:
+        n = links() if callable(links) else links
+    except ValueError as exc:
+        raise SpecError(str(exc), source=source, path=path) from None
+    if n > MAX_LINKS:
+        raise SpecError(f"{what} would wire {n:,} links, more than the {MAX_LINKS:,} a cluster graph may hold "
+                        "(about 1 kB each); use fewer accelerators or a smaller geometry", source=source, path=path)
+    return n
 
 
 def _check_roles(kind: str, given: dict, needed: tuple[str, ...], known: set[str], family: str, source: str,
@@ -369,6 +497,11 @@ def resolve_cluster(spec: ClusterSpec, source: str = "<cluster>", catalog: Catal
         rails = spec.scale_out.rails or size
         extra = {} if "endpoints" in spec.scale_out.spec else {"endpoints": built * nic_ports}
         so = _resolve_domain(spec.scale_out, extra, cat, source, "scale_out", modules)
+    total = built * nic_ports  # accelerator-NIC attachments
+    for dom, copies in ((sn, supernodes), (so, 1)):
+        if dom is not None:
+            total += copies * _family_module(dom.family).links_built(dom.spec, dom.switches)
+    _check_links(total, f"{built:,} accelerators on {supernodes:,} supernodes", source, "accelerators")
     return ResolvedCluster(
         spec=spec,
         source=source,

@@ -82,6 +82,7 @@ class ModelSpec(SpecModel):
     first_dense_layers : int
         Leading layers that are dense (FFN width ``ffn_hidden``) in a MoE model.
     norm : {"layernorm", "rmsnorm"}, optional
+        Normalisation layer; default by activation (LayerNorm for gelu, RMSNorm for swiglu).
     bias : bool, optional
         Linear layers carry biases.
     position : {"learned", "rope"}, optional

@@ -58,6 +58,29 @@ def test_copper_beyond_reach_is_caught(cluster_file):
     assert "10 m exceeds reach 3 m" in vs[0].message
 
 
+def test_optical_beyond_module_reach_is_caught(cluster_file, capsys):
+    """A 10 km run of SR4 multimode optics (50 m reach, docs/sources.md S65) breaks the optical reach rule."""
+
+    def edit(d):
+        d["scale_out"]["links"]["host"] = {"technology": "ib-ndr", "module": "osfp-400g-sr4", "length_m": 10_000}
+
+    vs = [v for v in _violations(cluster_file(edit)) if v.rule == "optical-reach"]
+    assert len(vs) == 32  # every host link, and no other link
+    assert all("host" in v.component for v in vs)
+    assert "10000 m exceeds module osfp-400g-sr4's reach 50 m" in vs[0].message
+    assert main(["topo", "check", str(cluster_file(edit))]) == 1
+    assert "[optical-reach]" in capsys.readouterr().out
+
+
+def test_optical_within_module_reach_passes(cluster_file):
+    """A 500 m DR4 run is exactly at its module's reach: no optical-reach violation."""
+
+    def edit(d):
+        d["scale_out"]["links"]["leaf_spine"]["length_m"] = 500
+
+    assert "optical-reach" not in _rules(cluster_file(edit))
+
+
 def test_unconnected_accelerator_ports_are_caught(cluster_file):
     """Wiring 16 of an H100's 18 NVLink ports leaves 2 unconnected on every GPU."""
 

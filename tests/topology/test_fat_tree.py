@@ -107,9 +107,9 @@ def test_tiers_auto_and_capacity_error():
     """tiers=None picks 2 up to k*d endpoints and 3 beyond; too many for the tier count names the maximum."""
     assert ft.sizing(ft.Spec(endpoints=2048), 64).tiers == 2
     assert ft.sizing(ft.Spec(endpoints=2049), 64).tiers == 3
-    with pytest.raises(ValueError, match="2-tier maximum of 2048"):
+    with pytest.raises(ValueError, match="2 tiers of radix-64 switches hold at most 2,048 endpoints; asked 2,049"):
         ft.sizing(ft.Spec(endpoints=2049, tiers=2), 64)
-    with pytest.raises(ValueError, match="3-tier maximum of 65536"):
+    with pytest.raises(ValueError, match="3 tiers of radix-64 switches hold at most 65,536 endpoints; asked 65,537"):
         ft.sizing(ft.Spec(endpoints=65537), 64)
 
 
@@ -118,8 +118,11 @@ def test_tiers_auto_and_capacity_error():
     [
         ({"endpoints": 8, "oversubscription": 0.5}, "greater than or equal to 1"),
         ({"endpoints": 8, "tiers": 2, "spine_oversubscription": 2.0}, "applies only to 3 tiers"),
-        ({"endpoints": 8, "planes": 0}, "greater than or equal to 1"),
-        ({"endpoints": 8, "tiers": 4}, "Input should be 2 or 3"),
+        ({"endpoints": 8, "planes": 0}, "greater than 0"),
+        ({"endpoints": 8, "tiers": 4}, "less than or equal to 3"),
+        ({"endpoints": 8, "tiers": 2.0}, "valid integer"),
+        ({"endpoints": True}, "valid integer"),
+        ({"endpoints": 8, "oversubscription": float("inf")}, "finite number"),
     ],
 )
 def test_spec_validation(kw, msg):
@@ -299,3 +302,31 @@ def test_router_rejects_non_endpoints():
     leaf = nodes_of(g, tier="leaf")[0]
     with pytest.raises(ValueError, match="not an endpoint"):
         r.node_paths(np.array([leaf]), np.array([0]), 0)
+
+
+@pytest.mark.parametrize("spec", [dict(endpoints=64), dict(endpoints=2048), dict(endpoints=3000),
+                                  dict(endpoints=5000, oversubscription=3.0, planes=2),
+                                  dict(endpoints=40_000, spine_oversubscription=2.0)])
+def test_links_built_is_the_edge_count(spec):
+    """links_built (the up-front size estimate) equals the edges the builder actually wires."""
+    g = _build(64, **spec)
+    assert ft.links_built(ft.Spec(**spec), _switches(64)) == g.number_of_edges()
+
+
+def test_capacity_is_refused_before_any_graph_is_built(monkeypatch, capsys):
+    """A million endpoints on 3 tiers of radix-64 switches is exit 2 naming the real limit, and no graph is built."""
+    import oassim.topology.cluster as cluster
+    from oassim.cli import main
+    from oassim.topology.registry import FAMILIES
+
+    def no_graph(*args, **kwargs):
+        raise AssertionError("a graph was built")
+
+    monkeypatch.setattr(cluster, "new_graph", no_graph)
+    for name, (spec_model, _) in list(FAMILIES.items()):
+        monkeypatch.setitem(FAMILIES, name, (spec_model, no_graph))
+    assert main(["topo", "info", "dgx-h100-superpod", "-n", "1048576"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "scale_out.spec: fat_tree: 3 tiers of radix-64 switches hold at most 65,536 endpoints; " \
+           "asked 1,048,576" in err

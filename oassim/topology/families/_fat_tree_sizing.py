@@ -98,11 +98,10 @@ def sizing(spec: Spec, radix: int, n_endpoints: int | None = None) -> Sizing:
     tiers = spec.tiers or (2 if e <= max2 else 3)
     cap = max2 if tiers == 2 else max3
     if e > cap:
-        raise ValueError(
-            f"fat_tree: {e} endpoints exceed the {tiers}-tier maximum of {cap} with radix {k} "
-            f"(oversubscription {spec.oversubscription:g}, spine_oversubscription "
-            f"{spec.spine_oversubscription:g})"
-        )
+        ratios = "" if (spec.oversubscription, spec.spine_oversubscription) == (1.0, 1.0) else (
+            f" at oversubscription {spec.oversubscription:g}, spine_oversubscription {spec.spine_oversubscription:g}")
+        raise ValueError(f"fat_tree: {tiers} tiers of radix-{k} switches hold at most {cap:,} endpoints{ratios}; "
+                         f"asked {e:,}")
     leaves = -(-e // d)
     if tiers == 2:
         s = -(-leaves * u // k) if leaves > 1 else 0

@@ -21,8 +21,9 @@ from typing import Any, Mapping
 
 import networkx as nx
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
+from oassim.hardware.models import Count, count_at_least
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
@@ -67,12 +68,12 @@ class Spec(SpecModel):
         L2 switches per sub-plane (>= 1).
     """
 
-    nodes: int = Field(ge=2)
-    accelerators_per_node: int = Field(ge=1)
-    l1_per_node: int = Field(ge=1)
-    links_per_l1: int = Field(ge=1)
-    l1_uplinks: int = Field(ge=1)
-    l2_per_plane: int = Field(ge=1)
+    nodes: count_at_least(2)  # type: ignore[valid-type]
+    accelerators_per_node: Count
+    l1_per_node: Count
+    links_per_l1: Count
+    l1_uplinks: Count
+    l2_per_plane: Count
 
     @model_validator(mode="after")
     def _check(self) -> "Spec":
@@ -98,6 +99,11 @@ class Spec(SpecModel):
 def roles_needed(spec: Spec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(link roles, switch roles) this geometry uses: all of them for this family."""
     return LINK_ROLES, SWITCH_ROLES
+
+
+def links_built(spec: Spec, switches: Mapping[str, SwitchClass] | None = None) -> int:
+    """Distinct links (graph edges) one build adds: accelerator-L1 and L1-L2 bundles."""
+    return spec.size * spec.l1_per_node + spec.nodes * spec.l1_per_node * spec.l2_per_plane
 
 
 def build(

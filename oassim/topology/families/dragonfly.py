@@ -36,8 +36,9 @@ from typing import Any, Literal, Mapping
 
 import networkx as nx
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
+from oassim.hardware.models import Count, count_at_least
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
@@ -81,12 +82,12 @@ class Spec(SpecModel):
         Endpoints attached (default ``a*p*g``; fewer fill routers in order).
     """
 
-    routers_per_group: int = Field(ge=1)
-    terminals_per_router: int = Field(ge=1)
-    global_links_per_router: int = Field(ge=1)
-    groups: int = Field(ge=2)
+    routers_per_group: Count
+    terminals_per_router: Count
+    global_links_per_router: Count
+    groups: count_at_least(2)  # type: ignore[valid-type]
     global_arrangement: Literal["consecutive"] = "consecutive"
-    endpoints: int | None = Field(default=None, ge=1)
+    endpoints: Count | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "Spec":
@@ -161,6 +162,13 @@ def global_links(spec: Spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     v = j * a + owner[g - dl, t]
     pairs, count = np.unique(np.stack([u, v], axis=1), axis=0, return_counts=True)
     return pairs[:, 0], pairs[:, 1], count.astype(np.int64)
+
+
+def links_built(spec: Spec, switches: Mapping[str, SwitchClass] | None = None) -> int:
+    """Distinct links (graph edges) one build adds, at least: hosts and every group's local
+    all-to-all (global links come on top)."""
+    a = spec.routers_per_group
+    return spec.n_endpoints + spec.groups * a * (a - 1) // 2
 
 
 def build(

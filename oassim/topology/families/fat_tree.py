@@ -36,12 +36,13 @@ links draws ``c`` times the traffic of a single link, as port-level ECMP does.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Mapping
 
 import networkx as nx
 import numpy as np
 from pydantic import Field, model_validator
 
+from oassim.hardware.models import Count, ratio_at_least
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
@@ -85,11 +86,11 @@ class Spec(SpecModel):
         Identical, independent fabric planes; each endpoint has one port into each (>= 1).
     """
 
-    endpoints: int | None = Field(default=None, ge=1)
-    tiers: Literal[2, 3] | None = None
-    oversubscription: float = Field(default=1.0, ge=1.0)
-    spine_oversubscription: float = Field(default=1.0, ge=1.0)
-    planes: int = Field(default=1, ge=1)
+    endpoints: Count | None = None
+    tiers: Annotated[int, Field(ge=2, le=3, strict=True)] | None = None
+    oversubscription: ratio_at_least(1.0) = 1.0  # type: ignore[valid-type]
+    spine_oversubscription: ratio_at_least(1.0) = 1.0  # type: ignore[valid-type]
+    planes: Count = 1
 
     @model_validator(mode="after")
     def _check(self) -> "Spec":
@@ -99,6 +100,24 @@ class Spec(SpecModel):
                 "but tiers = 2: a 2-tier spine has no uplinks"
             )
         return self
+
+
+def links_built(spec: Spec, switches: Mapping[str, SwitchClass] | None = None,
+                n_endpoints: int | None = None) -> int:
+    """Distinct links (graph edges) one build adds, from the sizing rule; sizing a fabric the
+    tier count cannot hold raises the capacity error here, before any graph is built.
+
+    Raises
+    ------
+    ValueError
+        The endpoints exceed what the tier count holds with the leaf switch's radix.
+    """
+    sz = sizing(spec, _radix(switches, None), n_endpoints)
+    if sz.tiers == 2:
+        up = sz.leaves * min(sz.up, sz.spines_per_pod)
+    else:
+        up = sz.leaves * sz.up + sz.up * sz.pods * min(sz.spine_up, sz.cores_per_group)
+    return sz.planes * (sz.endpoints + up)
 
 
 def build(

@@ -19,11 +19,11 @@ rack, so ``pod`` is the rack. With one or two dimensions everything is pod 0.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import networkx as nx
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
@@ -62,8 +62,8 @@ class Spec(SpecModel):
         (same length as ``dims``, each >= 1).
     """
 
-    dims: list[int] = Field(min_length=1, max_length=MAX_DIMS)
-    links_per_dim: list[int]
+    dims: Annotated[list[StrictInt], Field(min_length=1, max_length=MAX_DIMS)]
+    links_per_dim: list[StrictInt]
 
     @model_validator(mode="after")
     def _check(self) -> "Spec":
@@ -106,6 +106,11 @@ def _require(links: Mapping[str, LinkClass], spec: Spec) -> None:
             f"fullmesh: missing link part(s) for role(s) {missing}; "
             f"a {len(spec.dims)}-D mesh needs {_roles(spec)}"
         )
+
+
+def links_built(spec: Spec, switches: Mapping[str, SwitchClass] | None = None) -> int:
+    """Distinct links (graph edges) one build adds: each pair along each dimension once."""
+    return sum(spec.size * (k - 1) // 2 for k in spec.dims)
 
 
 def build(

@@ -21,8 +21,9 @@ from typing import Any, Mapping
 
 import networkx as nx
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
+from oassim.hardware.models import Count, count_at_least
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
@@ -63,9 +64,9 @@ class Spec(SpecModel):
         Scale-up links per accelerator (>= ``switches``), spread round-robin over the chips.
     """
 
-    size: int = Field(ge=2)
-    switches: int = Field(ge=1)
-    links_per_accelerator: int = Field(ge=1)
+    size: count_at_least(2)  # type: ignore[valid-type]
+    switches: Count
+    links_per_accelerator: Count
 
     @model_validator(mode="after")
     def _check(self) -> "Spec":
@@ -91,6 +92,11 @@ def links_per_switch(spec: Spec) -> np.ndarray:
     s = np.arange(spec.switches)
     base, extra = divmod(spec.links_per_accelerator, spec.switches)
     return (base + (s < extra)).astype(np.int64)
+
+
+def links_built(spec: Spec, switches: Mapping[str, SwitchClass] | None = None) -> int:
+    """Distinct links (graph edges) one build adds: every accelerator to every switch chip."""
+    return spec.size * spec.switches
 
 
 def build(

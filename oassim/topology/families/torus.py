@@ -25,12 +25,13 @@ design-rule checker, power and cost.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Mapping
 
 import networkx as nx
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
+from oassim.hardware.models import Count
 from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts
@@ -77,10 +78,10 @@ class Spec(SpecModel):
         Ports of each OCS; checked against the ports the circuits need. Only with ``cube``.
     """
 
-    dims: list[int] = Field(min_length=2, max_length=3)
-    links_per_neighbor: int = Field(default=1, ge=1)
-    cube: list[int] | None = None
-    ocs_ports: int | None = Field(default=None, ge=1)
+    dims: Annotated[list[StrictInt], Field(min_length=2, max_length=3)]
+    links_per_neighbor: Count = 1
+    cube: list[StrictInt] | None = None
+    ocs_ports: Count | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "Spec":
@@ -156,6 +157,11 @@ def roles_needed(spec: Spec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if spec.cube is None:
         return ("ici",), ()
     return LINK_ROLES, SWITCH_ROLES
+
+
+def links_built(spec: Spec, switches: Mapping[str, SwitchClass] | None = None) -> int:
+    """Distinct links (graph edges) one build adds: one ring per line of each dimension."""
+    return sum(spec.size // k * _ring_edges(k) for k in spec.dims)
 
 
 def build(
