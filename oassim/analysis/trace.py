@@ -8,7 +8,7 @@ stream (compute, its idle intervals, one communication stream per parallel dimen
 one counter track per link tier with its utilisation over time (from ``link_util``). Tables
 (``link_util``, ``ops``, ``collectives``) are written as Parquet through pyarrow.
 
-Why here: exports are pure functions of Results (DESIGN.md decision 8) and write only when
+Why here: exports are pure functions of Results (docs/architecture.md decision 8) and write only when
 asked; every file is written atomically (a temporary file in the same folder, then
 ``os.replace``), so a crash never leaves a half-written file behind.
 

@@ -1,6 +1,6 @@
 """JSON Schema export of the hardware spec formats.
 
-DESIGN.md decision 2: a spec's JSON Schema can be exported, so a standards committee can
+docs/architecture.md decision 2: a spec's JSON Schema can be exported, so a standards committee can
 publish the format. Each field's numpydoc line (meaning and unit) becomes its description.
 """
 
