@@ -131,7 +131,9 @@ def busbw_curve(path: str | Path, hardware: str = "A100") -> tuple[np.ndarray, n
     pts = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
-            if r["collective"] == "all_reduce" and r["num_gpus"] == "8" and hardware in r["hardware"]:
+            # one measured curve: the full table also holds other sources' 8-GPU points, some without a size
+            if (r["collective"] == "all_reduce" and r["num_gpus"] == "8" and hardware in r["hardware"]
+                    and r["source_id"] == "S19"):
                 pts.append((float(r["msg_size_bytes"]), float(r["busbw_GBps"]) * 1e9))
     pts.sort()
     return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])

@@ -117,3 +117,9 @@ def test_calibrate_command_prints_the_table(capsys):
     assert cal.main(["--data", str(DATA)]) == 0
     out = capsys.readouterr().out
     assert "launch_overhead_us" in out and "C0048" in out and "worst held-out error" in out
+
+
+def test_default_rows_come_from_the_shipped_table():
+    """Without --data the fit reads the shipped table, whose rows equal the tests/data copies."""
+    assert cal.default_data() == SHIPPED
+    assert cal.load_rows() == cal.load_rows(DATA)

@@ -95,3 +95,13 @@ def test_copied_rows_match_shipped_calibration():
     shared = {r["row_id"]: r for r in csv.DictReader(open(SHIPPED))}
     for r in csv.DictReader(open(TRAIN)):
         assert r == shared[r["row_id"]]
+
+
+def test_default_data_is_the_shipped_tables_and_fits_the_same(capsys):
+    """With no paths the fit reads the shipped tables and prints what it prints on the copies."""
+    assert F.default_data() == (SHIPPED, calibration_csv("collectives"))
+    assert F.main([]) == 0
+    shipped = capsys.readouterr().out.splitlines()
+    assert F.main(["--training", str(TRAIN), "--collectives", str(COLL)]) == 0
+    copies = capsys.readouterr().out.splitlines()
+    assert shipped[0].startswith("data: ") and shipped[1:] == copies[1:]
