@@ -269,7 +269,7 @@ optical modules the wiring needs (two per optical link, one at each end).
 
 For context only (not model outputs, not used below), the reference quotes third-party
 estimates of whole-supernode power: GB200 NVL72 rack ~120 kW, or 145 kW (SemiAnalysis);
-CloudMatrix384 559 kW, about 1.46 kW per NPU all-in (`shared/reference/hardware.md`, table
+CloudMatrix384 559 kW, about 1.46 kW per NPU all-in (`docs/sources.md`, table
 B1, both marked as estimates)."""),
     ("code", """\
 def power_per_accelerator(info):

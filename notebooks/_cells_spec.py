@@ -34,7 +34,7 @@ Quick results are a smoke test: **they are not comparable with full ones** (the 
 `oas-bench-1.0-quick`, and the report say so). Set `SUITE = "full"` to run the full suite here.
 
 Every number below is computed by oassim from the spec files, whose figures come from
-`shared/reference/hardware.md` with source ids in their comments; a figure no source publishes is
+`docs/sources.md` with source ids in their comments; a figure no source publishes is
 left unset and reported as unknown, never guessed. The suite itself (reference cluster, sizes,
 workloads, scoring) is documented in `docs/oas-bench.md`.
 

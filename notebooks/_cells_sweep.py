@@ -217,7 +217,7 @@ ax2.set_title("busiest link's utilisation");"""),
     ("md", """\
 ## 6. Throughput against cost: Pareto fronts
 
-**Cost is unknown.** The project's hardware reference (`shared/reference/hardware.md`) publishes
+**Cost is unknown.** The project's hardware sources (`docs/sources.md`) publish
 no citable price for the GPUs, switches, NICs or optics of these clusters, so
 `cost_USD_per_accelerator` is empty for every point (the next cell checks it and lists the
 unpriced parts); oassim never substitutes a guessed price. The fronts below therefore use the

@@ -1,6 +1,6 @@
 """oassim: a discrete-event simulator of 10k-card AI supernode clusters.
 
-Layers, bottom to top (DESIGN.md): hardware -> topology -> network -> collectives ->
+Layers, bottom to top (docs/architecture.md): hardware -> topology -> network -> collectives ->
 workload -> scheduler -> analysis -> experiments -> cli. Importing the package does no work:
 ``oassim.run`` (the composition root, :func:`oassim.experiments.runner.run`) loads on first use.
 """

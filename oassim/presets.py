@@ -1,6 +1,6 @@
 """Where preset YAML files are found.
 
-Presets are plain YAML files a user copies and edits (DESIGN.md). They live in the
+Presets are plain YAML files a user copies and edits (docs/architecture.md). They live in the
 repository's ``topologies/`` and ``workloads/`` folders; ``OASSIM_PRESET_PATH`` (a list of
 folders separated by ``os.pathsep``) is searched first, so a user can keep their own.
 """

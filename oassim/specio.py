@@ -1,6 +1,6 @@
 """Loading spec files into validated models, with one-line errors.
 
-DESIGN.md decision 2: every spec file maps to a pydantic model; unknown keys and impossible
+docs/architecture.md decision 2: every spec file maps to a pydantic model; unknown keys and impossible
 values are errors that name the offending path and the allowed values. This module is the
 only place that turns YAML text and pydantic ``ValidationError`` objects into
 :class:`~oassim.errors.SpecError` lines, so every layer reports bad input the same way.
@@ -29,7 +29,7 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 
-# Keys that carry a physical quantity must name their unit (DESIGN.md decision 1). When a
+# Keys that carry a physical quantity must name their unit (docs/architecture.md decision 1). When a
 # user writes the bare quantity, say which unit-suffixed spellings exist.
 _UNIT_SUFFIX = re.compile(r"_(GBps|TBps|Gbps|Tbps|GB|GiB|TB|TFLOPS|PFLOPS|ns|us|ms|s|W|kW|m|USD|pct)$")
 

@@ -1,4 +1,4 @@
-"""The package keeps the dependency order of DESIGN.md (import-linter contract in setup.cfg)."""
+"""The package keeps the dependency order of docs/architecture.md (import-linter contract in setup.cfg)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_import_layers_follow_design_order():
 
 
 def test_importing_the_package_does_no_work():
-    """`import oassim` loads no heavy dependency (no work at import, STYLE.md)."""
+    """`import oassim` loads no heavy dependency (no work at import, docs/architecture.md, conventions)."""
     code = ("import sys, oassim; "
             "print(','.join(m for m in ('numba', 'networkx', 'pandas', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

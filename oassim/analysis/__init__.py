@@ -1,6 +1,6 @@
-"""oassim.analysis layer (see DESIGN.md): metrics, bottleneck report and exports of Results.
+"""oassim.analysis layer (see docs/architecture.md): metrics, bottleneck report and exports of Results.
 
-Everything here is a pure function of :class:`~oassim.scheduler.results.Results` (DESIGN.md
+Everything here is a pure function of :class:`~oassim.scheduler.results.Results` (docs/architecture.md
 decision 8): :mod:`~oassim.analysis.metrics` computes the headline metrics (iteration time,
 tokens/s, MFU, HFU, exposed communication, bubble, breakdown); :mod:`~oassim.analysis.report`
 says in plain words what limits an iteration and what would help; :mod:`~oassim.analysis.trace`

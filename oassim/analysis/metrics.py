@@ -1,12 +1,12 @@
 """Training metrics of a simulated iteration: pure functions of :class:`~oassim.scheduler.results.Results`.
 
-What is computed (names as in ``docs/metrics.md`` and DESIGN.md "Metric definitions"), with
+What is computed (names as in ``docs/metrics.md`` and docs/architecture.md "Metric definitions"), with
 ``T`` the iteration time, ``n`` the accelerators, ``P`` the dense peak FLOP/s per accelerator
 at the run's precision (``plan.peak_flops``):
 
 - ``iteration_time_s`` = T: wall time of one optimizer step, all micro-batches included.
 - ``tokens_per_s`` = tokens per iteration / T (global batch x sequence length / T).
-- ``tflops_per_accelerator`` = F_model / (n T) / 1e12, with F_model the DESIGN.md model FLOPs
+- ``tflops_per_accelerator`` = F_model / (n T) / 1e12, with F_model the docs/architecture.md model FLOPs
   ``(6 N_nonembedding + 12 l h s) * tokens`` (active experts only for MoE; no recomputation).
 - ``hfu_tflops_per_accelerator`` = F_hw / (n T) / 1e12, F_hw = F_model + recomputed FLOPs.
 - ``mfu`` = F_model / (n T P); ``hfu`` = F_hw / (n T P).

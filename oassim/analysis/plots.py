@@ -7,11 +7,11 @@ pipeline bubble, optimizer), how busy each link tier is (:func:`tier_heatmap`), 
 designs are worth their cost (:func:`pareto_front`, with the pure :func:`pareto_mask`).
 
 Why DataFrames and not Results: a sweep, a notebook comparing four supernodes and a stored
-Parquet table all end up as frames of flat records (DESIGN.md decision 8), so each plot takes
+Parquet table all end up as frames of flat records (docs/architecture.md decision 8), so each plot takes
 a frame and column names and works on any of them. Every function draws on the matplotlib
 ``ax`` it is given (or on a new figure when ``ax`` is None) and returns that ax; none calls
 ``plt.show()`` or writes a file (the caller decides). matplotlib is imported inside the
-functions only, so ``import oassim.analysis`` stays free of it (STYLE.md: no work at import).
+functions only, so ``import oassim.analysis`` stays free of it (docs/architecture.md, conventions: no work at import).
 
 Axis labels come from the column names with their unit suffix made readable
 (:func:`axis_label`: ``busbw_GBps`` -> "busbw (GB/s)", ``tokens_per_s`` -> "tokens/s").
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["axis_label", "line", "sweep_points", "busbw_curves", "bars", "breakdown_bars", "tier_heatmap",
            "pareto_mask", "pareto_front"]
 
-# Unit suffixes of column names (DESIGN.md decision 1) and how a reader writes them; longest
+# Unit suffixes of column names (docs/architecture.md decision 1) and how a reader writes them; longest
 # suffix first so that "_GBps" wins over "_s".
 _UNITS = (
     ("_per_s", "/s"), ("_TFLOPS", " (TFLOP/s)"), ("_GBps", " (GB/s)"), ("_TBps", " (TB/s)"),
@@ -303,7 +303,7 @@ def busbw_curves(df: pd.DataFrame, size: str = "size_bytes", busbw: str = "busbw
     """Bus bandwidth against message size, nccl-tests style: one curve per ``hue`` value.
 
     The size axis is logarithmic in base 2 with sizes written as nccl-tests does (``1M``,
-    ``1G``); busbw follows the nccl-tests definition (DESIGN.md "Metric definitions"), as in
+    ``1G``); busbw follows the nccl-tests definition (docs/architecture.md "Metric definitions"), as in
     the ``busbw_GBps`` column of :class:`~oassim.collectives.CollectiveResult` rows.
 
     Parameters

@@ -10,9 +10,9 @@ over time (from ``link_util``). Two levels of detail: one event per operation (`
 one per micro-batch phase and track (``phases``, the default: a viewer opens it at once).
 Tables (``link_util``, ``ops``, ``collectives``) are written as Parquet through pyarrow.
 
-Why here: exports are pure functions of Results and write only when asked; every file is
-written atomically (a temporary file in the same folder, then ``os.replace``), so a crash
-never leaves a half-written file behind.
+Why here: exports are pure functions of Results (docs/architecture.md decision 8) and write only when
+asked; every file is written atomically (a temporary file in the same folder, then
+``os.replace``), so a crash never leaves a half-written file behind.
 
 Format reference: "Trace Event Format" (Google, the document linked from the Catapult
 project): ``X`` events carry ``name, cat, ph, ts, dur, pid, tid, args``; ``M`` metadata

@@ -70,7 +70,7 @@ def _run_parser(sub: Any) -> None:
     r = sub.add_parser(
         "run",
         help="simulate one training iteration of a scenario and report throughput and bottlenecks",
-        description="Simulate one training iteration of a scenario file (DESIGN.md 'Scenario files') and "
+        description="Simulate one training iteration of a scenario file (docs/architecture.md 'Scenario files') and "
         "print iteration time, tokens/s, TFLOP/s per accelerator, MFU, HFU, memory, the time breakdown "
         "and the bottleneck findings.",
     )

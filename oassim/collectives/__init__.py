@@ -1,6 +1,6 @@
 """oassim.collectives: collective operations as phases of flows, costed on a network model.
 
-DESIGN.md decision 6. A :class:`CollectiveRequest` (op, nccl-tests size, concurrent groups,
+docs/architecture.md decision 6. A :class:`CollectiveRequest` (op, nccl-tests size, concurrent groups,
 algorithm) is turned by an algorithm of :data:`ALGORITHMS` into phases of rank-to-rank flows;
 the :class:`CollectiveEngine` costs them on a network model (``analytical`` or ``flow``) with
 the achievable fractions and overheads of a :class:`Tuning` profile, memoised, and answers a

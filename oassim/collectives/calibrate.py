@@ -2,10 +2,10 @@
 
     python -m oassim.collectives.calibrate [--data CSV] [--network analytical|flow]
 
-What is fitted (DESIGN.md: efficiency parameters belong to the hardware and framework
+What is fitted (docs/architecture.md: efficiency parameters belong to the hardware and framework
 generation, and a fit tested on its own rows proves nothing). Four numbers of the
 ``nccl-2.18`` profile, from 8-GPU all-reduce bus bandwidth at sizes >= 64 MiB
-(``shared/calibration/collectives.csv``, source S19, NCCL 2.18.5):
+(``oassim/data/calibration/collectives.csv``, calibration source S19, NCCL 2.18.5):
 
 - ``nvlink`` achievable fraction, one value for NVLink 3/4/5 (same NCCL protocol);
 - ``in_network_efficiency`` (NVLS);
@@ -14,7 +14,7 @@ generation, and a fit tested on its own rows proves nothing). Four numbers of th
 Fit rows: :data:`FIT_ROWS` (A100 at 64M, 256M, 1G, 4G; H100 at 64M and 8G). Every other row
 of :data:`ROWS` is held out for checking, including the H200 curve (same NVLink 4 /
 NVSwitch gen3 fabric, NCCL 2.20.5), plus the NVIDIA figure for NVLink 4 *ring* all-reduce,
-370 GB/s (hardware.md B1-1), which no fitted row constrains.
+370 GB/s (docs/sources.md B1-1), which no fitted row constrains.
 
 How: each row is costed by the engine (8 ranks = one node of the preset, the algorithm the
 source states or NCCL uses there: ring on A100, NVLS = ``in_network`` on H100/H200). The
@@ -47,6 +47,7 @@ import numpy as np
 from oassim.collectives.engine import CollectiveEngine
 from oassim.collectives.ops import CollectiveRequest, busbw_factor, format_size
 from oassim.collectives.tuning import Tuning
+from oassim.data import calibration_csv
 from oassim.errors import SpecError
 
 __all__ = [
@@ -73,7 +74,7 @@ SYSTEMS: dict[str, tuple[str, str]] = {
 }
 #: link technologies sharing the fitted NVLink fraction
 NVLINK: tuple[str, ...] = ("nvlink3", "nvlink4", "nvlink5")
-#: hardware.md B1-1: NVIDIA slide, NVLink 4 ring all-reduce busbw (8 GPUs, large messages)
+#: docs/sources.md B1-1: NVIDIA slide, NVLink 4 ring all-reduce busbw (8 GPUs, large messages)
 REFERENCE_RING_NVLINK4 = ("B1-1", "H100", "ring", 8 * 2**30, 370.0)
 
 
@@ -140,14 +141,8 @@ def make_tuning(launch_us: float, step_us: float, eta_link: float, eta_inr: floa
 
 
 def default_data() -> Path:
-    """The rows copied into the repository's tests/data, else shared/calibration."""
-    root = Path(__file__).resolve().parents[2]
-    for p in (root / "tests" / "data" / "collectives_allreduce_8gpu.csv",
-              root.parent / "shared" / "calibration" / "collectives.csv"):
-        if p.is_file():
-            return p
-    raise SpecError("no calibration data found (tests/data/collectives_allreduce_8gpu.csv or "
-                    "../shared/calibration/collectives.csv); pass --data")
+    """The shipped calibration table ``oassim/data/calibration/collectives.csv``."""
+    return calibration_csv("collectives")
 
 
 def load_rows(path: str | Path | None = None, ids: tuple[str, ...] = ROWS) -> list[Row]:
@@ -260,9 +255,9 @@ def evaluate(tuning: Tuning, rows: list[Row], fit_ids: tuple[str, ...] = FIT_ROW
 
 
 def reference_check(tuning: Tuning, network: str = "analytical") -> RowError:
-    """The held-out hardware.md B1-1 NVLink 4 ring figure (370 GB/s at 8 GiB)."""
+    """The held-out docs/sources.md B1-1 NVLink 4 ring figure (370 GB/s at 8 GiB)."""
     src, hw, algo, size, bus = REFERENCE_RING_NVLINK4
-    row = Row(src, "hardware.md", hw + " (NVIDIA slide, ring)", size, bus, "")
+    row = Row(src, "docs/sources.md", hw + " (NVIDIA slide, ring)", size, bus, "")
     t = predict(tuning, SYSTEMS[hw][0], algo, size, network)
     return RowError(row, "check", algo, size * busbw_factor("all_reduce", 8) / t / 1e9)
 

@@ -1,6 +1,6 @@
 """The collective engine: costs an algorithm's phases on a network model, memoised.
 
-What is modelled (DESIGN.md decision 6). A request's algorithm gives phases of rank-to-rank
+What is modelled (docs/architecture.md decision 6). A request's algorithm gives phases of rank-to-rank
 flows; the engine maps ranks to fabric nodes and asks the network model how long each phase
 takes with the flows of *every* concurrent group in one ``Flows``, so groups contend for the
 links they share. Phase ``i`` then costs

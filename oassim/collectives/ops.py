@@ -5,8 +5,8 @@ What is modelled: the operations of NCCL / MPI collectives that training traffic
 broadcast, reduce, point-to-point send/recv), the byte-count convention of nccl-tests, and the
 bus-bandwidth factors that turn an algorithm bandwidth into the figure nccl-tests prints.
 
-Why nccl-tests conventions: published collective curves (``shared/calibration/``) are
-nccl-tests output, and DESIGN.md fixes algbw and busbw to its definitions
+Why nccl-tests conventions: published collective curves (``oassim/data/calibration/``) are
+nccl-tests output, and docs/architecture.md fixes algbw and busbw to its definitions
 (nccl-tests ``doc/PERFORMANCE.md``). ``size_bytes`` is therefore the per-rank buffer size that
 nccl-tests prints: the (input = output) buffer of all-reduce, broadcast and reduce, the input
 of reduce-scatter (each rank keeps ``size/n``), the *output* of all-gather (each rank
@@ -15,7 +15,7 @@ included), and the message of send/recv.
 
 A request carries every group that runs the collective at the same moment (say every
 data-parallel group of a job) as one ``(G, n)`` array of ranks, so that the engine can cost
-them together on shared links (DESIGN.md decision 6). Bad input raises
+them together on shared links (docs/architecture.md decision 6). Bad input raises
 :class:`~oassim.errors.SpecError`: one line, exit status 2 in the CLI.
 """
 

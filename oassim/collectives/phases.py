@@ -1,4 +1,4 @@
-"""Phases: what a collective algorithm turns a request into (DESIGN.md decision 6).
+"""Phases: what a collective algorithm turns a request into (docs/architecture.md decision 6).
 
 What is modelled: a phase is a set of rank-to-rank flows that run at the same moment, plus
 two counts. ``repeat`` says how many times the same phase runs back to back (a ring

@@ -1,6 +1,6 @@
 """What the collective engine answers: time, nccl-tests bandwidths, links and bottleneck.
 
-Metric definitions (DESIGN.md, nccl-tests ``doc/PERFORMANCE.md``): ``algbw = size / time``
+Metric definitions (docs/architecture.md, nccl-tests ``doc/PERFORMANCE.md``): ``algbw = size / time``
 with ``size`` the nccl-tests size of the request; ``busbw = algbw * factor`` with factor
 ``2(n-1)/n`` for all-reduce, ``(n-1)/n`` for reduce-scatter, all-gather and all-to-all, 1 for
 broadcast, reduce and send/recv. Per link: payload bytes carried over the whole collective

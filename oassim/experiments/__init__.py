@@ -1,9 +1,9 @@
 """oassim.experiments: scenario files, the composition root ``run()``, and run outputs.
 
-DESIGN.md, "Scenario files": a scenario (cluster, workload, parallelism, network, seed) is one
+docs/architecture.md, "Scenario files": a scenario (cluster, workload, parallelism, network, seed) is one
 YAML file validated by :class:`Scenario`; :func:`run` wires scenario -> cluster -> fabric ->
-plan -> simulation -> Results (STYLE.md "one composition root"); :func:`write_outputs`
-writes a finished run's files (only when asked; DESIGN.md decision 8).
+plan -> simulation -> Results (docs/architecture.md, conventions "one composition root"); :func:`write_outputs`
+writes a finished run's files (only when asked; docs/architecture.md decision 8).
 """
 
 from oassim.experiments.outputs import report_dict, write_outputs

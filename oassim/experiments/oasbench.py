@@ -126,7 +126,7 @@ class Reference:
         gets its own maximum (reported).
     lane_budget : int
         Scale-up lanes per accelerator when a spec does not state its ports per accelerator
-        (36 = GB200: 18 NVLink 5 links x 2 lanes, hardware.md A2 [S2]).
+        (36 = GB200: 18 NVLink 5 links x 2 lanes, docs/sources.md A2 [S2]).
     scaleup_cable_m : float
         Accelerator-to-switch cable length of a scale-up candidate (in-rack), m.
     scale_out : mapping

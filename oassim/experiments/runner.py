@@ -1,12 +1,12 @@
 """The composition root: scenario -> cluster -> fabric -> plan -> simulation -> Results.
 
-What it does: :func:`run` is the one place where the layers are wired together (STYLE.md,
+What it does: :func:`run` is the one place where the layers are wired together (docs/architecture.md, conventions,
 "one composition root"); the ``oassim run`` command, ``oassim.run`` and notebooks all call
 it. It loads and validates the scenario (:mod:`oassim.experiments.scenario`), builds and
 freezes the cluster (``oassim.topology``), compiles the training plan (``oassim.workload``),
 replays it (``oassim.scheduler.simulate``) and returns the scheduler's
 :class:`~oassim.scheduler.results.Results` with the resolved scenario and provenance
-(DESIGN.md decision 8: oassim version, seed, git state, wall times). Nothing is written to
+(docs/architecture.md decision 8: oassim version, seed, git state, wall times). Nothing is written to
 disk.
 
 Why errors are re-located here: the workload layer reports an impossible job (parallel sizes
@@ -125,14 +125,14 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
     Parameters
     ----------
     scenario : path, mapping or Scenario
-        A scenario YAML file (DESIGN.md "Scenario files"), its content, or a validated model.
+        A scenario YAML file (docs/architecture.md "Scenario files"), its content, or a validated model.
     network : {"analytical", "flow"}, optional
         Network fidelity; default the scenario's ``network``.
     overrides : iterable of str
         ``"dotted.path=value"`` edits applied before validation (``--set``), e.g.
         ``["parallelism.tp=4", "cluster.accelerators=4096"]``.
     full_rank : bool
-        Simulate every rank instead of one representative per pipeline stage (DESIGN.md
+        Simulate every rank instead of one representative per pipeline stage (docs/architecture.md
         decision 7; slower, for what breaks symmetry).
     cluster_cache : mutable mapping, optional
         Built clusters by (cluster reference, accelerators): a sweep worker passes one so that

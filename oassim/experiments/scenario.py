@@ -1,12 +1,12 @@
 """The scenario file: one YAML document describing one training run on one cluster.
 
-What is modelled: the user-facing contract of DESIGN.md ("Scenario files"): a ``name``, a
+What is modelled: the user-facing contract of docs/architecture.md ("Scenario files"): a ``name``, a
 ``cluster`` (a preset in ``topologies/`` or a cluster ``file``, scaled to ``accelerators``),
 a ``workload`` (a model preset name or an inline model mapping, plus the training keys of
 :class:`~oassim.workload.TrainingSpec`), a ``parallelism`` section (every key of
 :class:`~oassim.workload.ParallelismSpec`), the ``network`` fidelity and the ``seed``.
 
-Why a model of its own: DESIGN.md decision 2. Unknown keys and impossible values are one-line
+Why a model of its own: docs/architecture.md decision 2. Unknown keys and impossible values are one-line
 :class:`~oassim.errors.SpecError` s naming the file and the key path; ``--set path=value``
 overrides (:func:`apply_overrides`) are checked against the same model, so a typo in an
 override is reported with the keys allowed at that level. Building a :class:`Scenario` does

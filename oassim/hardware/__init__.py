@@ -4,7 +4,7 @@ Models accelerators, link technologies, optical modules and cables and switches
 (:mod:`oassim.hardware.models`), the interconnect spec file a standards committee compares
 (:mod:`oassim.hardware.interconnect`), and the named presets in
 ``topologies/hardware/*.yaml`` (:mod:`oassim.hardware.catalog`). This layer knows nothing of
-graphs or time (DESIGN.md); figures carry units in their names and convert once to SI.
+graphs or time (docs/architecture.md); figures carry units in their names and convert once to SI.
 """
 
 from oassim.hardware.catalog import (

@@ -1,7 +1,7 @@
 """The preset catalog: named accelerators, link technologies, optics and switches.
 
 What is modelled: the set of hardware parts a cluster file may name. Presets are plain YAML
-files a user copies and edits (DESIGN.md), one per kind, in ``topologies/hardware/``:
+files a user copies and edits (docs/architecture.md), one per kind, in ``topologies/hardware/``:
 ``accelerators.yaml``, ``links.yaml``, ``optics.yaml`` and ``switches.yaml``, each a
 mapping ``preset-name -> fields`` (the name is filled from the key).
 

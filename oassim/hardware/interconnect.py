@@ -7,7 +7,7 @@ optics each needs, and energy per bit), plus closed forms of what follows from t
 payload bandwidth of one port and the largest single-tier domain.
 
 Why a model of its own: the committee publishes the format (``oassim schema interconnect``)
-and every candidate is checked on load (docs/architecture.md): unknown keys and impossible
+and every candidate is checked on load (docs/architecture.md decision 2): unknown keys and impossible
 values are one-line errors naming the key. A figure no citable source gives stays ``None``;
 ``unset_fields()`` names it so the report says "unknown" instead of using a guess. The
 benchmark that consumes these specs (the reference cluster, the suite) lives in
@@ -99,7 +99,7 @@ class InterconnectSwitch(_CheckedKeys):
     power_W, price_USD : float or None
         Power of one switch chip, W; its unit price, USD.
     sources : list of str
-        Source ids (docs/sources.md) of the switch figures.
+        Source ids of ``docs/sources.md`` for the switch figures.
     """
 
     radix: count_at_least(2)  # type: ignore[valid-type]

@@ -7,9 +7,9 @@ reduction), and the bundle of those that makes one interconnect domain.
 
 Why: cluster files name these parts and a standards committee compares interconnect specs
 field by field, so every figure is explicit, carries its unit in its name and is checked on
-load (docs/architecture.md: units in names, validated specs); properties convert once to SI (FLOP/s, bytes, B/s, s). A
+load (docs/architecture.md decisions 1, 2); properties convert once to SI (FLOP/s, bytes, B/s, s). A
 figure no citable source gives stays ``None`` and ``unset_fields()`` names it, so reports say
-"unknown: price_USD" rather than use a guess. Conventions of the sources list (docs/sources.md):
+"unknown: price_USD" rather than use a guess. Conventions of ``docs/sources.md``:
 GB = 1e9 bytes, TB/s = 1e12 B/s, Gb/s = 1e9 bit/s, bandwidths per direction.
 """
 
@@ -88,7 +88,7 @@ class HardwarePart(_CheckedKeys):
     description : str
         One line for reports.
     sources : list of str
-        Source ids (docs/sources.md) the figures come from
+        Source ids of ``docs/sources.md`` the figures come from
         (``"S2"``, ``"S11b"``).
     notes : str
         Caveats: derived or low-confidence figures, and which figures are "not published

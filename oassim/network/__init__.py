@@ -1,5 +1,5 @@
 """oassim.network: how long a phase of concurrent flows takes on a fabric, and where it is
-limited (DESIGN.md decision 5).
+limited (docs/architecture.md decision 5).
 
 Two fidelities behind one protocol (:class:`NetworkModel`): ``analytical`` (static link
 loads, vectorised numpy, for sweeps) and ``flow`` (max-min fair rates re-solved at every

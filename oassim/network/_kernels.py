@@ -1,6 +1,6 @@
 """numba kernels of the network models: max-min fair rates and the flow-completion event loop.
 
-STYLE.md: pure functions over arrays that fill preallocated outputs and import nothing from
+docs/architecture.md, conventions: pure functions over arrays that fill preallocated outputs and import nothing from
 the package; the numpy references are in ``tests/network/reference.py``. Inputs: a CSR of
 sub-flow paths (``path_ptr`` int64 (n_flows + 1,), ``path_links`` int64 (total_hops,) of link
 ids) and per-link payload capacities ``cap`` float64 (n_links,), bytes/s.

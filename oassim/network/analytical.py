@@ -1,7 +1,7 @@
 """The ``analytical`` network model: path latency plus bytes over the bottleneck share, with
 link loads counted statically.
 
-What is modelled (DESIGN.md decision 5): every flow of a phase starts at t = 0 and is striped
+What is modelled (docs/architecture.md decision 5): every flow of a phase starts at t = 0 and is striped
 over the paths the hardware spreads it on (:meth:`Fabric.spread`: NVLink-style fabrics use all
 switch chips, ECMP fabrics one hashed path). The load of a link is the total bytes of all
 sub-flows crossing it; a sub-flow of ``b`` bytes on link ``l`` is given the share

@@ -1,10 +1,10 @@
 """The network protocol: how long a set of concurrent flows takes on a fabric, and which
 links carry them.
 
-STYLE.md: keep the network boundary as narrow as ASTRA-sim's send/recv/time. A model takes a
+docs/architecture.md, conventions: keep the network boundary as narrow as ASTRA-sim's send/recv/time. A model takes a
 frozen :class:`~oassim.topology.fabric.Fabric` and answers one question, ``transfer(flows)``:
 the flows start together; when does each finish, and how many bytes did each link carry?
-DESIGN.md decision 5: two fidelities (``analytical``, ``flow``) implement it; adding one is a
+docs/architecture.md decision 5: two fidelities (``analytical``, ``flow``) implement it; adding one is a
 new class and a registry line.
 """
 

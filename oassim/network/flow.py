@@ -1,6 +1,6 @@
 """The ``flow`` network model: max-min fair rates, recomputed every time a flow finishes.
 
-What is modelled (DESIGN.md decision 5): flows of a phase start together at t = 0 and are
+What is modelled (docs/architecture.md decision 5): flows of a phase start together at t = 0 and are
 striped over their paths exactly as in the ``analytical`` model (:func:`~oassim.network.
 analytical.stripe`). Each sub-flow is a fluid flow; links share their payload capacity
 max-min fairly (progressive filling, the bandwidth allocation that TCP-like and credit-based

@@ -1,6 +1,6 @@
 """Network models by the name used in scenario files (``network: analytical | flow``).
 
-STYLE.md: plug-ins are a dict; a new fidelity is one new class and one line here.
+docs/architecture.md, conventions: plug-ins are a dict; a new fidelity is one new class and one line here.
 """
 
 from __future__ import annotations

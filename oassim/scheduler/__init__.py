@@ -1,4 +1,4 @@
-"""oassim.scheduler: SimPy replay of a compiled training plan (DESIGN.md decision 7).
+"""oassim.scheduler: SimPy replay of a compiled training plan (docs/architecture.md decision 7).
 
 ``simulate(plan, fabric) -> Results`` replays one iteration: one SimPy process per pipeline
 stage (a representative rank; every rank in full-rank mode) with a compute stream and a

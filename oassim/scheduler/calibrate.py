@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     from oassim.workload.compute import load_efficiency
 
     ap = argparse.ArgumentParser(prog="python -m oassim.scheduler.calibrate", description=__doc__.split("\n")[0])
-    ap.add_argument("--data", help="training CSV (default shared/calibration/training.csv or the tests/data copy)")
+    ap.add_argument("--data", help="training CSV (default oassim/data/calibration/training.csv)")
     ap.add_argument("--workers", type=int, default=2, help="rows replayed in parallel processes")
     ap.add_argument("--write", action="store_true", help="store the fitted gemm_e_max in the efficiency file")
     a = ap.parse_args(argv)

@@ -29,7 +29,7 @@ send/recv, ...), by a fluid model:
   every micro-batch is costed once. (In full-rank mode the groups of one call instance are
   separate flights that share one rate: the engine costed them together already.)
 
-Why this scheme: the scheduler never computes physics (STYLE.md); it only asks the engine for
+Why this scheme: the scheduler never computes physics (docs/architecture.md, conventions); it only asks the engine for
 a call's time and the network model for merged transfers, at the granularity of calls (one
 event per call start or end, never per packet). Merging whole calls assumes their phases
 interleave evenly (the time-average of a call's link load), the natural fluid picture when

@@ -1,7 +1,7 @@
-"""The one small context object a replay runs in (STYLE.md "borrow the event kernel").
+"""The one small context object a replay runs in (docs/architecture.md, conventions "borrow the event kernel").
 
 What it holds: the SimPy environment (the event kernel: a heap and ``schedule/step/run``),
-the random generator of the run (DESIGN.md decision 9: every stochastic part takes it), the
+the random generator of the run (docs/architecture.md decision 9: every stochastic part takes it), the
 recorder, and the engines the replay asks (the collective engine behind
 :class:`~oassim.scheduler.comm.CommModel`; compute durations come with the plan). Nothing
 else: no event loop of our own, no global state.

@@ -11,7 +11,7 @@ with start and end derived from the segment start and the cumulative durations. 
 exact: a compute stream is serial (a CUDA stream runs its kernels in order), and within a
 segment no op waits for anything but its predecessor.
 
-Why: event count, not fidelity, bounds the replay of a 10^4-10^5 accelerator job (DESIGN.md
+Why: event count, not fidelity, bounds the replay of a 10^4-10^5 accelerator job (docs/architecture.md
 decision 7: one event per operation, never per chunk or packet). A layer's dozen kernels
 between two collectives are one segment: the Megatron 1T model (512 micro-batches on 64
 stages) replays in about a million events instead of five.

@@ -1,6 +1,6 @@
 """SimPy processes replaying a compiled plan: one per simulated rank, with its streams.
 
-What is modelled (DESIGN.md decision 7, the replay contract of ``oassim.workload.plan``):
+What is modelled (docs/architecture.md decision 7, the replay contract of ``oassim.workload.plan``):
 
 - A *member* is a simulated rank: one representative per pipeline stage (all data-parallel
   replicas behave alike), or every rank in full-rank mode. Its process is its compute stream

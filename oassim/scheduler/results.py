@@ -1,6 +1,6 @@
 """Results of a simulated training iteration: flat records plus the inputs and provenance.
 
-DESIGN.md decision 8: a run returns frames of flat records (operations, collectives, link
+docs/architecture.md decision 8: a run returns frames of flat records (operations, collectives, link
 utilisation) plus the spec and provenance; metrics, plots and exports are pure functions of
 Results (``oassim.analysis``). Nothing here writes to disk.
 

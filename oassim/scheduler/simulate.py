@@ -4,7 +4,7 @@ What it does: wires the context (SimPy environment, seeded generator, recorder, 
 engine), runs the replay (:mod:`oassim.scheduler.replay`) and turns the records into the
 Results frames (:mod:`oassim.scheduler.results`). It computes no physics: compute durations
 come with the plan (``ComputeOp.duration_s``) and every collective is costed by the
-collective engine on the chosen network model (STYLE.md "the simulator asks, the model
+collective engine on the chosen network model (docs/architecture.md, conventions "the simulator asks, the model
 answers").
 """
 

@@ -1,8 +1,8 @@
 """Replay of the SC'21 Megatron-LM runs against their measured throughput:
 ``python -m oassim.scheduler.validate``.
 
-What is checked: the ten rows of Narayanan et al. 2021 (SC'21) Table 1 (source S01 of
-``shared/calibration/SOURCES.md``; rows T0001-T0010, copied in
+What is checked: the ten rows of Narayanan et al. 2021 (SC'21) Table 1 (calibration source S01 of
+``oassim/data/calibration/SOURCES.md``; rows T0001-T0010, copied in
 ``tests/data/training_megatron_a100.csv``): GPT 1.7B to 1T on 32 to 3,072 A100 80GB of NVIDIA
 Selene, each with its tensor / pipeline / data-parallel split, micro and global batch and
 virtual stages, full activation recomputation, fp16 (the A100's fp16 and bf16 dense peaks are
@@ -27,18 +27,18 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from oassim.data import calibration_csv
+
 __all__ = ["ROWS", "MEGATRON_FRAMEWORK", "ACCELERATOR", "a100_efficiency", "row_plan", "simulate_row",
            "megatron_table", "format_table", "main"]
 
 ROWS = tuple(f"T{i:04d}" for i in range(1, 11))
 MEGATRON_FRAMEWORK = "megatron-lm-2021"
 ACCELERATOR = "a100-sxm"
-_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _data_file() -> Path:
-    shared = _ROOT.parent / "shared" / "calibration" / "training.csv"
-    return shared if shared.is_file() else _ROOT / "tests" / "data" / "training_megatron_a100.csv"
+    return calibration_csv("training")
 
 
 def _model_preset(label: str) -> str:
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     """Print the table (``--rows T0001 T0005`` for a subset, ``--network flow``)."""
     ap = argparse.ArgumentParser(prog="python -m oassim.scheduler.validate", description=__doc__.split("\n")[0])
     ap.add_argument("--rows", nargs="+", default=list(ROWS))
-    ap.add_argument("--data", help="training CSV (default shared/calibration/training.csv or the tests/data copy)")
+    ap.add_argument("--data", help="training CSV (default oassim/data/calibration/training.csv)")
     ap.add_argument("--network", default="analytical", choices=["analytical", "flow"])
     ap.add_argument("--workers", type=int, default=1, help="rows simulated in parallel processes")
     a = ap.parse_args(argv)

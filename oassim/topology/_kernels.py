@@ -1,6 +1,6 @@
 """numba kernels for routing on frozen fabrics: pure functions over arrays.
 
-STYLE.md: kernels take arrays and scalars, fill preallocated outputs, import nothing from the
+docs/architecture.md, conventions: kernels take arrays and scalars, fill preallocated outputs, import nothing from the
 package. Plain numpy references live in the tests.
 """
 

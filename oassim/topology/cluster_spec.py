@@ -2,7 +2,7 @@
 
 A cluster is N supernodes (scale-up domains built by one family) whose NICs attach to a
 scale-out fabric (another family). Hardware is named by preset or given inline; this module
-validates the file (DESIGN.md decision 2) and resolves it into the SI ``LinkClass`` /
+validates the file (docs/architecture.md decision 2) and resolves it into the SI ``LinkClass`` /
 ``SwitchClass`` parts the family builders take. Nothing here builds a graph.
 
 Example (``topologies/dgx-h100-superpod.yaml`` is the real one)::
@@ -56,7 +56,7 @@ __all__ = [
     "FIBRE_NS_PER_M",
 ]
 
-# Propagation in glass, c / 1.47 (hardware.md C3, derived): added to optical links whose
+# Propagation in glass, c / 1.47 (docs/sources.md C3, derived): added to optical links whose
 # length is given.
 FIBRE_NS_PER_M = 4.9
 
@@ -274,7 +274,7 @@ class ResolvedCluster:
 def load_cluster(path_or_name: str | Path, accelerators: int | None = None) -> ResolvedCluster:
     """Load a cluster file (a path, or a preset name in ``topologies/``) and resolve it.
 
-    ``accelerators`` overrides the file's count (DESIGN.md: presets scale by it).
+    ``accelerators`` overrides the file's count (docs/architecture.md: presets scale by it).
     """
     p = Path(path_or_name)
     if not p.suffix and not p.exists():

@@ -1,6 +1,6 @@
 """The frozen fabric: a cluster graph as flat numpy arrays, plus its router.
 
-DESIGN.md decision 3: kernels never see networkx. ``freeze(graph)`` turns the builder's graph
+docs/architecture.md decision 3: kernels never see networkx. ``freeze(graph)`` turns the builder's graph
 into a :class:`Fabric` once; everything downstream (routing, network models, metrics) works on
 its arrays. Each undirected edge ``e`` becomes two directed links: ``2e`` (lower id to higher
 id) and ``2e + 1`` (the reverse), each with the edge's full per-direction bandwidth.

@@ -1,6 +1,6 @@
 """The cluster graph schema and the helpers every family builder uses to write it.
 
-DESIGN.md decision 3: builders produce a networkx graph, frozen once into a ``Fabric``. The
+docs/architecture.md decision 3: builders produce a networkx graph, frozen once into a ``Fabric``. The
 schema is fixed here so that builders, the design-rule checker, metrics and the freezer agree.
 
 Nodes are contiguous integers ``0..n-1`` in creation order (``add_nodes`` allocates them), so a

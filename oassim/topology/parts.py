@@ -1,7 +1,7 @@
 """Resolved hardware parts as the topology builders see them.
 
 Builders never read presets or YAML; the composition root resolves the hardware catalog into
-these small frozen records (SI units only, DESIGN.md decision 1) and hands them over. That
+these small frozen records (SI units only, docs/architecture.md decision 1) and hands them over. That
 keeps every family builder testable with hand-made parts and keeps the hardware layer free to
 change its spec format.
 """

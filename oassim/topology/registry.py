@@ -1,5 +1,6 @@
 """Plug-in registries of the topology layer: family builders and routers, keyed by the names
-used in spec files (STYLE.md: plug-ins are a dict; adding one touches one file and this one)."""
+used in spec files (docs/architecture.md, conventions: plug-ins are a dict; adding one touches
+one file and this one)."""
 
 from __future__ import annotations
 

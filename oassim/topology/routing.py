@@ -1,6 +1,6 @@
 """Routing on frozen fabrics: structural routers per family, shortest paths otherwise.
 
-DESIGN.md decision 4: all-pairs tables are impossible at 10^4-10^5 endpoints. Each family
+docs/architecture.md decision 4: all-pairs tables are impossible at 10^4-10^5 endpoints. Each family
 supplies a router that computes paths from the structure it recorded at build time (up/down
 with ECMP hashing for Clos, dimension order for tori, direct for full mesh); arbitrary graphs
 fall back to on-demand breadth-first shortest paths with a per-destination cache. A router maps

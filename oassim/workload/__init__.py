@@ -7,7 +7,7 @@ collective calls (as data) of one micro-batch's forward and backward, the pipeli
 gradient synchronisation, optimizer step, FLOP counts and memory footprint.
 
 Why a separate layer: the scheduler (SimPy, above) replays a plan and asks the collective
-engine (below) for communication times; this layer knows nothing of either (DESIGN.md).
+engine (below) for communication times; this layer knows nothing of either (docs/architecture.md).
 
 Typical use::
 

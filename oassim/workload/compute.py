@@ -21,11 +21,11 @@ peak at the op's precision (``Accelerator.peak_flops``) and ``eff`` by kind:
   and tile quantisation); the second charges short inner loops. Only ``e_max`` is fitted
   (``python -m oassim.workload.fit``); tile, SM count and k0 are fixed from the hardware and
   library (see the YAML). The fitted form is consistent with the best-shape matmul
-  measurements of shared/reference source S1 (stas00/ml-engineering MAMF table), whose best
+  measurements of source S1 (docs/sources.md) (stas00/ml-engineering MAMF table), whose best
   shapes reach 0.97-0.98 e_max here. A saturating form ``e_max prod(x / (x + x0))`` was
   tried first and rejected: one x0 for all three dimensions either ignores small outputs
   or charges head-dimension-sized inner loops (k = 64-128) like tiny outputs, and the fit
-  rows could not tell its two parameters apart (DESIGN.md: "GEMM efficiency depends on the
+  rows could not tell its two parameters apart (docs/architecture.md: "GEMM efficiency depends on the
   shapes").
 - fused (flash) attention: a fraction of peak per accelerator, not shape-dependent
   (FlashAttention-2, Dao 2023, reports a near-flat fraction beyond 1k tokens); unfused
@@ -34,14 +34,14 @@ peak at the op's precision (``Accelerator.peak_flops``) and ``eff`` by kind:
 - everything else (norms, activations, residuals, softmax, router top-k, optimizer) is
   memory-bound: bytes over the achievable HBM bandwidth.
 
-FP8 speeds up the GEMMs of the transformer layers' linear projections only (DESIGN.md
+FP8 speeds up the GEMMs of the transformer layers' linear projections only (docs/architecture.md
 modelling notes; Transformer Engine keeps attention, norms, softmax, router, output layer,
 communication and the optimizer in higher precision).
 
 Parameters live in ONE file, ``topologies/hardware/compute_efficiency.yaml``: per accelerator
 (the hardware's GEMM and memory efficiency, kernel overhead, flash-attention efficiency) and
 per framework generation (attention kernel, which collectives overlap). They are never tuned
-per run (DESIGN.md modelling notes).
+per run (docs/architecture.md modelling notes).
 """
 
 from __future__ import annotations

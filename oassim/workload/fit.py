@@ -5,7 +5,7 @@ The preset's ``gemm_e_max`` of ``a100-sxm`` is fitted by full replays of SC'21 T
 independent question with the compute model alone: which ``gemm_e_max`` do the S02 rows
 imply? tile, SM count, k0, flash-attention, memory and overhead figures stay fixed.
 
-Rows (source S02 of ``shared/calibration/SOURCES.md``, Megatron-LM README tables of January
+Rows (calibration source S02 of ``oassim/data/calibration/SOURCES.md``, Megatron-LM README tables of January
 2021): the four A100 rows on 1, 2, 4 and 8 GPUs, tensor-parallel only (GPT 1B/2B/4B/8B,
 tp = GPUs, batch 16), T0012, T0015, T0018, T0021. They state iteration time and TFLOP/s per
 GPU but not the sequence length; it is derived by solving Narayanan et al. 2021 eq. 3 with
@@ -21,7 +21,7 @@ Tensor-parallel communication on 2-8 GPUs is not negligible (Megatron 2021 all-r
 b s h activations 6 times per layer with recomputation), so the predicted iteration time
 adds, for every TP collective of the plan, ``2 (n-1)/n * S / busbw(S)`` (all-reduce; (n-1)/n
 for all-gather/reduce-scatter) with busbw interpolated (log-size) on the measured 8x A100
-NCCL all-reduce curve (shared/calibration/collectives.csv rows C0017-C0024, source S19). The
+NCCL all-reduce curve (oassim/data/calibration/collectives.csv rows C0017-C0024, calibration source S19). The
 same per-GPU busbw is assumed for 2 and 4 GPUs (NVSwitch: each GPU's links limit the ring).
 This term exists only here; in a replay the collective engine costs the calls.
 
@@ -48,6 +48,7 @@ from typing import Callable
 
 import numpy as np
 
+from oassim.data import calibration_csv
 from oassim.workload.compute import (
     AcceleratorEfficiency,
     EfficiencyFile,
@@ -64,12 +65,11 @@ FIT_ROWS = ("T0012", "T0015", "T0018", "T0021")
 HELD_OUT_ROWS = tuple(f"T{i:04d}" for i in range(1, 11))
 VOCAB = 51200
 FRAMEWORK = "megatron-lm-2021"
-_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
 class Row:
-    """One calibration row (columns of shared/calibration/training.csv)."""
+    """One calibration row (columns of oassim/data/calibration/training.csv)."""
 
     row_id: str
     layers: int
@@ -113,12 +113,8 @@ def load_rows(path: str | Path) -> dict[str, Row]:
 
 
 def default_data() -> tuple[Path, Path]:
-    """(training csv, collectives csv): shared/calibration if present, else tests/data copies."""
-    shared = _ROOT.parent / "shared" / "calibration"
-    if (shared / "training.csv").is_file() and (shared / "collectives.csv").is_file():
-        return shared / "training.csv", shared / "collectives.csv"
-    data = _ROOT / "tests" / "data"
-    return data / "training_megatron_a100.csv", data / "collectives_allreduce_8gpu.csv"
+    """(training csv, collectives csv): the shipped tables of ``oassim/data/calibration/``."""
+    return calibration_csv("training"), calibration_csv("collectives")
 
 
 def derive_seq_len(row: Row, vocab: int = VOCAB) -> float:
@@ -135,7 +131,9 @@ def busbw_curve(path: str | Path, hardware: str = "A100") -> tuple[np.ndarray, n
     pts = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
-            if r["collective"] == "all_reduce" and r["num_gpus"] == "8" and hardware in r["hardware"]:
+            # one measured curve: the full table also holds other sources' 8-GPU points, some without a size
+            if (r["collective"] == "all_reduce" and r["num_gpus"] == "8" and hardware in r["hardware"]
+                    and r["source_id"] == "S19"):
                 pts.append((float(r["msg_size_bytes"]), float(r["busbw_GBps"]) * 1e9))
     pts.sort()
     return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
@@ -293,7 +291,7 @@ def compute_only(row: Row, efficiency_file: str | None = None) -> tuple[float, P
 def main(argv: list[str] | None = None) -> int:
     """Fit on S02, print per-row errors and the held-out compute-only predictions."""
     ap = argparse.ArgumentParser(prog="python -m oassim.workload.fit", description=__doc__.split("\n")[0])
-    ap.add_argument("--training", help="training CSV (default shared/calibration or tests/data copy)")
+    ap.add_argument("--training", help="training CSV (default oassim/data/calibration/training.csv)")
     ap.add_argument("--collectives", help="collectives CSV for the TP term")
     a = ap.parse_args(argv)
     d_train, d_coll = default_data()

@@ -8,7 +8,7 @@ and the dense layers that come first (DeepSeek-V3 has 3). The per-layer operatio
 attention, norms...) are built from this spec by :mod:`oassim.workload.ops`.
 
 Why: parameter counts drive memory and data-parallel traffic; the FLOP count per token is the
-numerator of MFU, and DESIGN.md fixes it:
+numerator of MFU, and docs/architecture.md fixes it:
 
     model FLOPs per token = 6 * N_nonembedding_active + 12 * layers * hidden * seq_len
 
@@ -292,7 +292,7 @@ class ModelSpec(SpecModel):
     # -- FLOPs ------------------------------------------------------------------------------
 
     def model_flops_per_token(self, seq_len: int | None = None) -> float:
-        """DESIGN.md model FLOPs per token: ``6 N_nonembedding_active + 12 l h s``.
+        """docs/architecture.md model FLOPs per token: ``6 N_nonembedding_active + 12 l h s``.
 
         Forward and backward, attention included, recomputation not counted.
 

@@ -184,7 +184,7 @@ def _attention_fwd(e: _Emitter) -> None:
     hq = m.heads * m.d_head // ctx.tp
     hkv = m.n_kv_heads * m.d_head // ctx.tp
     sq = ctx.s // ctx.cp
-    nominal = 4.0 * ctx.b * sq * ctx.s * hq  # QK^T and PV, full s x s (DESIGN.md convention)
+    nominal = 4.0 * ctx.b * sq * ctx.s * hq  # QK^T and PV, full s x s (docs/architecture.md convention)
     if ctx.attention_kernel == "fused":
         io = (ctx.b * sq * (2 * hq) + ctx.b * ctx.s * 2 * hkv) * _B + ctx.b * sq * hq / m.d_head * 4
         exec_f = nominal * causal_fraction(ctx.s)

@@ -9,7 +9,7 @@ on the cluster, which collectives overlap compute, and the per-step training set
 
 Why: the scenario file's ``workload:`` and ``parallelism:`` sections map onto
 :class:`TrainingSpec` and :class:`ParallelismSpec`; :func:`check_job` refuses impossible
-combinations with one sentence naming the key (DESIGN.md decision 2).
+combinations with one sentence naming the key (docs/architecture.md decision 2).
 
 Expert-parallel convention (Megatron-Core, ``parallel_state.initialize_model_parallel`` with
 ``expert_model_parallel_size``): experts are sharded over the data- and context-parallel
@@ -199,7 +199,7 @@ class TrainingSpec(SpecModel):
 
 def parse_workload(section: Mapping[str, Any], *, source: str | None = None) -> tuple[ModelSpec, TrainingSpec]:
     """The scenario's ``workload:`` section: ``model`` (preset name or inline mapping with the
-    DESIGN.md keys) plus the :class:`TrainingSpec` keys.
+    docs/architecture.md keys) plus the :class:`TrainingSpec` keys.
 
     Raises
     ------

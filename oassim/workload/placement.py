@@ -9,7 +9,7 @@ Dense layers use the grid (tp, cp, dp, pp) in that order (``ep`` dropped); exper
 so expert-parallel groups are carved out of the data/context-parallel ranks of each stage.
 
 Why: the scheduler hands each group array, shape (n_groups, group_size), to the collective
-engine as concurrent groups (DESIGN.md decision 6); a group that spans scale-up domains runs
+engine as concurrent groups (docs/architecture.md decision 6); a group that spans scale-up domains runs
 over the scale-out fabric, which is usually a mistake for tensor parallelism, so it is refused
 unless ``allow_straddle`` is set, and reported in the plan either way.
 

@@ -1,7 +1,7 @@
 """Plan compiler: a training job turned into per-stage op lists, collectives and a schedule.
 
 What is modelled: one optimizer step of a Megatron-style job on a representative rank of
-every pipeline stage (DESIGN.md decision 7: all data-parallel replicas behave alike): for
+every pipeline stage (docs/architecture.md decision 7: all data-parallel replicas behave alike): for
 each model chunk (virtual stage) the ordered forward and backward steps of one micro-batch
 (compute ops with durations from :mod:`oassim.workload.compute`, collective calls as data),
 the pipeline order of F/B steps (:data:`oassim.workload.schedules.SCHEDULES`), the
@@ -9,7 +9,7 @@ data-parallel gradient buckets and ZeRO parameter gathers, the optimizer step, F
 for MFU/HFU and the memory footprint.
 
 Why: ``compile_plan(...) -> Plan`` (frozen) is the whole interface to the scheduler
-(STYLE.md "lifecycles are data"): it replays the lists, yields one timeout per compute op and
+(docs/architecture.md, conventions "lifecycles are data"): it replays the lists, yields one timeout per compute op and
 asks the collective engine for each :class:`~oassim.workload.steps.CollectiveCall`.
 
 Replay contract (what the scheduler must honour; the lists do not repeat it):
@@ -136,7 +136,7 @@ class FlopCounts:
     Attributes
     ----------
     model : float
-        DESIGN.md model FLOPs: ``(6 N_nonembedding_active + 12 l h s) * tokens`` (MFU).
+        docs/architecture.md model FLOPs: ``(6 N_nonembedding_active + 12 l h s) * tokens`` (MFU).
     hardware : float
         ``model`` plus the recomputed FLOPs (HFU).
     megatron : float

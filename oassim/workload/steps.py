@@ -6,7 +6,7 @@ shape and duration; and one communication request with the data the collective e
 
 Why data: the plan compiler decides *what* runs in which order; the scheduler (SimPy, a later
 layer) only replays these records and asks the collective engine for communication times
-(STYLE.md "the simulator asks, the model answers"). Nothing here imports the collective or
+(docs/architecture.md, conventions "the simulator asks, the model answers"). Nothing here imports the collective or
 network layers: a :class:`CollectiveCall` is a request, not a cost.
 
 Byte convention of ``CollectiveCall.size_bytes`` (nccl-tests, as ``oassim.collectives``):

@@ -1,4 +1,4 @@
-"""Metrics are pure functions of Results, with the formulas of DESIGN.md and docs/metrics.md."""
+"""Metrics are pure functions of Results, with the formulas of docs/architecture.md and docs/metrics.md."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_summary_has_every_documented_key(run):
 
 
 def test_throughput_formulas(run):
-    """MFU/HFU, TFLOP/s and tokens/s follow the DESIGN.md definitions from the plan's FLOP counts."""
+    """MFU/HFU, TFLOP/s and tokens/s follow the docs/architecture.md definitions from the plan's FLOP counts."""
     s, p, T = summary(run), run.plan, run.iteration_time_s
     n = p.n_accelerators
     assert s["mfu"] == pytest.approx(p.flops.model / (T * n * p.peak_flops))

@@ -2,7 +2,7 @@
 
 The tuning file's ``nccl-2.18`` profile was fitted on rows C0017, C0019, C0021, C0023 (A100)
 and C0041, C0048 (H100) of ``tests/data/collectives_allreduce_8gpu.csv`` (copied from
-``shared/calibration/collectives.csv``, source S19). Every row >= 64 MiB of the A100, H100 and
+``oassim/data/calibration/collectives.csv``, calibration source S19). Every row >= 64 MiB of the A100, H100 and
 H200 curves must be predicted within 15% busbw, held-out rows included, and a refit must
 reproduce the file's values (the fit is reproducible). The per-row table is printed.
 """
@@ -16,10 +16,11 @@ import pytest
 
 from oassim.collectives import calibrate as cal
 from oassim.collectives.tuning import load_tuning, load_tuning_file
+from oassim.data import calibration_csv
 from oassim.errors import SpecError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "collectives_allreduce_8gpu.csv"
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "calibration" / "collectives.csv"
+SHIPPED = calibration_csv("collectives")
 TOLERANCE = 0.15
 
 
@@ -101,10 +102,9 @@ def test_flow_model_gives_the_same_calibration(rows):
         assert y.predicted_GBps == pytest.approx(x.predicted_GBps, rel=0.01)
 
 
-@pytest.mark.skipif(not SHARED.is_file(), reason="shared/calibration not present")
-def test_copied_rows_match_shared():
-    """tests/data rows are verbatim copies of shared/calibration/collectives.csv."""
-    with open(SHARED, newline="") as fh:
+def test_copied_rows_match_shipped_table():
+    """tests/data rows are verbatim copies of the shipped oassim/data/calibration/collectives.csv."""
+    with open(SHIPPED, newline="") as fh:
         shared = {r["row_id"]: r for r in csv.DictReader(fh)}
     with open(DATA, newline="") as fh:
         for r in csv.DictReader(fh):
@@ -117,3 +117,9 @@ def test_calibrate_command_prints_the_table(capsys):
     assert cal.main(["--data", str(DATA)]) == 0
     out = capsys.readouterr().out
     assert "launch_overhead_us" in out and "C0048" in out and "worst held-out error" in out
+
+
+def test_default_rows_come_from_the_shipped_table():
+    """Without --data the fit reads the shipped table, whose rows equal the tests/data copies."""
+    assert cal.default_data() == SHIPPED
+    assert cal.load_rows() == cal.load_rows(DATA)

@@ -2,7 +2,7 @@
 
 All with the ideal tuning (achievable fractions 1, no overheads), so the engine's answer is
 the algorithm's bandwidth term plus its latency terms. Tolerance: 1e-9 relative (the models
-are exact here); the flow model must agree with the analytical one to 1% (DESIGN.md 5).
+are exact here); the flow model must agree with the analytical one to 1% (docs/architecture.md 5).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def test_send_recv_and_direct_all_to_all():
 
 @pytest.mark.parametrize("algo", ["ring", "tree", "halving_doubling", "in_network"])
 def test_flow_model_agrees_with_analytical(algo):
-    """Where no link is shared the two network fidelities agree to 1% (DESIGN.md 5)."""
+    """Where no link is shared the two network fidelities agree to 1% (docs/architecture.md 5)."""
     fg = single_switch(8, inr=True)
     a = _time(engine_for(fg, "analytical"), "all_reduce", 8, algo)
     f = _time(engine_for(fg, "flow"), "all_reduce", 8, algo)

@@ -1,5 +1,5 @@
 """Concurrent groups are costed together: shared oversubscribed links slow them, disjoint
-ones do not (DESIGN.md decision 6)."""
+ones do not (docs/architecture.md decision 6)."""
 
 from __future__ import annotations
 

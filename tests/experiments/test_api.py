@@ -40,7 +40,7 @@ def test_oassim_run_returns_results_with_the_contract_columns(gpt3):
 
 
 def test_same_scenario_and_seed_give_the_same_iteration(gpt3):
-    """DESIGN.md decision 9: same spec, same seed, same result."""
+    """docs/architecture.md decision 9: same spec, same seed, same result."""
     again = oassim.run(gpt3.scenario)
     assert again.iteration_time_s == gpt3.iteration_time_s
 

@@ -10,8 +10,8 @@ import pytest
 
 from oassim.hardware import Catalog, load_catalog
 
-# shared/ sits beside the repository; tests must pass without it.
-HARDWARE_MD = Path(__file__).resolve().parents[3] / "shared" / "reference" / "hardware.md"
+# The hardware source list of the project's own docs.
+SOURCES_MD = Path(__file__).resolve().parents[2] / "docs" / "sources.md"
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +22,8 @@ def catalog() -> Catalog:
 
 @pytest.fixture(scope="session")
 def reference_source_ids() -> set[str]:
-    """Source ids (``S2``, ``S11b``...) listed in hardware.md; skips when it is absent."""
-    if not HARDWARE_MD.is_file():
-        pytest.skip("shared/reference/hardware.md not present")
-    text = HARDWARE_MD.read_text(encoding="utf-8")
+    """Source ids (``S2``, ``S11b``...) of the hardware source list in docs/sources.md."""
+    text = SOURCES_MD.read_text(encoding="utf-8")
     ids = set(re.findall(r"^- \[(S\d+[a-z]?)\]", text, flags=re.M))
     # Some lines list two ids ("[S22] ... ; [S22b] ..."), so take every [Sn] on source lines.
     for line in text.splitlines():

@@ -105,7 +105,7 @@ def test_four_example_specs_validate() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_figures_cite_reference_sources(path: Path, reference_source_ids: set[str]) -> None:
-    """Every figure line of an example spec cites a source id of hardware.md or says it is derived."""
+    """Every figure line of an example spec cites a source id of docs/sources.md or says it is derived."""
     s = load_interconnect(path)
     cited = set(s.sources) | set(s.switch.sources)
     assert cited and cited <= reference_source_ids

@@ -47,11 +47,11 @@ def test_every_preset_is_named_after_its_key(catalog: Catalog) -> None:
 def test_every_preset_cites_a_reference_source(
     catalog: Catalog, reference_source_ids: set[str]
 ) -> None:
-    """Every preset cites at least one source, and every id it cites is in hardware.md."""
+    """Every preset cites at least one source, and every id it cites is in docs/sources.md."""
     for kind, name, part in _all_parts(catalog):
         assert part.sources, f"{kind} {name} cites no source"
         unknown = set(part.sources) - reference_source_ids
-        assert not unknown, f"{kind} {name} cites ids not in hardware.md: {unknown}"
+        assert not unknown, f"{kind} {name} cites ids not in docs/sources.md: {unknown}"
 
 
 def test_unset_figures_are_named_in_notes(catalog: Catalog) -> None:
@@ -62,7 +62,7 @@ def test_unset_figures_are_named_in_notes(catalog: Catalog) -> None:
 
 
 def test_h800_is_absent_because_the_reference_has_no_figures(catalog: Catalog) -> None:
-    """No H800 preset exists: hardware.md gives no H800 figures."""
+    """No H800 preset exists: docs/sources.md gives no H800 figures."""
     assert "h800-sxm" not in catalog.names("accelerator")
 
 

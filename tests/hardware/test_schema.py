@@ -20,7 +20,7 @@ def test_schema_has_properties(kind: str) -> None:
 
 
 def test_schema_keeps_units_in_names() -> None:
-    """Published field names carry their units (DESIGN.md decision 1)."""
+    """Published field names carry their units (docs/architecture.md decision 1)."""
     props = json_schema("accelerator")["properties"]
     units = {"bf16_dense_TFLOPS", "hbm_bandwidth_TBps", "scaleup_link_GBps", "scaleout_port_Gbps"}
     assert units <= set(props)

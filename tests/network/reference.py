@@ -1,4 +1,5 @@
-"""Plain numpy references of the network kernels (STYLE.md: kernel == reference, by property test).
+"""Plain numpy references of the network kernels (docs/architecture.md, conventions:
+kernel == reference, by property test).
 
 ``maxmin_reference`` is the textbook progressive filling (Bertsekas & Gallager, *Data
 Networks*, sec. 6.5.2), one round at a time: every link's fair share is its remaining

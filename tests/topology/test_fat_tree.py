@@ -45,7 +45,7 @@ def _max_flow(g: nx.Graph, endpoints: np.ndarray) -> float:
     return nx.minimum_cut_value(h, "s", "t")
 
 
-# DGX SuperPOD B200 reference architecture, hardware.md C1 [S54]: radix 64, 1:1.
+# DGX SuperPOD B200 reference architecture, docs/sources.md C1 [S54]: radix 64, 1:1.
 @pytest.mark.parametrize(
     "gpus,leaf,spine,core",
     [(512, 16, 8, 0), (1024, 32, 16, 0), (2048, 64, 32, 0), (4096, 128, 128, 64), (8192, 256, 256, 128),

@@ -34,7 +34,7 @@ def test_gemm_efficiency_golden_wave_quantisation():
 
 def test_small_hidden_and_thin_microbatch_run_below_large_gemm():
     """GEMM efficiency depends on the shapes: a small split hidden size or a thin micro-batch
-    is slower per FLOP than a large GEMM (DESIGN.md modelling notes)."""
+    is slower per FLOP than a large GEMM (docs/architecture.md modelling notes)."""
     e = EFF.accelerators["a100-sxm"]
     big = gemm_efficiency(8192, 12288, 12288, 1, e)
     small_hidden = gemm_efficiency(8192, 2304 // 8, 2304, 1, e)
@@ -98,7 +98,7 @@ def test_fp8_speeds_up_gemms_only():
             assert y.duration_s == x.duration_s
     speedup = b.compute_only_s / f.compute_only_s
     assert 1.2 < speedup < 1.9
-    assert (f.peak_flops, b.peak_flops) == (1979e12, 989e12)  # dense FP8 / BF16, hardware.md A1
+    assert (f.peak_flops, b.peak_flops) == (1979e12, 989e12)  # dense FP8 / BF16, docs/sources.md A1
 
 
 def test_uncalibrated_accelerator_is_reported():

@@ -2,7 +2,7 @@
 they imply, SC'21 rows' compute-only throughput printed.
 
 Data: ``tests/data/training_megatron_a100.csv`` (rows T0001-T0022 copied from
-``shared/calibration/training.csv``, sources S01 and S02) and the 8x A100 all-reduce rows of
+``oassim/data/calibration/training.csv``, calibration sources S01 and S02) and the 8x A100 all-reduce rows of
 ``tests/data/collectives_allreduce_8gpu.csv`` (S19) for the fit's tensor-parallel term.
 
 Rows: S02 T0012, T0015, T0018, T0021 (1-8 GPUs, tensor parallel only). The preset's value is
@@ -19,13 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from oassim.data import calibration_csv
 from oassim.workload import fit as F
 from oassim.workload import load_efficiency
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TRAIN = DATA / "training_megatron_a100.csv"
 COLL = DATA / "collectives_allreduce_8gpu.csv"
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "calibration" / "training.csv"
+SHIPPED = calibration_csv("training")
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +90,18 @@ def test_command_prints_per_row_errors(capsys):
     assert "S02 implies a100-sxm gemm_e_max" in out and "MAMF" in out
 
 
-@pytest.mark.skipif(not SHARED.is_file(), reason="shared/calibration not present")
-def test_copied_rows_match_shared_calibration():
-    """tests/data rows are verbatim copies of shared/calibration/training.csv."""
-    shared = {r["row_id"]: r for r in csv.DictReader(open(SHARED))}
+def test_copied_rows_match_shipped_calibration():
+    """tests/data rows are verbatim copies of the shipped oassim/data/calibration/training.csv."""
+    shared = {r["row_id"]: r for r in csv.DictReader(open(SHIPPED))}
     for r in csv.DictReader(open(TRAIN)):
         assert r == shared[r["row_id"]]
+
+
+def test_default_data_is_the_shipped_tables_and_fits_the_same(capsys):
+    """With no paths the fit reads the shipped tables and prints what it prints on the copies."""
+    assert F.default_data() == (SHIPPED, calibration_csv("collectives"))
+    assert F.main([]) == 0
+    shipped = capsys.readouterr().out.splitlines()
+    assert F.main(["--training", str(TRAIN), "--collectives", str(COLL)]) == 0
+    copies = capsys.readouterr().out.splitlines()
+    assert shipped[0].startswith("data: ") and shipped[1:] == copies[1:]

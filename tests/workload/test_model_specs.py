@@ -63,7 +63,7 @@ def test_all_workload_presets_load():
 
 
 def test_flops_per_token_is_the_design_formula():
-    """model_flops_per_token == 6 N_nonembedding_active + 12 l h s (DESIGN.md)."""
+    """model_flops_per_token == 6 N_nonembedding_active + 12 l h s (docs/architecture.md)."""
     for spec in (TINY_GPT, TINY_MOE):
         m = ModelSpec(**spec)
         assert m.model_flops_per_token() == 6 * m.active_params + 12 * m.layers * m.hidden * m.seq_len

@@ -49,7 +49,7 @@ CASES = [
 @pytest.mark.parametrize("model, par, train", CASES)
 def test_flop_totals_against_closed_form(model, par, train):
     """Summed over ranks and micro-batches, the ops' FLOPs equal (6 N + 12 l h s + 6 h V) per
-    token; model FLOPs follow DESIGN.md; hardware FLOPs add exactly the recomputed forward."""
+    token; model FLOPs follow docs/architecture.md; hardware FLOPs add exactly the recomputed forward."""
     p = _plan(model, par, train)
     m = resolve_model(model)
     s, tok = p.seq_len, p.tokens_per_iteration
@@ -235,7 +235,7 @@ def test_optimizer_step_tied_embedding_and_param_gather():
 
 
 def test_plan_is_frozen_and_reports_metrics(dgx16):
-    """compile_plan returns frozen data; mfu/hfu follow DESIGN.md; placement uses the fabric."""
+    """compile_plan returns frozen data; mfu/hfu follow docs/architecture.md; placement uses the fabric."""
     p = compile_plan(TINY_GPT, {"tp": 8, "dp": 2}, "a100-sxm", dgx16, training={**T, "recompute": "full"})
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.n_microbatches = 3  # type: ignore[misc]

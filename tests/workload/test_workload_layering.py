@@ -1,4 +1,4 @@
-"""The workload layer imports neither SimPy nor the network or collective layers (DESIGN.md)."""
+"""The workload layer imports neither SimPy nor the network or collective layers (docs/architecture.md)."""
 
 from __future__ import annotations
 

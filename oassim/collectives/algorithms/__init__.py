@@ -1,6 +1,6 @@
 """Collective algorithms, registered by the name used on the CLI (``--algo``) and in specs.
 
-STYLE.md: plug-ins are a dict. Adding an algorithm is one module with an
+docs/architecture.md, conventions: plug-ins are a dict. Adding an algorithm is one module with an
 :class:`~oassim.collectives.algorithms.base.Algorithm` subclass and one line here. ``auto``
 is not an algorithm: the engine picks, per request, the cheapest of those that fit.
 

@@ -2,7 +2,7 @@
 
 Each algorithm is a small object registered in
 :data:`~oassim.collectives.algorithms.ALGORITHMS` under the name used on the CLI and in
-specs (STYLE.md: plug-ins are a dict). It says which ops it implements, why it cannot run a
+specs (docs/architecture.md, conventions: plug-ins are a dict). It says which ops it implements, why it cannot run a
 given request on a given fabric (``unsupported``: a reason, or None), and turns a request
 into phases (``phases``). Algorithms never cost anything: the engine does, on a network model.
 """

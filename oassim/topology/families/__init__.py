@@ -1,1 +1,1 @@
-"""oassim.topology.families layer (see DESIGN.md)."""
+"""oassim.topology.families layer (see docs/architecture.md)."""

@@ -5,7 +5,7 @@ What is modelled: ``nodes`` servers of ``accelerators_per_node`` accelerators. E
 (``links_per_l1`` electrical links each). The L2 tier is split into ``l1_per_node`` sub-planes of
 ``l2_per_plane`` switches: L1 chip ``i`` of every server connects to the ``l2_per_plane``
 switches of plane ``i`` with ``l1_uplinks / l2_per_plane`` optical links each. CloudMatrix384
-(hardware.md B1, [S34][S35][S40]): 48 servers x 8 NPUs, 7 L1 chips per server with 16 uplinks
+(docs/sources.md B1, [S34][S35][S40]): 48 servers x 8 NPUs, 7 L1 chips per server with 16 uplinks
 each, L2 = 7 sub-planes x 16 switches, so every L2 switch uses 48 ports; that is ``nodes=48,
 accelerators_per_node=8, l1_per_node=7, l1_uplinks=16, l2_per_plane=16`` (``links_per_l1=2``
 matches 8 NPUs x 2 = 16 down-links per L1 chip against 16 uplinks, a non-blocking L1).
@@ -297,7 +297,7 @@ class Clos2Router(Router):
 
     def spread(self, src: np.ndarray, dst: np.ndarray, salt: int = 0):
         """UB striping: each transfer goes over all ``l1_per_node`` planes of its source in
-        equal parts (an NPU's bandwidth is the sum of its links to every L1 chip, hardware.md
+        equal parts (an NPU's bandwidth is the sum of its links to every L1 chip, docs/sources.md
         B1: 7 x 56 = 392 GB/s, "inter-node penalty <3%"); across servers each plane's part
         takes an ECMP-hashed L2 switch of that plane. Returns (paths, owner, fraction)."""
         src = np.asarray(src, dtype=np.int64).ravel()

@@ -5,7 +5,7 @@ What is modelled: ``E`` endpoints (accelerators, or the NICs of a composed clust
 leaf switches; leaves connect up to spines and, with three tiers, spines connect up to cores.
 Every switch has radix ``k`` (``SwitchClass.radix``, already resolved at the port rate of the
 fabric). The sizing rule is the one that reproduces the NVIDIA DGX SuperPOD B200 reference
-architecture switch counts (hardware.md C1 [S8][S54]; radix 64, 1:1, 512..16,384 GPUs give
+architecture switch counts (docs/sources.md C1 [S8][S54]; radix 64, 1:1, 512..16,384 GPUs give
 leaf-spine-core 16-8-0 ... 512-512-256):
 
 - leaf down ports ``d = floor(k*o/(o+1))`` (``o`` = ``oversubscription``), up ports ``u = k - d``,

@@ -3,7 +3,7 @@
 What is modelled: accelerators on a mixed-radix grid ``dims`` (rank = coordinate in mixed radix
 with ``dims[0]`` fastest). Two accelerators that differ in exactly one coordinate ``d`` are
 joined directly by ``links_per_dim[d]`` parallel links; there are no switches, and accelerators
-relay traffic for each other. UB-Mesh (hardware.md B1, [S42]) builds an 8 x 8 2D full mesh in a
+relay traffic for each other. UB-Mesh (docs/sources.md B1, [S42]) builds an 8 x 8 2D full mesh in a
 rack and a 4 x 4 2D full mesh of racks on top (``dims=[8, 8, 4, 4]``); an 8-GPU xGMI platform
 (AMD MI300X, 7 links per GPU [S2][S31]) is the 1D case ``dims=[8]``.
 

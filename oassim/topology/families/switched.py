@@ -4,7 +4,7 @@ What is modelled: ``size`` accelerators, each with ``links_per_accelerator`` sca
 spread round-robin over ``switches`` switch chips (accelerator link ``l`` goes to switch
 ``l % switches``); every switch chip reaches every accelerator, so any two accelerators are two
 hops apart through any switch. This is the shape of NVIDIA's single-tier NVLink domains
-(hardware.md B1): GB200/GB300 NVL72 has 72 GPUs, 18 switch chips and 18 links per GPU, one to
+(docs/sources.md B1): GB200/GB300 NVL72 has 72 GPUs, 18 switch chips and 18 links per GPU, one to
 each chip [S11][S12][S13]; DGX/HGX H100 has 8 GPUs, 4 NVSwitch chips and 18 links per GPU,
 which round-robin puts 5, 5, 4, 4 on the four chips [S2][S16].
 

@@ -6,7 +6,7 @@ each joined to its two ring neighbours in every dimension by ``links_per_neighbo
 size 2 has ONE edge between its two nodes (``count = links_per_neighbor``): the wraparound
 neighbour is the same node, and a second edge between the same pair is not representable.
 
-With ``cube`` set, the torus is built like a Google TPU v4/v5p pod (hardware.md B1, [S17][S18]
+With ``cube`` set, the torus is built like a Google TPU v4/v5p pod (docs/sources.md B1, [S17][S18]
 [S22][S24]): each ``cube`` block is a mesh on copper ("ici" links); every link that crosses a
 cube face is an optical circuit through an optical circuit switch (OCS). That is every link whose
 ends lie in different cubes, the wraparound included, and also the wraparound of a dimension that
