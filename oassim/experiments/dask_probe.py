@@ -128,7 +128,8 @@ def tls_security(ca_file: str | None, cert: str | None, key: str | None = None) 
         ssl.create_default_context(cafile=ca_file)
     except (ssl.SSLError, ValueError) as exc:
         raise SpecError(f"{shown(str(ca_file))} is not a PEM certificate authority file "
-                        f"({getattr(exc, 'reason', None) or type(exc).__name__})", source="argument --tls-ca-file") from None
+                        f"({getattr(exc, 'reason', None) or type(exc).__name__})",
+                        source="argument --tls-ca-file") from None
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert, key)
     except (ssl.SSLError, ValueError) as exc:
