@@ -358,9 +358,9 @@ def _markdown(blocks: list[Block]) -> str:
             lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
             out.append("\n".join(lines))
         elif kind == "figure":
-            out.append(f"![{_md_inline(blk[2])}](<{blk[1]}>)")
+            out.append(f"![{_md_inline(blk[2])}]({blk[1]})")  # file names are ours (slugs): no escaping
         elif kind == "code":  # consecutive inputs form one list of links
-            item = f"- [{_md_inline(blk[1])}](<{blk[3]}>)"
+            item = f"- [{_md_inline(blk[1])}]({blk[3]})"
             if i and blocks[i - 1][0] == "code":
                 out[-1] += "\n" + item
             else:
