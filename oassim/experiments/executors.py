@@ -6,7 +6,7 @@ scenario) and returns its flat store row; it never raises: an exception becomes 
 (``"ExcType: message"``). :class:`LocalExecutor` runs points in a pool of local processes
 (``concurrent.futures``, ``forkserver`` start method: no fork of a threaded parent, and oassim
 is imported once in the server rather than in every worker); :class:`DaskExecutor` submits
-the same function to a Dask distributed scheduler (DESIGN.md decision 10: scale out on an
+the same function to a Dask distributed scheduler (docs/architecture.md, decision 10: scale out on an
 existing engine). :func:`run_sweep` expands the sweep, opens the store, skips the points
 already stored, and writes each row in this (the client) process as it arrives, with a
 progress line on stderr.

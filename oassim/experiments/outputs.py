@@ -5,7 +5,7 @@ metrics of :func:`oassim.analysis.metrics.summary`, the plain-words findings of
 :func:`oassim.analysis.report.bottleneck_report`, the resolved scenario and provenance), and
 :func:`write_outputs`, the files of ``oassim run --out DIR``.
 
-Why atomic: DESIGN.md decision 8 (nothing written unless asked) and the CLI contract
+Why atomic: docs/architecture.md, decision 8 (nothing written unless asked) and the CLI contract
 (nothing half-written on failure). Every file is first rendered into a temporary folder
 beside ``DIR``; only when all of them are complete are they moved into ``DIR``, each by an
 atomic ``os.replace``. A failure leaves ``DIR`` as it was; files of ``DIR`` that this run does

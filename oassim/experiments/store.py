@@ -1,6 +1,6 @@
 """The sweep result store: one small Parquet file per finished point, written atomically.
 
-What is stored (DESIGN.md decisions 8 and 10): a folder ``DIR`` holding ``sweep.yaml`` (the
+What is stored (docs/architecture.md, decisions 8 and 10): a folder ``DIR`` holding ``sweep.yaml`` (the
 resolved sweep: base scenario, axes, seeds, constraints) and ``points/<point_id>.parquet``,
 one row per finished point with its axis values, seed, key metrics as flat columns, the full
 resolved scenario (JSON), the oassim version, the git state, wall time and worker. A point that

@@ -1,6 +1,6 @@
 """Sweep files: a base scenario, the keys to vary, and the points they expand to.
 
-What is modelled: the researcher's parameter study (DESIGN.md decision 10). A sweep file
+What is modelled: the researcher's parameter study (docs/architecture.md, decision 10). A sweep file
 names a base scenario (a scenario file or an inline mapping), ``axes`` given by dotted key
 paths of the scenario (lists, ranges, distributions), ``grid`` or ``random`` sampling, a root
 ``seed`` with ``repeats`` seeds per point, ``derived`` keys computed from the others (e.g.
@@ -17,7 +17,7 @@ Why these choices:
 - Axis forms live in :mod:`oassim.experiments.sweep_axes`; expressions (``derived``,
   ``constraints``) in :mod:`oassim.experiments.sweep_expr`, parsed with :mod:`ast` and
   interpreted node by node (never ``eval``) over the point's key paths, base values included.
-- Seeds (DESIGN.md decision 9): ``SeedSequence(seed).spawn(repeats + 1)``; child 0 drives
+- Seeds (docs/architecture.md, decision 9): ``SeedSequence(seed).spawn(repeats + 1)``; child 0 drives
   random sampling, child ``1 + r`` gives the seed of repeat ``r`` of *every* point (common
   random numbers: points differ by their configuration, not by their draws), so a point's
   seed does not depend on its position in the sweep.
