@@ -46,7 +46,9 @@ def add_parsers(sub: Any) -> None:
     )
     e.add_argument("specs", nargs="+", metavar="SPEC.yaml",
                    help="interconnect spec files (format: oassim schema interconnect; examples in experiments/specs/)")
-    e.add_argument("--out", required=True, metavar="DIR", help="report folder (created; written all or nothing)")
+    e.add_argument("--out", required=True, metavar="DIR",
+                   help="report folder (created; written all or nothing; a folder that is not empty needs --force)")
+    e.add_argument("--force", action="store_true", help="replace the report already in --out")
     e.add_argument("--quick", action="store_true",
                    help="run the quick smoke profile (smaller scales and batches; not comparable with the full suite)")
     e.add_argument("--quiet", action="store_true", help="print no progress lines")
@@ -67,7 +69,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     try:
         written = write_evaluation(args.specs, args.out, "quick" if args.quick else "full",
-                                   progress=None if args.quiet else say)
+                                   progress=None if args.quiet else say, replace=args.force)
     except OSError as exc:
         raise OassimError(f"argument --out: cannot write {args.out}: {exc.strerror or exc}") from None
     report = next((p for p in written if p.name == "report.html"), None)

@@ -39,7 +39,14 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--workers", "-j", type=_non_negative_int, default=None, metavar="N",
                    help="local worker processes (default: the CPUs available; 0: in this process)")
     s.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
-                   help="run the points on this Dask distributed scheduler instead of local processes")
+                   help="run the points on this Dask distributed scheduler instead of local processes "
+                   "(tcp:// or tls://). Only connect to a scheduler you control: its workers run code and the "
+                   "results come back pickled; prefer tls:// with your own CA (docs/sweeps.md, Trust)")
+    s.add_argument("--tls-ca-file", default=None, metavar="CA.pem",
+                   help="tls:// scheduler: the CA certificate that signed the scheduler's certificate")
+    s.add_argument("--tls-cert", default=None, metavar="CERT.pem", help="tls:// scheduler: this client's certificate")
+    s.add_argument("--tls-key", default=None, metavar="KEY.pem",
+                   help="tls:// scheduler: this client's private key (default: in the --tls-cert file)")
     s.add_argument("--retry-failed", action="store_true", help="run again the points stored with an error")
     s.add_argument("--dry-run", action="store_true", help="list the points without running or writing anything")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
@@ -72,6 +79,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.scheduler and args.workers is not None:
         raise SpecError("not used with --scheduler (the Dask cluster has its own workers)", source="argument --workers")
+    security = _security(args)
     plan = expand_sweep(args.sweep)
     asked = (plan.spec.samples or 0) * plan.spec.repeats
     if plan.spec.sampling == "random" and len(plan.points) < asked:
@@ -80,11 +88,25 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         _print_plan(plan)
         return 0
-    rep = run_sweep(plan, args.out, workers=args.workers, scheduler=args.scheduler, quiet=args.quiet,
-                    retry_failed=args.retry_failed)
+    rep = run_sweep(plan, args.out, workers=args.workers, scheduler=args.scheduler, security=security,
+                    quiet=args.quiet, retry_failed=args.retry_failed)
     print(f"sweep {rep.name}: {rep.points:,} points in {rep.out} ({rep.reused:,} from earlier runs, {rep.ran:,} run "
           f"now, {rep.failed:,} failed) in {rep.wall_s:.1f} s; see: oassim results {rep.out}")
     return 0
+
+
+def _security(args: argparse.Namespace) -> Any:
+    """The TLS settings of ``--scheduler tls://...`` (None for tcp://); checked before the sweep file is expanded."""
+    given = [f for f, v in (("--tls-ca-file", args.tls_ca_file), ("--tls-cert", args.tls_cert),
+                            ("--tls-key", args.tls_key)) if v is not None]
+    tls = bool(args.scheduler) and args.scheduler.strip().lower().startswith("tls://")
+    if given and not tls:
+        raise SpecError("is for a tls:// scheduler (--scheduler tls://HOST:PORT)", source=f"argument {given[0]}")
+    if not tls:
+        return None
+    from oassim.experiments.dask_probe import tls_security
+
+    return tls_security(args.tls_ca_file, args.tls_cert, args.tls_key)
 
 
 def _print_plan(plan: Any) -> None:

@@ -18,7 +18,6 @@ watch the sweep process and exit when it dies, so a killed sweep leaves no orpha
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -26,7 +25,6 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol
@@ -255,62 +253,30 @@ class LocalExecutor:
             p.join(timeout=5)
 
 
-def _probe(address: str, timeout: float) -> None:
-    """Fail fast, in one line, on a malformed address or a TCP port nobody listens on (the
-    Dask client would wait its whole timeout, and leave a half-built client behind)."""
-    from distributed.comm.addressing import parse_address, parse_host_port
-
-    try:
-        scheme, loc = parse_address(address)
-        if scheme not in ("tcp", "tls"):
-            return
-        host, port = parse_host_port(loc)
-    except ValueError as exc:
-        raise SpecError(f"not a scheduler address ({exc}); expected tcp://HOST:PORT",
-                        source="argument --scheduler") from None
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as exc:
-        why = exc.strerror or type(exc).__name__
-        raise SpecError(f"cannot reach the Dask scheduler at {address} ({why})",
-                        source="argument --scheduler") from None
-    try:  # something listens: is it a Dask scheduler? (a thread: callers may run an event loop)
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, _identity(address, timeout)).result()
-    except Exception as exc:
-        msg = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise SpecError(f"{address} does not answer as a Dask scheduler ({type(exc).__name__}: {msg})",
-                        source="argument --scheduler") from None
-
-
-async def _identity(address: str, timeout: float) -> Any:
-    from distributed.core import rpc
-
-    r = rpc(address, timeout=timeout)
-    try:
-        return await asyncio.wait_for(r.identity(), timeout)
-    finally:
-        await r.close_rpc()
-
-
 class DaskExecutor:
     """Points as tasks of a Dask distributed cluster (``distributed.Client``).
 
     Parameters
     ----------
     address : str
-        Scheduler address, e.g. ``tcp://10.0.0.1:8786``.
+        Scheduler address, ``tcp://HOST:PORT`` or ``tls://HOST:PORT`` (e.g.
+        ``tcp://10.0.0.1:8786``). The scheduler must be one you trust: its workers run code
+        and the rows come back pickled (docs/sweeps.md, "Trust").
     timeout : float
         Seconds to wait for the connection.
+    security : distributed.security.Security, optional
+        Certificates of a ``tls://`` scheduler (:func:`tls_security`).
 
     Raises
     ------
     SpecError
-        The scheduler cannot be reached (source ``argument --scheduler``), or distributed is
-        not installed.
+        The address is malformed or not tcp:// / tls://, nothing listens there, the peer does
+        not answer as a Dask scheduler (:func:`~oassim.experiments.dask_probe.probe_scheduler`,
+        which never unpickles), the TLS handshake fails (source ``argument --scheduler``), or
+        distributed is not installed.
     """
 
-    def __init__(self, address: str, timeout: float = 5.0):
+    def __init__(self, address: str, timeout: float = 5.0, security: Any = None):
         import logging
 
         try:
@@ -318,15 +284,17 @@ class DaskExecutor:
         except ImportError:
             raise SpecError("running on a Dask cluster needs dask[distributed] (pip install 'oassim[dask]')",
                             source="argument --scheduler") from None
-        _probe(address, timeout)
+        from oassim.experiments.dask_probe import probe_scheduler, shown
+
+        probe_scheduler(address, timeout, security)  # before any byte of the peer is unpickled
         log = logging.getLogger("distributed")
         level = log.level
         log.setLevel(logging.CRITICAL)  # the failure is reported once, below
         try:
-            self.client = Client(address, timeout=timeout, set_as_default=False)
+            self.client = Client(address, timeout=timeout, set_as_default=False, security=security)
         except Exception as exc:
-            msg = " ".join(str(exc).split()) or type(exc).__name__
-            raise SpecError(f"cannot connect to the Dask scheduler at {address} ({type(exc).__name__}: {msg})",
+            msg = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise SpecError(f"cannot connect to the Dask scheduler at {shown(address)} ({type(exc).__name__}: {msg})",
                             source="argument --scheduler") from None
         finally:
             log.setLevel(level)
@@ -357,11 +325,11 @@ class DaskExecutor:
             pass
 
 
-def make_executor(workers: int | None = None, scheduler: str | None = None) -> Executor:
-    """A Dask executor when ``scheduler`` is given, else local processes (``workers`` of them,
-    default the CPUs available; 0 runs in this process)."""
+def make_executor(workers: int | None = None, scheduler: str | None = None, security: Any = None) -> Executor:
+    """A Dask executor when ``scheduler`` is given (with ``security`` for a ``tls://`` one),
+    else local processes (``workers`` of them, default the CPUs available; 0 runs in this process)."""
     if scheduler:
-        return DaskExecutor(scheduler)
+        return DaskExecutor(scheduler, security=security)
     if workers == 0:
         return InlineExecutor()
     if workers is None:
@@ -383,7 +351,7 @@ class SweepReport:
 
 
 def run_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec | SweepPlan, out: str | Path, *,
-              workers: int | None = None, scheduler: str | None = None, quiet: bool = False,
+              workers: int | None = None, scheduler: str | None = None, security: Any = None, quiet: bool = False,
               retry_failed: bool = False, stream: Any = None, executor: Executor | None = None) -> SweepReport:
     """Run a sweep into the result store ``out``, resuming what an earlier run left.
 
@@ -396,7 +364,12 @@ def run_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec | SweepPlan, out
     workers : int, optional
         Local worker processes (default: the CPUs available; 0: run in this process).
     scheduler : str, optional
-        A Dask scheduler address; the points run on that cluster instead.
+        A Dask scheduler address (``tcp://HOST:PORT`` or ``tls://HOST:PORT``); the points run
+        on that cluster instead. Only use a scheduler you trust: its workers run code and the
+        rows come back pickled (docs/sweeps.md, "Trust").
+    security : distributed.security.Security, optional
+        Certificates of a ``tls://`` scheduler, e.g.
+        :func:`~oassim.experiments.dask_probe.tls_security`.
     quiet : bool
         No progress line.
     retry_failed : bool
@@ -425,7 +398,7 @@ def run_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec | SweepPlan, out
     own = executor is None
     if own and todo:
         n = None if workers is None else min(workers, len(todo))
-        executor = make_executor(n, scheduler)
+        executor = make_executor(n, scheduler, security)
     store = ResultStore.open(out, record, source=plan.source)
     done = store.finished(include_errors=not retry_failed)  # again, now that the store is locked
     todo = [p for p in plan.points if p.point_id not in done]

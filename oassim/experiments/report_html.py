@@ -23,11 +23,13 @@ import base64
 import csv
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import yaml
 
+from oassim.errors import SpecError
 from oassim.experiments.evaluate import Evaluation, evaluate, load_candidates
 from oassim.experiments.oasbench import Suite, get_suite, reference_design
 from oassim.experiments.outputs import jsonable, write_folder
@@ -40,7 +42,8 @@ Block = tuple  # ("h", level, text) | ("p", text) | ("list", items) | ("table", 
 
 
 def write_evaluation(specs: Iterable[str | Path | InterconnectSpec], out_dir: str | Path,
-                     suite: Suite | str = "full", progress: Callable[[str], None] | None = None) -> list[Path]:
+                     suite: Suite | str = "full", progress: Callable[[str], None] | None = None,
+                     replace: bool = True) -> list[Path]:
     """Evaluate candidates on OAS-Bench and write the report folder, all or nothing.
 
     Parameters
@@ -52,6 +55,9 @@ def write_evaluation(specs: Iterable[str | Path | InterconnectSpec], out_dir: st
     suite : Suite or {"full", "quick"}
     progress : callable, optional
         Called with one line per step.
+    replace : bool
+        Replace the entries of an earlier report in ``out_dir``; when False a non-empty
+        ``out_dir`` is refused before any work (``oassim evaluate`` without ``--force``).
 
     Returns
     -------
@@ -61,12 +67,17 @@ def write_evaluation(specs: Iterable[str | Path | InterconnectSpec], out_dir: st
     Raises
     ------
     SpecError
-        An invalid spec, checked before anything is written.
+        An invalid spec, or (``replace`` False) a non-empty ``out_dir``: checked before
+        anything is written.
     """
     specs = list(specs)
     s = get_suite(suite)
     for spec, source in load_candidates(specs):  # every spec is checked before any file exists
         reference_design(spec, s, source=source)
+    out = Path(out_dir)
+    if not replace and out.is_dir() and any(out.iterdir()):
+        raise SpecError(f"{out} is not empty (an earlier report?): add --force to replace its report, or choose "
+                        "another folder", source="argument --out")
 
     def render(folder: Path) -> None:
         ev = evaluate(specs, s, workdir=folder / "inputs", progress=progress)
@@ -310,8 +321,25 @@ def _input_blocks(ev: Evaluation, inputs: Path) -> list[Block]:
 # -- renderings -------------------------------------------------------------------------------
 
 
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+_MD_PUNCT = re.compile(r"([\\`*_\[\]])")  # code spans, emphasis, links and images
+_MD_BLOCK = re.compile(r"^(\s*)([#=+-]|\d+[.)](?=\s|$))")  # would open a heading, rule, list at a line start
+
+
+def _md_inline(text: Any) -> str:
+    """``text`` as literal Markdown inside a line: ``& < >`` as HTML entities (so no raw HTML,
+    e.g. a ``<script>`` in a spec's notes, reaches a renderer), the link, image, emphasis and
+    code characters backslash-escaped, line breaks folded."""
+    return _MD_PUNCT.sub(r"\\\1", html.escape(str(text), quote=False).replace("\r", " ").replace("\n", " "))
+
+
+def _md_text(text: Any) -> str:
+    """A heading, paragraph or list item as literal Markdown: :func:`_md_inline`, and a block
+    marker at its start escaped."""
+    return _MD_BLOCK.sub(r"\1\\\2", _md_inline(text))
+
+
+def _md_cell(text: Any) -> str:
+    return _md_inline(text).replace("|", "\\|")
 
 
 def _markdown(blocks: list[Block]) -> str:
@@ -319,20 +347,20 @@ def _markdown(blocks: list[Block]) -> str:
     for i, blk in enumerate(blocks):
         kind = blk[0]
         if kind == "h":
-            out.append(f"{'#' * blk[1]} {blk[2]}")
+            out.append(f"{'#' * blk[1]} {_md_text(blk[2])}")
         elif kind == "p":
-            out.append(blk[1])
+            out.append(_md_text(blk[1]))
         elif kind == "list":
-            out.append("\n".join(f"- {_md_cell(i)}" for i in blk[1]))
+            out.append("\n".join(f"- {_md_text(i)}" for i in blk[1]))
         elif kind == "table":
             head, rows = blk[1], blk[2]
             lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "---|" * len(head)]
             lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
             out.append("\n".join(lines))
         elif kind == "figure":
-            out.append(f"![{blk[2]}]({blk[1]})")
+            out.append(f"![{_md_inline(blk[2])}]({blk[1]})")  # file names are ours (slugs): no escaping
         elif kind == "code":  # consecutive inputs form one list of links
-            item = f"- [{blk[1]}]({blk[3]})"
+            item = f"- [{_md_inline(blk[1])}]({blk[3]})"
             if i and blocks[i - 1][0] == "code":
                 out[-1] += "\n" + item
             else:

@@ -11,7 +11,9 @@ Why one file per point, each written to a temporary name and moved into place wi
 ``os.replace`` (:func:`~oassim.analysis.trace.atomic_write`): a point is either wholly in the
 store or absent, whatever moment the sweep is killed at (SIGKILL included), so a re-run skips
 exactly the finished points and loses only those in flight. A lock file (``fcntl.flock``,
-released by the kernel when the process dies) keeps two sweeps from writing one store at once. The rows are built here
+released by the kernel when the process dies) keeps two sweeps from writing one store at once;
+a sweep that ends removes it, and one left by a killed sweep is not held, so the next sweep
+simply takes it. The rows are built here
 (:func:`result_row`, :func:`error_row`) so that the store owns its columns.
 """
 
@@ -34,10 +36,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["ResultStore", "load_results", "read_sweep_record", "result_row", "error_row", "METRIC_COLUMNS",
-           "SWEEP_FILE", "POINTS_DIR", "COMPACT_FILE"]
+           "SWEEP_FILE", "POINTS_DIR", "COMPACT_FILE", "LOCK_FILE"]
 
 SWEEP_FILE = "sweep.yaml"
 POINTS_DIR = "points"
+LOCK_FILE = ".lock"
 METRIC_COLUMNS = (
     "iteration_time_s", "tokens_per_s", "tflops_per_accelerator", "mfu", "hfu", "exposed_comm_s", "bubble_s",
     "sync_s", "compute_s", "optimizer_s", "memory_per_accelerator_GB",
@@ -160,6 +163,11 @@ def read_sweep_record(root: str | Path) -> dict[str, Any]:
     return rec
 
 
+def _leftover(p: Path) -> bool:
+    """What a sweep killed before writing its sweep.yaml leaves: the lock file, an empty points/."""
+    return p.name == LOCK_FILE or (p.name == POINTS_DIR and p.is_dir() and not any(p.iterdir()))
+
+
 class ResultStore:
     """A sweep's result folder (see the module docstring).
 
@@ -219,7 +227,7 @@ class ResultStore:
                 raise SpecError(f"the store {r} holds a sweep of another base scenario ({existing.get('name')!r}); "
                                 "use another --out folder or delete that one", source=source, path="base")
             return existing
-        if r.is_dir() and any(r.iterdir()):
+        if r.is_dir() and any(p for p in r.iterdir() if not _leftover(p)):
             raise OassimError(f"argument --out: {r} is a non-empty folder without {SWEEP_FILE}, not a sweep store; "
                               "choose a new folder")
         return None
@@ -229,19 +237,58 @@ class ResultStore:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: no lock
             return
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        path = self.root / LOCK_FILE
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                pid = ResultStore.holder(self.root)
+                raise OassimError(f"argument --out: {self.root} is in use by another oassim sweep"
+                                  + (f" (pid {pid})" if pid else "")) from None
+            try:  # a sweep that just finished unlinks the file it held: lock the file now at the path
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            raise OassimError(f"argument --out: {self.root} is in use by another oassim sweep") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
 
+    @staticmethod
+    def holder(root: str | Path) -> int | None:
+        """Pid of the sweep writing ``root`` now (0 if its lock file names none), or None: a
+        ``.lock`` file left by a killed sweep (its lock died with it) is not held, whatever
+        pid it names."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return None
+        try:
+            fd = os.open(Path(root) / LOCK_FILE, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:  # held
+                text = os.read(fd, 32).decode("ascii", "replace").strip()
+                return int(text) if text.isdigit() else 0
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     def close(self) -> None:
-        """Release the lock (also released when the process ends, however it ends)."""
+        """Release the lock and remove the lock file (the lock is also released when the
+        process ends, however it ends; a file left then is harmless)."""
         if self._lock_fd is not None:
+            try:  # unlinked while still held: see _lock for the sweep that opened it meanwhile
+                os.unlink(self.root / LOCK_FILE)
+            except OSError:
+                pass
             os.close(self._lock_fd)
             self._lock_fd = None
 

@@ -54,7 +54,8 @@ __all__ = [
 ]
 
 MAX_CANDIDATES = 1_000_000
-"""Largest number of candidate points (before constraints) a sweep may expand to."""
+"""Largest number of candidate points (before constraints) a sweep may expand to, and of
+points (candidates or samples x repeats) it may run."""
 
 _DOC_KEYS = ("name", "description", "notes", "sources")  # documentation: not part of a point's identity
 
@@ -291,6 +292,35 @@ def _check_paths(doc: dict[str, Any], paths: list[tuple[str, str]], source: str 
     return doc
 
 
+def _check_size(spec: SweepSpec, axes: tuple[Axis, ...], source: str | None) -> None:
+    """Refuse, before any value is made, a sweep of more than :data:`MAX_CANDIDATES` points
+    (candidates x repeats), and random sampling asking for more distinct points than exist."""
+    repeats = spec.repeats
+    if spec.sampling == "grid":
+        for a in axes:
+            if a.values is None and a.num is None:
+                raise SpecError("a low/high axis needs num: N on a grid (or use sampling: random)",
+                                source=source, path=f"axes.{a.path}")
+        total = math.prod(a.size for a in axes)  # the sizes alone: nothing is materialised yet
+        if total > MAX_CANDIDATES:
+            raise SpecError(f"the grid has {total:,} points before constraints (the most is {MAX_CANDIDATES:,}): "
+                            "use fewer values or sampling: random", source=source, path="axes")
+        if total * repeats > MAX_CANDIDATES:
+            raise SpecError(f"{total:,} grid points x {repeats:,} repeats are {total * repeats:,} points to run "
+                            f"(the most is {MAX_CANDIDATES:,}): use fewer repeats or fewer values",
+                            source=source, path="repeats")
+        return
+    samples = int(spec.samples or 0)
+    if samples * repeats > MAX_CANDIDATES:
+        raise SpecError(f"{samples:,} samples x {repeats:,} repeats are {samples * repeats:,} points to run (the "
+                        f"most is {MAX_CANDIDATES:,}): use fewer samples or repeats", source=source, path="repeats")
+    space = math.prod(a.space() for a in axes)
+    if space < samples:  # the draws could never find that many distinct points
+        raise SpecError(f"samples: {samples:,} distinct points asked, but the axes have only {int(space):,} "
+                        f"combinations: ask for at most {int(space):,} (or use sampling: grid)",
+                        source=source, path="samples")
+
+
 def _candidates(spec: SweepSpec, axes: tuple[Axis, ...], rng: np.random.Generator) -> Iterator[tuple[Any, ...]]:
     if spec.sampling == "grid":
         yield from itertools.product(*(a.grid_values() for a in axes))
@@ -328,15 +358,7 @@ def expand_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec, *, source: s
     base, _ = _load_base(spec, source)
     fingerprint = hashlib.sha256(_canonical(scenario_identity(Scenario.model_validate(base))).encode()).hexdigest()[:16]
     axes = tuple(parse_axis(p, raw, source=source) for p, raw in spec.axes.items())
-    if spec.sampling == "grid":
-        for a in axes:
-            if a.values is None and a.num is None:
-                raise SpecError("a low/high axis needs num: N on a grid (or use sampling: random)",
-                                source=source, path=f"axes.{a.path}")
-        total = math.prod(len(a.grid_values()) for a in axes)
-        if total > MAX_CANDIDATES:
-            raise SpecError(f"the grid has {total:,} points before constraints (the most is {MAX_CANDIDATES:,}): "
-                            "use fewer values or sampling: random", source=source, path="axes")
+    _check_size(spec, axes, source)
     template = _check_paths(base, [(a.path, f"axes.{a.path}") for a in axes]
                             + [(p, f"derived.{p}") for p in spec.derived], source)
     from oassim.workload import ModelSpec
@@ -357,7 +379,10 @@ def expand_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec, *, source: s
     ids: set[str] = set()
     candidates = dropped = 0
     drops = [0] * len(constraints)
+    space = math.prod(a.space() for a in axes)
     for combo in _candidates(spec, axes, rng):
+        if spec.sampling == "random" and len(seen) >= min(space, MAX_CANDIDATES):
+            break  # every combination drawn (or as many candidates as a grid may have)
         key = tuple(_canonical(v) for v in combo)
         if spec.sampling == "random" and key in seen:
             continue
@@ -372,6 +397,9 @@ def expand_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec, *, source: s
         look = _looker(ns, values, source)
         for p, expr in derived:
             v = _evaluate(expr, look, values, source)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise SpecError(f"{expr.text!r} gives {v!r} at point ({_at(values)}), not a finite number",
+                                source=source, path=expr.where)
             _set(doc, p, v)
             values[p] = v
             ns = _namespace(doc)
@@ -398,6 +426,10 @@ def expand_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec, *, source: s
     return SweepPlan(spec, source, base, fingerprint, axes, tuple(points), candidates, dropped)
 
 
+def _at(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in values.items())
+
+
 def _looker(ns: Mapping[str, Any], values: Mapping[str, Any], source: str | None) -> Callable[[str], Any]:
     def look(path: str) -> Any:
         try:
@@ -411,8 +443,7 @@ def _evaluate(expr: Expr, look: Callable[[str], Any], values: Mapping[str, Any],
     try:
         return expr(look)
     except Exception as exc:  # ZeroDivisionError, TypeError on None, a key not set...: say where
-        at = ", ".join(f"{k}={v!r}" for k, v in values.items())
-        raise SpecError(f"cannot evaluate {expr.text!r} at point ({at}): {type(exc).__name__}: {exc}",
+        raise SpecError(f"cannot evaluate {expr.text!r} at point ({_at(values)}): {type(exc).__name__}: {exc}",
                         source=source, path=expr.where) from None
 
 
@@ -428,7 +459,6 @@ def _validate_point(doc: dict[str, Any], values: Mapping[str, Any], where_of: Ma
     except SpecError as exc:
         key = exc.path or ""
         hit = next((p for p in where_of if key == p or key.startswith(p + ".")), None)
-        at = ", ".join(f"{k}={v!r}" for k, v in values.items())
         path = where_of[hit] if hit else (f"base.{key}" if key else "base")
-        raise SpecError(f"{exc.message} at point ({at}); add a constraint to drop such points",
+        raise SpecError(f"{exc.message} at point ({_at(values)}); add a constraint to drop such points",
                         source=source, path=path) from None

@@ -18,7 +18,7 @@ import numpy as np
 
 from oassim.errors import SpecError
 
-__all__ = ["Axis", "parse_axis", "MAX_VALUES"]
+__all__ = ["Axis", "parse_axis", "check_finite", "MAX_VALUES"]
 
 MAX_VALUES = 1_000_000
 """Most values one range may give."""
@@ -43,6 +43,22 @@ class Axis:
     integer: bool = False
     num: int | None = None
 
+    @property
+    def size(self) -> int:
+        """Values of this axis on a grid, known before any is made (``num`` for a low/high
+        axis, an upper bound: rounding to integers may merge some; 0 without ``num``)."""
+        return len(self.values) if self.values is not None else int(self.num or 0)
+
+    def space(self) -> float:
+        """Distinct values a random draw can give: the discrete values, the integers of
+        ``[low, high]`` for an ``integer`` axis, ``inf`` for a continuous one."""
+        if self.values is not None:
+            return float(len({_key(v) for v in self.values}))
+        if self.integer:
+            assert self.low is not None and self.high is not None
+            return float(int(round(self.high)) - int(round(self.low)) + 1)
+        return math.inf
+
     def grid_values(self) -> tuple[Any, ...]:
         """Values of a grid: the discrete values, or ``num`` evenly (log-)spaced ones."""
         if self.values is not None:
@@ -59,6 +75,32 @@ class Axis:
         lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
         v = math.exp(rng.uniform(math.log(lo), math.log(hi))) if self.log else rng.uniform(lo, hi)
         return int(round(v)) if self.integer else _tidy(float(v))
+
+
+def _key(v: Any) -> str:
+    import json
+
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def _non_finite(v: Any, depth: int = 0) -> float | None:
+    """The first NaN or infinity inside ``v`` (a value, list or mapping), else None."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return v
+    if depth < 32 and isinstance(v, dict):
+        v = list(v.values())
+    if depth < 32 and isinstance(v, (list, tuple)):
+        return next((x for x in (_non_finite(i, depth + 1) for i in v) if x is not None), None)
+    return None
+
+
+def check_finite(v: Any, what: str, source: str | None, path: str) -> None:
+    """Refuse a NaN or infinite value (YAML ``.nan``, ``.inf``, ``1e999``): it would compare
+    false with everything and be silently dropped by a constraint, or stored as empty."""
+    bad = _non_finite(v)
+    if bad is not None:
+        raise SpecError(f"{what} {bad!r} is not a finite number (NaN and infinities cannot be swept)",
+                        source=source, path=path)
 
 
 def _num(v: Any, what: str, source: str | None, path: str) -> float | int:
@@ -88,6 +130,11 @@ def parse_axis(path: str, raw: Any, *, source: str | None = None) -> Axis:
             raise SpecError(f"values must be a list, got {type(vals).__name__}", source=source, path=where)
         if not vals:
             raise SpecError("the axis has no values", source=source, path=where)
+        if len(vals) > MAX_VALUES:
+            raise SpecError(f"the axis has {len(vals):,} values (the most is {MAX_VALUES:,})",
+                            source=source, path=where)
+        for i, v in enumerate(vals):
+            check_finite(v, f"value {i}:", source, where)
         return Axis(path, values=tuple(vals))
     if "range" in raw:
         r = raw["range"]
@@ -101,8 +148,11 @@ def parse_axis(path: str, raw: Any, *, source: str | None = None) -> Axis:
             f = _num(raw["factor"], "factor", source, where)
             if f <= 1 or start <= 0:
                 raise SpecError("a geometric range needs factor > 1 and start > 0", source=source, path=where)
+            n = math.ceil(math.log(stop / start) / math.log(f) - 1e-9) if stop > start else 0
+            if n > MAX_VALUES:  # counted before any value is made
+                raise SpecError(f"the range has {n:,} values (the most is {MAX_VALUES:,})", source=source, path=where)
             v = start
-            while v < stop and len(vals) <= MAX_VALUES:
+            while v < stop and len(vals) <= n:
                 vals.append(_tidy(v))
                 v = v * f
         else:
@@ -126,4 +176,6 @@ def parse_axis(path: str, raw: Any, *, source: str | None = None) -> Axis:
         raise SpecError("need low <= high (and low > 0 with log: true)", source=source, path=where)
     if num is not None and (isinstance(num, bool) or not isinstance(num, int) or num < 1):
         raise SpecError(f"num must be a whole number >= 1, got {num!r}", source=source, path=where)
+    if num is not None and num > MAX_VALUES:  # refused before numpy is asked for num values
+        raise SpecError(f"num is {num:,} (the most is {MAX_VALUES:,} values per axis)", source=source, path=where)
     return Axis(path, low=lo, high=hi, log=log, integer=integer, num=num)
