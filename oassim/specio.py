@@ -100,7 +100,7 @@ def parse_yaml(text: str, *, source: str | None = None, path: str | None = None)
     try:
         return loader.get_single_data()
     except _Refused as exc:
-        where = ".".join(p for p in (path, exc.path) if p) or None
+        where = f"{path or ''}{'.' if path and exc.path and exc.path[0] != '[' else ''}{exc.path or ''}" or None
         raise SpecError(f"{exc.reason}{_at(exc.mark)}", source=source, path=where) from None
     except yaml.MarkedYAMLError as exc:
         problem = exc.problem or exc.context or "invalid YAML"
@@ -239,7 +239,7 @@ class _SpecLoader(Composer, _EventSource, SafeConstructor, Resolver):
             if node.tag in _CONVERTED_TAGS:  # convert now, while the key path is known
                 try:
                     self.yaml_constructors[node.tag](self, node)
-                except (ValueError, OverflowError) as exc:
+                except (ValueError, OverflowError, TypeError, AttributeError) as exc:  # e.g. !!timestamp x
                     raise _Refused(_unreadable(node, exc), node.start_mark, self._keys) from None
             return 1
         if isinstance(node, MappingNode):
@@ -266,7 +266,7 @@ class _SpecLoader(Composer, _EventSource, SafeConstructor, Resolver):
     def construct_object(self, node: Any, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep=deep)
-        except (ValueError, OverflowError) as exc:
+        except (ValueError, OverflowError, TypeError, AttributeError) as exc:
             raise _Refused(_unreadable(node, exc), node.start_mark) from None
 
 
