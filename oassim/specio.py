@@ -1,9 +1,17 @@
 """Loading spec files into validated models, with one-line errors.
 
-DESIGN.md decision 2: every spec file maps to a pydantic model; unknown keys and impossible
-values are errors that name the offending path and the allowed values. This module is the
-only place that turns YAML text and pydantic ``ValidationError`` objects into
+Every spec file maps to a pydantic model (docs/architecture.md, decision 2); unknown keys and
+impossible values are errors that name the offending path and the allowed values. This module
+is the only place that turns YAML text and pydantic ``ValidationError`` objects into
 :class:`~oassim.errors.SpecError` lines, so every layer reports bad input the same way.
+
+Why a loader of its own: spec files come from users and from wherever a path points. PyYAML's
+safe loader still lets a few hundred bytes of aliases expand to billions of values, lets the
+last of two equal keys win silently, raises bare ``ValueError`` / ``RecursionError`` for
+``!!int abc``, ``2024-13-45`` or 1,000-deep nesting, and its messages print the offending
+line. :func:`parse_yaml` composes with bounds (size, depth, alias expansion, plain tags only,
+no duplicate keys) checked before any memory is spent, and :func:`read_yaml` quotes nothing of
+a file that is not a spec.
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, ScalarNode
+from yaml.parser import Parser
+from yaml.reader import Reader
 from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from oassim.errors import SpecError, clip, describe_value
 
@@ -38,7 +49,7 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 
-# Keys that carry a physical quantity must name their unit (DESIGN.md decision 1). When a
+# Keys that carry a physical quantity must name their unit (docs/architecture.md, decision 1). When a
 # user writes the bare quantity, say which unit-suffixed spellings exist.
 _UNIT_SUFFIX = re.compile(r"_(GBps|TBps|Gbps|Tbps|GB|GiB|TB|TFLOPS|PFLOPS|ns|us|ms|s|W|kW|m|USD|pct)$")
 
@@ -96,8 +107,13 @@ def parse_yaml(text: str, *, source: str | None = None, path: str | None = None)
     aliases that expand past :data:`MAX_NODES` values or refer to themselves, and scalars
     their tag cannot hold (``!!int abc``, the date ``2024-13-45``, a 5,000-digit integer).
     """
-    loader = _SpecLoader(text)
+    return _parse(_SpecLoader, text, source, path)
+
+
+def _parse(loader_class: Any, text: str, source: str | None, path: str | None) -> Any:
+    loader = None
     try:
+        loader = loader_class(text)  # the pure-Python reader checks every character here
         return loader.get_single_data()
     except _Refused as exc:
         where = f"{path or ''}{'.' if path and exc.path and exc.path[0] != '[' else ''}{exc.path or ''}" or None
@@ -116,7 +132,8 @@ def parse_yaml(text: str, *, source: str | None = None, path: str | None = None)
     except yaml.YAMLError:
         raise SpecError("YAML syntax error", source=source, path=path) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _ord(ch: Any) -> int:
@@ -163,18 +180,20 @@ _TAG_SHOWN = re.compile(r"[!A-Za-z0-9:/._-]{1,40}")
 # Keys a spec file has at its top level: names such as ``scale_out``, ``h100-sxm``, ``parallelism``.
 _NAME_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,79}")
 
-try:  # libyaml's scanner and parser when PyYAML was built with it; composing stays in Python
+
+class _PyEvents(Reader, Scanner, Parser):
+    """PyYAML's pure-Python scanner and parser: YAML text to events."""
+
+    def __init__(self, stream: str):
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+
+
+try:  # libyaml's scanner and parser (the same events, faster) when PyYAML was built with it
     from yaml._yaml import CParser as _EventSource
 except ImportError:  # pragma: no cover - PyYAML without libyaml
-    from yaml.parser import Parser
-    from yaml.reader import Reader
-    from yaml.scanner import Scanner
-
-    class _EventSource(Reader, Scanner, Parser):  # type: ignore[no-redef]
-        def __init__(self, stream: str):
-            Reader.__init__(self, stream)
-            Scanner.__init__(self)
-            Parser.__init__(self)
+    _EventSource = _PyEvents
 
 
 class _Refused(Exception):
@@ -191,15 +210,18 @@ def _tag_name(tag: str) -> str:
     return short if _TAG_SHOWN.fullmatch(short) else "of this kind"
 
 
-class _SpecLoader(Composer, _EventSource, SafeConstructor, Resolver):
-    """PyYAML's safe loader with the bounds above checked while composing.
+class _Guards:
+    """PyYAML's safe loader with the bounds above checked while composing (a mixin placed
+    before ``Composer`` and an event source: see :class:`_SpecLoader`).
 
     Every composed node's expanded size (itself plus, through aliases, everything under it)
     is counted once per node, so an alias bomb is refused in time linear in the file.
     """
 
+    _events: Any
+
     def __init__(self, text: str):
-        _EventSource.__init__(self, text)
+        self._events.__init__(self, text)
         Composer.__init__(self)
         SafeConstructor.__init__(self)
         Resolver.__init__(self)
@@ -268,6 +290,18 @@ class _SpecLoader(Composer, _EventSource, SafeConstructor, Resolver):
             return super().construct_object(node, deep=deep)
         except (ValueError, OverflowError, TypeError, AttributeError) as exc:
             raise _Refused(_unreadable(node, exc), node.start_mark) from None
+
+
+class _SpecLoader(_Guards, Composer, _EventSource, SafeConstructor, Resolver):  # type: ignore[valid-type,misc]
+    """The guarded loader on libyaml's parser when there is one."""
+
+    _events = _EventSource
+
+
+class _PySpecLoader(_Guards, Composer, _PyEvents, SafeConstructor, Resolver):
+    """The guarded loader on the pure-Python parser (PyYAML without libyaml; tests)."""
+
+    _events = _PyEvents
 
 
 def _unreadable(node: Any, exc: Exception) -> str:

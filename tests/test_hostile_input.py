@@ -238,6 +238,27 @@ def test_unreadable_values_are_one_line(text, words, tmp_path, capsys):
         assert w in line, (w, line)
 
 
+@pytest.mark.parametrize("name", sorted(n for n in CORPUS if n.startswith("cluster-") and "latin1" not in n))
+def test_pure_python_parser_refuses_the_same(name):
+    """Without libyaml (the pure-Python parser) each corpus file is refused for the same reason."""
+    from oassim import specio
+
+    text = (FUZZ / name).read_text(encoding="utf-8")
+    fast = slow = None
+    try:
+        specio.parse_yaml(text, source="f")
+    except SpecError as exc:
+        fast = exc.message.split(" at line")[0]
+    try:
+        specio._parse(specio._PySpecLoader, text, "f", None)
+    except SpecError as exc:
+        slow = exc.message.split(" at line")[0]
+    if fast is None or "syntax" in fast or "not a spec file" in fast:  # parsers word syntax errors differently
+        assert (fast is None) == (slow is None)
+    else:
+        assert slow == fast
+
+
 def test_only_the_guarded_loader_reads_yaml():
     """No module of the package calls a YAML loader other than specio's (a safe one)."""
     root = Path(__file__).resolve().parents[1] / "oassim"
