@@ -14,8 +14,9 @@ import sys
 from typing import Any, Sequence
 
 from oassim import __version__
-from oassim.cli._common import Parser as _Parser, positive_int as _positive_int
-from oassim.errors import OassimError, SpecError
+from oassim.cli._common import Parser as _Parser, accelerator_count as _accelerator_count, error_line
+from oassim.cli._common import positive_int as _positive_int
+from oassim.errors import OassimError
 
 __all__ = ["main", "build_parser"]
 
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     def cluster_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("file", metavar="FILE", help="cluster YAML file, or a preset name in topologies/")
         sp.add_argument(
-            "--accelerators", "-n", type=_positive_int, default=None,
+            "--accelerators", "-n", type=_accelerator_count, default=None,
             help="scale the cluster to this many accelerators (rounded up to whole supernodes)",
         )
 
@@ -132,7 +133,7 @@ def _collective_parser(sub: Any) -> None:
     )
     c.add_argument("--cluster", required=True, metavar="FILE",
                    help="cluster YAML file, or a preset name in topologies/")
-    c.add_argument("--accelerators", "-n", type=_positive_int, default=None,
+    c.add_argument("--accelerators", "-n", type=_accelerator_count, default=None,
                    help="scale the cluster to this many accelerators (rounded up to whole supernodes)")
     c.add_argument("--op", required=True, choices=OPS, help="collective operation")
     c.add_argument("--algo", default="auto", metavar="NAME",
@@ -330,11 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for module in _command_modules():
             if args.command in module.COMMANDS:
                 return module.COMMANDS[args.command](args)
-    except SpecError as exc:
-        sys.stderr.write(f"oassim: error: {exc}\n")
-        return 2
-    except OassimError as exc:
-        sys.stderr.write(f"oassim: error: {exc}\n")
+    except OassimError as exc:  # SpecError included: bad input, one line
+        sys.stderr.write(error_line(exc))
         return 2
     except MemoryError:
         sys.stderr.write("oassim: error: ran out of memory: the cluster is too large for this machine\n")

@@ -19,11 +19,11 @@ import copy
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
-import yaml
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from oassim.errors import SpecError
-from oassim.specio import SpecModel, read_yaml, unit_hint, validate
+from oassim.presets import YAML_SUFFIXES, check_preset_name, spec_file
+from oassim.specio import SpecModel, parse_yaml, read_yaml, unit_hint, validate
 from oassim.workload import ModelSpec, ParallelismSpec, TrainingSpec
 
 __all__ = [
@@ -38,6 +38,9 @@ __all__ = [
 
 Network = Literal["analytical", "flow"]
 
+# Where a bad ``--set`` override is blamed: the argument, not the scenario file it edits.
+SET_SOURCE = "argument --set"
+
 
 class ClusterSection(SpecModel):
     """The ``cluster:`` section: which cluster, and how many accelerators.
@@ -45,7 +48,8 @@ class ClusterSection(SpecModel):
     Parameters
     ----------
     preset : str, optional
-        A file stem in ``topologies/`` (``oassim topo list`` shows them).
+        A preset name in ``topologies/`` (``oassim topo list`` shows them): a name, never a
+        path (:func:`oassim.presets.check_preset_name`).
     file : str, optional
         A cluster YAML file; a relative path is taken from the scenario file's folder.
     accelerators : int, optional
@@ -58,6 +62,16 @@ class ClusterSection(SpecModel):
     file: str | None = None
     accelerators: int | None = Field(default=None, gt=0, le=1_048_576, strict=True)
 
+    @field_validator("preset")
+    @classmethod
+    def _a_name(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                check_preset_name(v)
+            except SpecError as exc:
+                raise ValueError(f"{exc.message}; a cluster file is given as file: PATH") from None
+        return v
+
     @model_validator(mode="after")
     def _one_source(self) -> "ClusterSection":
         if (self.preset is None) == (self.file is None):
@@ -66,8 +80,12 @@ class ClusterSection(SpecModel):
 
     @property
     def ref(self) -> str:
-        """The preset name or file path, as ``load_cluster`` takes it."""
-        return self.preset if self.preset is not None else str(self.file)
+        """The preset name or file path, as ``load_cluster`` takes it (a file name without a
+        folder or YAML extension gets a ``./``, so that it is not read as a preset name)."""
+        if self.preset is not None:
+            return self.preset
+        f = str(self.file)
+        return f if "/" in f or f.endswith(YAML_SUFFIXES) else f"./{f}"
 
 
 class WorkloadSection(TrainingSpec):
@@ -83,6 +101,16 @@ class WorkloadSection(TrainingSpec):
     """
 
     model: str | dict[str, Any]
+
+    @field_validator("model")
+    @classmethod
+    def _name_or_yaml(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.endswith(YAML_SUFFIXES):
+            try:
+                check_preset_name(v)
+            except SpecError as exc:
+                raise ValueError(f"{exc.message}; a model file is given as a path ending in .yaml") from None
+        return v
 
     def training(self) -> TrainingSpec:
         """The training keys alone, as the plan compiler takes them."""
@@ -169,15 +197,32 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | Scenario,
     if overrides:
         if not isinstance(data, dict):
             data = {} if data is None else data
-        data = apply_overrides(data, overrides, base=base)
-    sc = validate(Scenario, data, source=source)
-    _check_inline_model(sc, source)
+        try:
+            data = apply_overrides(data, overrides, base=base)
+        except SpecError as exc:
+            raise exc.with_context(source=source) from None
+    try:
+        sc = validate(Scenario, data, source=source)
+        _check_inline_model(sc, source)
+    except SpecError as exc:
+        raise _blame_override(exc, overrides) from None
     if sc.cluster.file is not None and base is not None and not Path(sc.cluster.file).is_absolute():
         sc = sc.model_copy(update={"cluster": sc.cluster.model_copy(update={"file": str(base / sc.cluster.file)})})
     return sc, source
 
 
 # -- --set overrides ------------------------------------------------------------------------------
+
+
+def _blame_override(exc: SpecError, overrides: list[str]) -> SpecError:
+    """A validation error at (or under) a key some ``--set`` wrote is that argument's error."""
+    if exc.path is None:
+        return exc
+    for text in overrides:
+        key = ".".join(parse_override(text)[0])
+        if exc.path == key or exc.path.startswith((key + ".", key + "[")):
+            return SpecError(exc.message, source=SET_SOURCE, path=exc.path)
+    return exc
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -192,14 +237,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise SpecError(f"expected path=value (e.g. parallelism.tp=4), got {text!r}", source="--set")
+        raise SpecError(f"expected path=value (e.g. parallelism.tp=4), got {text!r}", source=SET_SOURCE)
     parts = key.split(".")
     if any(not p for p in parts):
-        raise SpecError(f"empty key in path {key!r}", source="--set", path=key)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise SpecError(f"cannot read value {raw!r} as YAML", source="--set", path=key) from None
+        raise SpecError(f"empty key in path {key!r}", source=SET_SOURCE, path=key)
+    value = parse_yaml(raw, source=SET_SOURCE, path=key) if raw.strip() else None
     return parts, value
 
 
@@ -219,18 +261,13 @@ def _inline_model(value: Any, base: Path | None, path: str) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     if not isinstance(value, str):
-        raise SpecError("expected a model preset name or mapping", source="--set", path=path)
-    from oassim.presets import find_preset
-
-    p = Path(value)
-    if p.suffix in (".yaml", ".yml"):
-        p = p if p.is_absolute() or base is None else base / p
-    else:
-        p = find_preset("workloads", value)
+        raise SpecError("expected a model preset name or mapping", source=SET_SOURCE, path=path)
+    try:
+        p = spec_file("workloads", value, base)
+    except SpecError as exc:
+        raise SpecError(exc.message, path=path) from None  # the scenario's value: load_scenario names the file
     data = read_yaml(p)
-    if not isinstance(data, dict):
-        raise SpecError("expected a mapping", source=str(p))
-    return {"name": Path(p).stem, **data}
+    return {"name": p.stem, **(data or {})}
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str], *, base: Path | None = None) -> dict[str, Any]:
@@ -262,7 +299,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str], *, base: 
                 at = ".".join(parts[:i]) or "the top level"
                 hint = unit_hint(key, allowed)
                 msg = f"unknown key '{key}'" + (f"; {hint}" if hint else "")
-                raise SpecError(f"{msg} (allowed at {at}: {', '.join(allowed)})", source="--set", path=here)
+                raise SpecError(f"{msg} (allowed at {at}: {', '.join(allowed)})", source=SET_SOURCE, path=here)
             if i == len(parts) - 1:
                 node[key] = value
                 break
@@ -273,10 +310,10 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str], *, base: 
                 model = _submodel(fields[key].annotation)
                 if model is None:
                     raise SpecError(f"'{key}' is a value, not a section: set it as {here}=VALUE",
-                                    source="--set", path=".".join(parts))
+                                    source=SET_SOURCE, path=".".join(parts))
                 if node.get(key) is None:
                     node[key] = {}
                 elif not isinstance(node[key], dict):
-                    raise SpecError(f"'{key}' in the scenario is not a mapping", source="--set", path=here)
+                    raise SpecError(f"'{key}' in the scenario is not a mapping", source=SET_SOURCE, path=here)
             node = node[key]
     return out

@@ -39,7 +39,7 @@ from oassim.errors import SpecError
 from oassim.hardware import Accelerator, Catalog, LinkTechnology, OpticalModule, Switch, load_catalog
 from oassim.hardware.models import Count, Flag, Medium, Name, NonNegative, Positive
 from oassim.hardware.schema import preset_or_inline
-from oassim.presets import find_preset
+from oassim.presets import argument_file
 from oassim.specio import SpecModel, read_yaml, validate
 from oassim.topology.parts import LinkClass, SwitchClass
 
@@ -272,20 +272,27 @@ class ResolvedCluster:
 
 
 def load_cluster(path_or_name: str | Path, accelerators: int | None = None) -> ResolvedCluster:
-    """Load a cluster file (a path, or a preset name in ``topologies/``) and resolve it.
+    """Load a cluster file and resolve it.
 
-    ``accelerators`` overrides the file's count (docs/architecture.md: presets scale by it).
+    Parameters
+    ----------
+    path_or_name : str or Path
+        A path, or a preset name in ``topologies/``, by the command-line rule of
+        :func:`oassim.presets.argument_file` (a ``Path`` is always a path).
+    accelerators : int, optional
+        Overrides the file's count (presets scale by it); a count the file could not hold
+        is blamed on the ``-n/--accelerators`` argument, not on the file.
     """
-    p = Path(path_or_name)
-    if not p.suffix and not p.exists():
-        try:
-            p = find_preset("topologies", str(path_or_name))
-        except SpecError as exc:
-            raise SpecError(exc.message, source=str(path_or_name)) from None
+    p = argument_file("topologies", path_or_name)
     data = read_yaml(p)
     if isinstance(data, dict) and accelerators is not None:
         data = {**data, "accelerators": accelerators}
-    spec = validate(ClusterSpec, data, source=str(p))
+    try:
+        spec = validate(ClusterSpec, data, source=str(p))
+    except SpecError as exc:
+        if accelerators is not None and exc.path == "accelerators":
+            raise SpecError(exc.message, source="argument -n/--accelerators") from None
+        raise
     return resolve_cluster(spec, source=str(p))
 
 
