@@ -44,6 +44,7 @@ __all__ = [
     "validate",
     "load_model",
     "format_validation_error",
+    "allowed_list",
     "unit_hint",
 ]
 
@@ -390,7 +391,7 @@ def format_validation_error(
         if hint:
             msg += f"; {hint}"
         if allowed:
-            msg += f" (allowed: {', '.join(allowed)})"
+            msg += f" (allowed: {allowed_list(key, allowed)})"
         return SpecError(msg, source=source, path=path)
     if kind == "missing":
         return SpecError("required key is missing", source=source, path=path)
@@ -402,6 +403,22 @@ def format_validation_error(
     if more:
         msg += f" [and {more} more problem{'s' if more > 1 else ''}]"
     return SpecError(msg, source=source, path=path)
+
+
+def allowed_list(key: str, allowed: list[str], budget: int = 120) -> str:
+    """The allowed keys for a message: all of them when they fit in ``budget`` characters,
+    else the closest to ``key`` first and a count of the rest (the line stays one readable line;
+    ``oassim schema`` publishes the full list)."""
+    text = ", ".join(allowed)
+    if len(text) <= budget:
+        return text
+    ranked = sorted(allowed, key=lambda a: -difflib.SequenceMatcher(None, key, a).ratio())
+    shown: list[str] = []
+    for a in ranked:
+        if len(", ".join(shown + [a])) > budget - 40:
+            break
+        shown.append(a)
+    return f"{', '.join(shown)} and {len(allowed) - len(shown)} more, closest first"
 
 
 def validate(model: type[M], data: Any, *, source: str | None = None, prefix: str | None = None) -> M:

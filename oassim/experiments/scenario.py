@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from oassim.errors import SpecError
 from oassim.presets import YAML_SUFFIXES, check_preset_name, spec_file
-from oassim.specio import SpecModel, parse_yaml, read_yaml, unit_hint, validate
+from oassim.specio import SpecModel, allowed_list, parse_yaml, read_yaml, unit_hint, validate
 from oassim.workload import ModelSpec, ParallelismSpec, TrainingSpec
 
 __all__ = [
@@ -299,7 +299,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str], *, base: 
                 at = ".".join(parts[:i]) or "the top level"
                 hint = unit_hint(key, allowed)
                 msg = f"unknown key '{key}'" + (f"; {hint}" if hint else "")
-                raise SpecError(f"{msg} (allowed at {at}: {', '.join(allowed)})", source=SET_SOURCE, path=here)
+                raise SpecError(f"{msg} (allowed at {at}: {allowed_list(str(key), allowed)})",
+                                source=SET_SOURCE, path=here)
             if i == len(parts) - 1:
                 node[key] = value
                 break

@@ -33,7 +33,7 @@ def test_small_scenario_validates(small):
 
 BAD = [
     (_set("netwrk", "flow"), ["netwrk", "unknown key", "did you mean network"]),
-    (_set("parallelism.tpp", 2), ["parallelism.tpp", "unknown key", "allowed", "first_stage_layers"]),
+    (_set("parallelism.tpp", 2), ["parallelism.tpp", "unknown key", "allowed", "pp, tp, vpp", "more, closest first"]),
     (_set("parallelism.tp", 0), ["parallelism.tp", "greater than 0"]),
     (_set("parallelism.zero", 5), ["parallelism.zero"]),
     (_set("workload.recompute", "some"), ["workload.recompute", "none", "selective", "full"]),
