@@ -182,7 +182,8 @@ def summary(results: Any) -> dict[str, Any]:
         ``exposed_comm_s``, ``exposed_comm_by_dim`` (dict), ``bubble_s``, ``sync_s``,
         ``compute_s``, ``optimizer_s``, ``memory_per_accelerator_GB``, ``breakdown`` (dict),
         ``bottlenecks`` (list of dicts), ``critical_stage``, ``critical_rank``,
-        ``accelerators``, ``calibrated``.
+        ``accelerators``, ``calibrated`` (the compute efficiencies were fitted to this
+        accelerator's measurements), ``efficiency_entry`` (the ``compute_efficiency.yaml`` entry used).
     """
     plan = results.plan
     T = float(results.iteration_time_s)
@@ -213,4 +214,5 @@ def summary(results: Any) -> dict[str, Any]:
         "critical_rank": who[1],
         "accelerators": n,
         "calibrated": bool(getattr(plan, "calibrated", False)),
+        "efficiency_entry": str(getattr(plan, "efficiency", "")),
     }

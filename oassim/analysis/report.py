@@ -316,6 +316,10 @@ _HEADLINE = (
 )
 
 
+# Headline figures that the compute model's efficiencies set (marked when those are uncalibrated).
+_COMPUTE_BOUND = frozenset({"iteration_time_s", "tokens_per_s", "tflops_per_accelerator", "mfu", "hfu"})
+
+
 def _num(v: Any) -> float | None:
     try:
         return None if v is None or isinstance(v, bool) else float(v)
@@ -364,10 +368,16 @@ def text_summary(record: Mapping[str, Any]) -> str:
                    f"seq {wl.get('seq_len')}, global batch {wl.get('global_batch')}, {wl.get('precision')}, "
                    f"network {record.get('network')}")
     out.append("")
+    uncal = record.get("calibrated") is False
     for key, label, fmt in _HEADLINE:
         n = _num(record.get(key))
         if n is not None:
-            out.append(f"  {label:<18} {fmt(n)}")
+            mark = "  [uncalibrated]" if uncal and key in _COMPUTE_BOUND else ""
+            out.append(f"  {label:<18} {fmt(n)}{mark}")
+    if uncal:
+        entry = record.get("efficiency_entry") or "default"
+        out.append(f"  uncalibrated: compute efficiencies from entry '{entry}' of compute_efficiency.yaml, "
+                   "not fitted to this accelerator's measurements; absolute times and rates are estimates")
     rows = _breakdown_rows(record.get("breakdown"), _num(record.get("iteration_time_s")))
     if rows:
         out += ["", "  breakdown (per iteration)"]
