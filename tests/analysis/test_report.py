@@ -134,8 +134,6 @@ def test_bubble_far_above_the_schedule_points_at_the_slow_stage():
 def test_uncalibrated_runs_are_marked_next_to_their_numbers():
     """A run whose compute efficiencies are not fitted to its accelerator marks every figure
     they set (time, throughput, TFLOP/s, MFU, HFU) and names the entry; a calibrated one does not."""
-    from oassim.analysis.report import text_summary
-
     base = {"name": "x", "iteration_time_s": 1.0, "tokens_per_s": 1e6, "tflops_per_accelerator": 500.0,
             "mfu": 0.5, "hfu": 0.5, "memory_per_accelerator_GB": 40.0}
     text = text_summary({**base, "calibrated": False, "efficiency_entry": "default"})
