@@ -405,7 +405,7 @@ def format_validation_error(
     return SpecError(msg, source=source, path=path)
 
 
-def allowed_list(key: str, allowed: list[str], budget: int = 120) -> str:
+def allowed_list(key: str, allowed: list[str], budget: int = 240) -> str:
     """The allowed keys for a message: all of them when they fit in ``budget`` characters,
     else the closest to ``key`` first and a count of the rest (the line stays one readable line;
     ``oassim schema`` publishes the full list)."""

@@ -171,8 +171,9 @@ def test_inproc_scheduler_leaves_no_client_or_thread(tmp_path, capsys):
     from distributed.client import Client
 
     before = {t.ident for t in threading.enumerate()}
+    clients = set(getattr(Client, "_instances", set()))  # other tests' clients may still be alive
     sweep_error(tmp_path, capsys, "--scheduler", "inproc://10.0.0.1/1/1")
-    assert not getattr(Client, "_instances", set())
+    assert set(getattr(Client, "_instances", set())) <= clients
     assert {t.ident for t in threading.enumerate() if t.is_alive()} <= before
 
 
