@@ -4,23 +4,24 @@ STYLE.md: plug-ins are a dict. Adding an algorithm is one module with an
 :class:`~oassim.collectives.algorithms.base.Algorithm` subclass and one line here. ``auto``
 is not an algorithm: the engine picks, per request, the cheapest of those that fit.
 
-==========================  ==============================================================
-name                        phases
-==========================  ==============================================================
-ring                        1 neighbour phase x 2(n-1) (all-reduce), x (n-1) (RS, AG);
-                            pipelined chain (broadcast, reduce)
-tree                        1 pipelined phase: both binary trees up and down, 2*depth steps
-halving_doubling            log2(n) halving + log2(n) doubling phases (+2 fold phases)
-in_network                  1 phase through reducing switches (NVLS / SHARP)
-hierarchical                RS inside domain levels, ring AR across domains, AG inside;
-                            two-stage all-to-all
-hierarchical_tree           as hierarchical, double binary tree across domains
-hierarchical_in_network     as hierarchical, in-network reduction inside domains
-hierarchical_pipelined      the hierarchical stages merged into one phase (bytes x repeat,
-                            latency steps summed): stages overlapped chunk by chunk
-hierarchical_tree_pipelined the same for hierarchical_tree
-direct                      every transfer at once (send/recv, pairwise all-to-all)
-==========================  ==============================================================
+============================  ==============================================================
+name                          phases
+============================  ==============================================================
+ring                          1 neighbour phase x 2(n-1) (all-reduce), x (n-1) (RS, AG);
+                              pipelined chain (broadcast, reduce)
+tree                          1 pipelined phase: both binary trees up and down, 2*depth steps
+halving_doubling              log2(n) halving + log2(n) doubling phases (+2 fold phases)
+in_network                    1 phase through reducing switches (NVLS / SHARP)
+hierarchical                  RS inside domain levels, ring AR across domains, AG inside;
+                              two-stage all-to-all
+hierarchical_tree             as hierarchical, double binary tree across domains
+hierarchical_in_network       as hierarchical, in-network reduction inside domains
+hierarchical_in_network_tree  NVLS inside domains, double binary tree across (NCCL's NVLS_TREE)
+hierarchical_pipelined        the hierarchical stages merged into one phase (bytes x repeat,
+                              latency steps summed): stages overlapped chunk by chunk
+hierarchical_tree_pipelined   the same for hierarchical_tree
+direct                        every transfer at once (send/recv, pairwise all-to-all)
+============================  ==============================================================
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ ALGORITHMS: dict[str, Algorithm] = {
     "hierarchical_in_network": Hierarchical(
         "hierarchical_in_network", "in_network", "ring", _RS_AR_AG,
         "in-network reduction (NVLS) inside domains, ring across domains",
+    ),
+    "hierarchical_in_network_tree": Hierarchical(
+        "hierarchical_in_network_tree", "in_network", "tree", frozenset({"all_reduce"}),
+        "in-network reduction (NVLS) inside domains, double binary tree across (NCCL's NVLS tree)",
     ),
     "hierarchical_pipelined": Hierarchical(
         "hierarchical_pipelined", "ring", "ring", _RS_AR_AG,

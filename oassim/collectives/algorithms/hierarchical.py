@@ -72,7 +72,8 @@ def _along(t: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _labelled(phases: list[Phase], where: str) -> list[Phase]:
-    return [Phase(p.src, p.dst, p.size_bytes, p.repeat, p.steps, p.in_network, f"{p.label} [{where}]") for p in phases]
+    return [Phase(p.src, p.dst, p.size_bytes, p.repeat, p.steps, p.in_network, f"{p.label} [{where}]",
+                  p.switch_bytes) for p in phases]
 
 
 def hierarchical_phases(op: str, t: np.ndarray, size: float, inner: str, outer: str) -> list[Phase]:
