@@ -65,13 +65,15 @@ def test_every_group_shape_is_within_15pct_of_its_endpoint_bound(dgx_engine, sta
 
 def test_half_node_sets_the_pace_by_its_nics(dgx_engine):
     """20 ranks = 8 + 8 + 4: the 4-GPU node's NICs export a whole node's share (twice the
-    per-NIC bytes), so the time is that of its NICs, and auto keeps a hierarchical algorithm."""
+    per-NIC bytes), so auto keeps a hierarchical algorithm whose time is set by those NICs:
+    at least their ring bound, at most 20% above it (a tree across moves up to twice a
+    ring's bytes on some NICs)."""
     ranks = np.arange(20)
     res = dgx_engine.run(CollectiveRequest("all_reduce", S, ranks[None, :]))
     assert res.algorithm.startswith("hierarchical")
     _, out = _rates(dgx_engine, 0)
     nic_time = 2 * 2 / 3 * (S / 4) / out
-    assert res.time_s == pytest.approx(nic_time, rel=0.1)
+    assert nic_time <= res.time_s <= 1.2 * nic_time
 
 
 def test_partial_rack_keeps_the_hierarchical_algorithm():

@@ -9,6 +9,8 @@ name                          phases
 ============================  ==============================================================
 ring                          1 neighbour phase x 2(n-1) (all-reduce), x (n-1) (RS, AG);
                               pipelined chain (broadcast, reduce)
+rail_rings                    one ring per rail through every rank (NCCL multi-node ring):
+                              each NIC carries one ring's crossing
 tree                          1 pipelined phase: both binary trees up and down, 2*depth steps
 halving_doubling              log2(n) halving + log2(n) doubling phases (+2 fold phases)
 in_network                    1 phase through reducing switches (NVLS / SHARP)
@@ -31,7 +33,7 @@ from oassim.collectives.algorithms.direct import Direct
 from oassim.collectives.algorithms.halving_doubling import HalvingDoubling
 from oassim.collectives.algorithms.hierarchical import Hierarchical
 from oassim.collectives.algorithms.in_network import InNetworkReduction
-from oassim.collectives.algorithms.ring import Ring
+from oassim.collectives.algorithms.ring import RailRings, Ring
 from oassim.collectives.algorithms.tree import DoubleBinaryTree
 
 __all__ = ["Algorithm", "ALGORITHMS", "algorithms_for"]
@@ -40,6 +42,7 @@ _RS_AR_AG = frozenset({"all_reduce", "reduce_scatter", "all_gather"})
 
 ALGORITHMS: dict[str, Algorithm] = {
     "ring": Ring(),
+    "rail_rings": RailRings(),
     "tree": DoubleBinaryTree(),
     "halving_doubling": HalvingDoubling(),
     "in_network": InNetworkReduction(),
@@ -61,7 +64,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     ),
     "hierarchical_pipelined": Hierarchical(
         "hierarchical_pipelined", "ring", "ring", _RS_AR_AG,
-        "as hierarchical, stages overlapped chunk by chunk (NCCL-style multi-node rings)", pipelined=True,
+        "as hierarchical, the 2D ring stages overlapped chunk by chunk", pipelined=True,
     ),
     "hierarchical_tree_pipelined": Hierarchical(
         "hierarchical_tree_pipelined", "ring", "tree", frozenset({"all_reduce"}),
