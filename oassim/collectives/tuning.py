@@ -26,7 +26,7 @@ hardware beyond the raw link rates, in four kinds of numbers, kept in ONE docume
   ``src/device/prims_ll.h`` design). A collective runs under whichever of Simple and LL is
   faster, as NCCL's tuner picks a protocol per size; in-network (NVLS) phases are Simple only.
 
-Why here and not in code: DESIGN.md says efficiency parameters belong to the hardware and
+Why here and not in code: efficiency parameters belong to the hardware and
 framework generation, never to one run, and must be fitted on some measurements and checked on
 others. ``python -m oassim.collectives.calibrate`` refits them and prints the per-row errors;
 the file records which rows were fitted and which held out. The ``ideal`` profile (all

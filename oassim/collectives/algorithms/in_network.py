@@ -7,7 +7,7 @@ load-reduce, all-gather by ``multimem`` store, pipelined so both run at once) a 
 up and S/n of reduced chunk comes down for the reduce-scatter half, and S/n goes up and S
 comes down for the all-gather half: S(n+1)/n each way, against 2(n-1)/n S for a ring. That
 is why measured 8xH100 all-reduce bus bandwidth (479 GB/s, calibration row C0048) exceeds the
-450 GB/s NVLink 4 port rate (hardware.md B1-1: NVLS 480 vs ring 370 GB/s). Reduce-scatter,
+450 GB/s NVLink 4 port rate (docs/sources.md S21: NVLS 480 vs ring 370 GB/s). Reduce-scatter,
 all-gather, broadcast and reduce move at most S each way per rank; a chunk makes one switch
 round trip per half (``steps`` = 2 for all-reduce, 1 otherwise).
 
