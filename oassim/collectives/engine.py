@@ -339,8 +339,13 @@ class CollectiveEngine:
         busy = res.link_busy_s[links]
         if sym is not None:
             links, payload, busy = self._replicate(links, payload, busy, doms, d0)
-        # in-network phases are also held to the switches' reduction / multicast rate (tuning.py)
-        t = max(float(res.time_s), self._switch_time(p))
+        # in-network phases are also held to the switches' reduction / multicast rate (tuning.py),
+        # a chunk still crossing the path once
+        t = float(res.time_s)
+        sw = self._switch_time(p)
+        if sw > 0:
+            path = lat if p.steps > 1 else float(stripe(f, Flows(src, dst, wire), self.salt).latency_s.max())
+            t = max(t, sw + path)
         # a single-step phase needs its path latency only if the LL protocol is costed
         return _Costed(t, lat, links.astype(np.int64), payload, busy,
                        latency_known=p.steps > 1 or not len(src))
