@@ -33,9 +33,10 @@ the slowdown is the physics of the partial domain, not a fallback to a flat algo
 All-to-all has its own two-stage scheme (:mod:`~oassim.collectives.algorithms.all_to_all`).
 The stages run one after another (no pipelining across levels), as the Horovod scheme does.
 
-The ``_pipelined`` variants overlap the stages chunk by chunk, as NCCL does when its rings
-and trees cross nodes (each channel's data flows through the intra-node and inter-node hops
-at once): all the stages' flows, each carrying its bytes times its repeat count, form one
+The ``_pipelined`` variants overlap the stages chunk by chunk, as NCCL's tree does when it
+crosses nodes (each channel's data flows through the intra-node chain and the inter-node
+tree at once; NCCL's multi-node *ring* is :class:`~oassim.collectives.algorithms.ring.
+RailRings`, not a pipelined 2D ring): all the stages' flows, each carrying its bytes times its repeat count, form one
 phase, so the busiest link's total sets the bandwidth term (the steady state of a perfect
 pipeline), while a chunk still pays every stage's latency steps in turn.
 """
