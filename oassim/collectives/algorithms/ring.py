@@ -127,5 +127,11 @@ class RailRings(Algorithm):
         C = len(rings) // len(blocks)
         out = []
         for p in ring_phases(req.op, rings, req.size_bytes / C):
-            out.append(Phase(p.src, p.dst, p.size_bytes, p.repeat, p.steps, label=f"rail rings ({C}): {p.label}"))
+            # the C rings share every in-domain edge but one: one flow per distinct (src, dst)
+            # with the rings' bytes summed loads the links exactly as C x n flows would
+            span = int(max(p.src.max(), p.dst.max())) + 1
+            keys, at = np.unique(p.src * span + p.dst, return_inverse=True)
+            size = np.bincount(at, weights=p.size_bytes, minlength=len(keys))
+            out.append(Phase(keys // span, keys % span, size, p.repeat, p.steps,
+                             label=f"rail rings ({C}, same-edge flows merged): {p.label}"))
         return out
