@@ -14,7 +14,12 @@ generation, and a fit tested on its own rows proves nothing). Four numbers of th
 Fit rows: :data:`FIT_ROWS` (A100 at 64M, 256M, 1G, 4G; H100 at 64M and 8G). Every other row
 of :data:`ROWS` is held out for checking, including the H200 curve (same NVLink 4 /
 NVSwitch gen3 fabric, NCCL 2.20.5), plus the NVIDIA figure for NVLink 4 *ring* all-reduce,
-370 GB/s (docs/sources.md B1-1), which no fitted row constrains.
+370 GB/s (calibration row C0208, source S21), which no fitted row constrains.
+
+Then every published system row of :mod:`~oassim.collectives.calibrate_systems` (calibration
+sources S21 GTC slides, S22 NCCL issues: NVLS on 5-8 H100, NVLink 5 on 8 and 72 GPUs, RDMA NICs, multi-node
+DGX) is printed per row on a cluster matching its system, with the leave-one-out refits of
+the NVSwitch gen4 reduction rate and the RDMA NIC fraction.
 
 How: each row is costed by the engine (8 ranks = one node of the preset, the algorithm the
 source states or NCCL uses there: ring on A100, NVLS = ``in_network`` on H100/H200). The
@@ -74,8 +79,8 @@ SYSTEMS: dict[str, tuple[str, str]] = {
 }
 #: link technologies sharing the fitted NVLink fraction
 NVLINK: tuple[str, ...] = ("nvlink3", "nvlink4", "nvlink5")
-#: docs/sources.md B1-1: NVIDIA slide, NVLink 4 ring all-reduce busbw (8 GPUs, large messages)
-REFERENCE_RING_NVLINK4 = ("B1-1", "H100", "ring", 8 * 2**30, 370.0)
+#: calibration row C0208 (source S21, NVIDIA GTC slide): NVLink 4 ring all-reduce busbw (8 GPUs, large messages)
+REFERENCE_RING_NVLINK4 = ("C0208", "H100", "ring", 8 * 2**30, 370.0)
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,7 @@ def make_tuning(launch_us: float, step_us: float, eta_link: float, eta_inr: floa
 
 
 def default_data() -> Path:
-    """The shipped calibration table ``oassim/data/calibration/collectives.csv``."""
+    """The shipped calibration table (``oassim/data/calibration/collectives.csv``)."""
     return calibration_csv("collectives")
 
 
@@ -255,9 +260,9 @@ def evaluate(tuning: Tuning, rows: list[Row], fit_ids: tuple[str, ...] = FIT_ROW
 
 
 def reference_check(tuning: Tuning, network: str = "analytical") -> RowError:
-    """The held-out docs/sources.md B1-1 NVLink 4 ring figure (370 GB/s at 8 GiB)."""
+    """The held-out calibration row C0208 (source S21): NVLink 4 ring figure (370 GB/s at 8 GiB)."""
     src, hw, algo, size, bus = REFERENCE_RING_NVLINK4
-    row = Row(src, "docs/sources.md", hw + " (NVIDIA slide, ring)", size, bus, "")
+    row = Row(src, "S21", hw + " (NVIDIA slide, ring)", size, bus, "")
     t = predict(tuning, SYSTEMS[hw][0], algo, size, network)
     return RowError(row, "check", algo, size * busbw_factor("all_reduce", 8) / t / 1e9)
 
@@ -277,7 +282,8 @@ def error_table(errors: list[RowError]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m oassim.collectives.calibrate", description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=None, help="collectives.csv-format file (default: tests/data copy)")
+    p.add_argument("--data", default=None,
+                   help="collectives.csv-format file (default: oassim/data/calibration/collectives.csv)")
     p.add_argument("--network", default="analytical", choices=["analytical", "flow"])
     p.add_argument("--profile", default=None,
                    help="also evaluate this profile of the tuning file (default: the file's default)")
@@ -304,6 +310,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nprofile '{t.name}' of the tuning file:")
         errs = evaluate(t, small + rows, fit_ids, args.network) + [reference_check(t, args.network)]
         print(error_table(errs))
+        from oassim.collectives.calibrate_systems import check_rows, leave_one_out, system_table
+
+        print(f"\npublished system rows (calibration sources S21, S22), profile '{t.name}', "
+              "each on a matching cluster:")
+        print(system_table(check_rows(t, args.data)))
+        print("\nleave-one-out (hardware parameters refitted without the row, error on it):")
+        for name, row, value, err in leave_one_out(t, args.data):
+            print(f"  {name:<24} without {row}: {value:8.4g}   error on {row}: {err * 100:+.1f}%")
     except SpecError as exc:
         sys.stderr.write(f"calibrate: error: {exc}\n")
         return 2

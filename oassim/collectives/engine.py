@@ -343,9 +343,25 @@ class CollectiveEngine:
         busy = res.link_busy_s[links]
         if sym is not None:
             links, payload, busy = self._replicate(links, payload, busy, doms, d0)
+        # in-network phases are also held to the switches' reduction / multicast rate (tuning.py),
+        # a chunk still crossing the path once
+        t = float(res.time_s)
+        sw = self._switch_time(p)
+        if sw > 0:
+            path = lat if p.steps > 1 else float(stripe(f, Flows(src, dst, wire), self.salt).latency_s.max())
+            t = max(t, sw + path)
         # a single-step phase needs its path latency only if the LL protocol is costed
-        return _Costed(float(res.time_s), lat, links.astype(np.int64), payload, busy,
+        return _Costed(t, lat, links.astype(np.int64), payload, busy,
                        latency_known=p.steps > 1 or not len(src))
+
+    def _switch_time(self, p: Phase) -> float:
+        """Time the switches' reduction / multicast engines need for ``p`` (0: no limit)."""
+        if not p.in_network or p.switch_bytes <= 0:
+            return 0.0
+        dom = self.caps.domain_of_rank
+        spans = bool(np.any(dom[p.src] != dom[p.dst]))
+        rate = self.tuning.switch_limit(self.caps.scaleout_switches if spans else self.caps.scaleup_switches)
+        return p.switch_bytes / rate if rate else 0.0
 
     def _symmetric(self, src: np.ndarray, dst: np.ndarray, wire: np.ndarray):
         """Representative flows if every domain runs the same local pattern (else None)."""

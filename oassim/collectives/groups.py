@@ -6,7 +6,9 @@ the same position in every domain (``rail``: the NCCL "rail-aligned" ranks, whic
 rail-optimised fabric connects through one leaf). ``make_groups`` builds those (G, n)
 arrays. ``level_tensor`` finds the hierarchy inside a group, ranks ordered by
 (domain, sub-domain, rank), so that hierarchical algorithms can reduce inside a domain and
-cross domains on rail-aligned ranks only.
+cross domains on rail-aligned ranks only. ``domain_blocks`` lists a group's ranks domain by
+domain when domains hold different numbers of them (a partial rack, a half-used node), for
+the hierarchical all-reduce of uneven groups.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from oassim.collectives.caps import FabricCaps
 from oassim.errors import SpecError
 
-__all__ = ["make_groups", "level_tensor", "GroupSpec"]
+__all__ = ["make_groups", "level_tensor", "domain_blocks", "GroupSpec"]
 
 GroupSpec = str | int | None
 
@@ -119,3 +121,32 @@ def level_tensor(groups: np.ndarray, caps: FabricCaps) -> np.ndarray | str:
     if not (np.all(sb == sb[..., :1]) and (j == 1 or np.all(sb[:, :, 1:, 0] != sb[:, :, :-1, 0]))):
         return "the group does not hold the same number of ranks in every sub-domain"
     return gs.reshape(G, k, j, q)
+
+
+def domain_blocks(groups: np.ndarray, caps: FabricCaps) -> list[list[np.ndarray]] | str:
+    """Each group's ranks split by domain, or the reason they cannot be used.
+
+    Parameters
+    ----------
+    groups : ndarray of int64, shape (G, n)
+    caps : FabricCaps
+
+    Returns
+    -------
+    list of list of ndarray, or str
+        ``blocks[g][d]``: the ranks of group g in its d-th domain (domains by id, ranks by
+        position in the domain), any number per domain. A string when the groups span
+        different numbers of domains (their cross-domain stages would not line up).
+    """
+    g = np.asarray(groups, dtype=np.int64)
+    out: list[list[np.ndarray]] = []
+    for row in g:
+        dom = caps.domain_of_rank[row]
+        order = np.lexsort((caps.local_of_rank[row], dom))
+        r, d = row[order], dom[order]
+        cut = np.flatnonzero(d[1:] != d[:-1]) + 1
+        out.append(np.split(r, cut))
+    ks = {len(b) for b in out}
+    if len(ks) > 1:
+        return f"the groups span different numbers of domains ({', '.join(map(str, sorted(ks)))})"
+    return out

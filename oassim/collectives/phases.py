@@ -43,6 +43,10 @@ class Phase:
         The flows stand for traffic the switches reduce or replicate (NVLS / SHARP).
     label : str
         What the phase does, for reports.
+    switch_bytes : float
+        In-network phases: payload from *other* ranks that the switches' reduction and
+        multicast engines deliver to the busiest rank in one repetition, bytes (the engine
+        holds it to the switch's rate; 0: no switch limit).
     """
 
     src: np.ndarray
@@ -52,6 +56,7 @@ class Phase:
     steps: int = 1
     in_network: bool = False
     label: str = ""
+    switch_bytes: float = 0.0
     _digest: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -88,6 +93,7 @@ class Phase:
         if not self._digest:
             h = hashlib.blake2b(digest_size=20)
             h.update(b"inr" if self.in_network else b"p2p")
+            h.update(np.float64(self.switch_bytes).tobytes())
             h.update(self.src.tobytes())
             h.update(self.dst.tobytes())
             h.update(self.size_bytes.tobytes())

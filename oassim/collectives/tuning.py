@@ -6,8 +6,16 @@ hardware beyond the raw link rates, in four kinds of numbers, kept in ONE docume
 
 - ``link_efficiency``: achievable fraction of a link technology's payload bandwidth (packet
   headers, flow control, copy-engine and SM limits), one value per link family;
-- ``in_network_efficiency``: achievable fraction of in-network reduction (switch reduction
-  and multicast throughput), for NVLS / SHARP phases;
+- ``in_network_efficiency``: achievable fraction of the ranks' link rate in in-network
+  reduction phases (NVLS / SHARP protocol: multimem loads and stores, flag round trips);
+- ``in_network_switches``: per switch part, the rate at which its reduction and multicast
+  engines deliver payload from *other* ranks to each port (``rate_GBps``). An NVLS
+  all-reduce of S on n ranks moves ``S (n + 1) / n`` over each rank's links but ``2 (n - 1)
+  / n S`` of it comes from other ranks through those engines, so the switch bounds the bus
+  bandwidth at ``rate_GBps`` while the link bound ``eta B 2 (n - 1) / (n + 1)`` still grows
+  with n: H100 NVLS rises 420 -> 480 GB/s from 5 to 8 GPUs (link bound, docs/sources.md
+  S22, nccl#1455) while NVLink 5 domains stop at ~850 GB/s on 8 and on 72 GPUs (switch
+  bound, S21);
 - ``step_overhead_us``: software cost of one algorithm step (synchronisation and pipeline
   slice hand-off between neighbours), paid once per latency step;
 - ``launch_overhead_us``: fixed cost of one collective call (kernel launch, pipeline fill and
@@ -39,6 +47,7 @@ from oassim.specio import SpecModel, read_yaml, validate
 
 __all__ = [
     "LinkFamily",
+    "SwitchFamily",
     "LowLatencyProtocol",
     "FitRecord",
     "TuningProfile",
@@ -59,6 +68,14 @@ class LinkFamily(SpecModel):
 
     technologies: list[str] = Field(min_length=1)
     value: float = Field(gt=0, le=1)
+    notes: str = ""
+
+
+class SwitchFamily(SpecModel):
+    """Reduction / multicast rate of a family of in-network reducing switches."""
+
+    switches: list[str] = Field(min_length=1)
+    rate_GBps: float = Field(gt=0, description="payload from other ranks delivered per port, GB/s")
     notes: str = ""
 
 
@@ -91,6 +108,7 @@ class TuningProfile(SpecModel):
     default_link_efficiency: float = Field(default=1.0, gt=0, le=1)
     low_latency: LowLatencyProtocol | None = None
     link_efficiency: list[LinkFamily] = Field(default_factory=list)
+    in_network_switches: list[SwitchFamily] = Field(default_factory=list)
     auto_algorithms: list[str] | None = Field(
         default=None, description="algorithms the library's tuner chooses among (None: all registered)"
     )
@@ -125,6 +143,9 @@ class Tuning:
         What ``auto`` chooses among (the library's own algorithms); None: every registered one.
     low_latency : (launch_s, step_s, bandwidth_factor) or None
         The LL protocol's overheads and bandwidth fraction; None: Simple only.
+    switch_rate : dict of str to float
+        Reduction / multicast payload rate per port of in-network switches by part name,
+        bytes/s (parts not listed: no switch limit).
     """
 
     name: str
@@ -135,6 +156,7 @@ class Tuning:
     default_link_efficiency: float = 1.0
     auto_algorithms: tuple[str, ...] | None = None
     low_latency: tuple[float, float, float] | None = None
+    switch_rate: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def ideal(cls) -> "Tuning":
@@ -150,19 +172,26 @@ class Tuning:
         auto = tuple(p.auto_algorithms) if p.auto_algorithms is not None else None
         ll = p.low_latency
         low = (ll.launch_overhead_us * 1e-6, ll.step_overhead_us * 1e-6, ll.bandwidth_factor) if ll else None
+        rate = {s: fam.rate_GBps * 1e9 for fam in p.in_network_switches for s in fam.switches}
         return cls(name, p.launch_overhead_us * 1e-6, p.step_overhead_us * 1e-6, p.in_network_efficiency,
-                   eff, p.default_link_efficiency, auto, low)
+                   eff, p.default_link_efficiency, auto, low, rate)
 
     def efficiency(self, technologies: tuple[str, ...]) -> float:
         """Achievable fraction of a level built of ``technologies`` (the least of them)."""
         vals = [self.link_efficiency.get(t, self.default_link_efficiency) for t in technologies]
         return min(vals) if vals else self.default_link_efficiency
 
+    def switch_limit(self, switches: tuple[str, ...]) -> float | None:
+        """Reduction / multicast rate per port of a level built of ``switches`` (the least of
+        those listed), bytes/s; None when none is listed."""
+        vals = [self.switch_rate[s] for s in switches if s in self.switch_rate]
+        return min(vals) if vals else None
+
     def key(self) -> tuple:
         """Hashable identity for memo keys."""
         return (self.name, self.launch_s, self.step_s, self.in_network_efficiency,
                 tuple(sorted(self.link_efficiency.items())), self.default_link_efficiency, self.auto_algorithms,
-                self.low_latency)
+                self.low_latency, tuple(sorted(self.switch_rate.items())))
 
 
 def tuning_path() -> Path:
@@ -211,6 +240,7 @@ def profile_dict(t: Tuning) -> dict[str, Any]:
         "link_efficiency": dict(t.link_efficiency),
         "default_link_efficiency": t.default_link_efficiency,
         "auto_algorithms": list(t.auto_algorithms) if t.auto_algorithms is not None else None,
+        "in_network_switches_GBps": {k: v / 1e9 for k, v in t.switch_rate.items()},
         "low_latency": None if t.low_latency is None else {
             "launch_overhead_us": t.low_latency[0] * 1e6, "step_overhead_us": t.low_latency[1] * 1e6,
             "bandwidth_factor": t.low_latency[2]},

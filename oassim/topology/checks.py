@@ -104,7 +104,7 @@ def check_reach(g: nx.Graph) -> list[Violation]:
 
 def check_optical_reach(g: nx.Graph) -> list[Violation]:
     """An optical link may not be longer than its module's reach (an SR4 module on multimode
-    fibre covers 50 m, a DR4 500 m: docs/sources.md, S65)."""
+    fibre covers 50 m, a DR4 500 m: calibration source S65)."""
     out = []
     modules: dict[str, Any] = g.graph.get("modules", {})
     for u, v, e in g.edges(data=True):

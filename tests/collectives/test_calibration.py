@@ -1,10 +1,13 @@
-"""Validation against published 8-GPU all-reduce curves (fails above 15% from 64 MiB, 40% below).
+"""Validation against published all-reduce figures (8-GPU curves S19; systems S21, S22).
 
 The tuning file's ``nccl-2.18`` profile was fitted on rows C0017, C0019, C0021, C0023 (A100)
-and C0041, C0048 (H100) of ``tests/data/collectives_allreduce_8gpu.csv`` (copied from
-``oassim/data/calibration/collectives.csv``, calibration source S19). Every row >= 64 MiB of the A100, H100 and
-H200 curves must be predicted within 15% busbw, held-out rows included, and a refit must
-reproduce the file's values (the fit is reproducible). The per-row table is printed.
+and C0041, C0048 (H100) of the shipped ``oassim/data/calibration/collectives.csv`` (source
+S19; ``tests/data/collectives_allreduce_8gpu.csv`` is a verbatim subset). Every row >= 64 MiB
+of the A100, H100 and H200 curves must be predicted within 15% busbw (10% for all but one
+named row), held-out rows included, and a refit must reproduce the file's values. The S21 /
+S22 system rows (NVLS on 5-8 H100, NVLink 5 on 8 and 72 GPUs, RDMA NICs, multi-node DGX) are
+held at 10%; the rows whose source reports an underperforming or untuned system are printed
+only. The per-row tables are printed.
 """
 
 from __future__ import annotations
@@ -15,13 +18,23 @@ from pathlib import Path
 import pytest
 
 from oassim.collectives import calibrate as cal
+from oassim.collectives import calibrate_systems as cs
 from oassim.collectives.tuning import load_tuning, load_tuning_file
 from oassim.data import calibration_csv
 from oassim.errors import SpecError
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "collectives_allreduce_8gpu.csv"
-SHIPPED = calibration_csv("collectives")
+DATA = calibration_csv("collectives")
+COPY = Path(__file__).resolve().parents[1] / "data" / "collectives_allreduce_8gpu.csv"
 TOLERANCE = 0.15
+LARGE, SMALL = 0.10, 0.25  # the issue's tolerances: >= 64 MiB, 1-32 MiB
+#: rows beyond those, with why (each still bounded by the looser tolerance above)
+KNOWN_MISSES = {
+    # T(64M) and T(256M) fix any fixed-cost + bytes/rate curve; through them 128 MiB gives
+    # 195 GB/s (+12%): the measured 174.2 is a dip no latency-bandwidth model reaches
+    "C0018": "A100 128 MiB: a dip in the measured curve",
+    # NCCL 2.20.5 (H200) runs NVLS / LL128 at 4-8 MiB; no LL128 protocol is modelled
+    "C0061": "H200 4 MiB: LL128 not modelled", "C0062": "H200 8 MiB: LL128 not modelled",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +43,7 @@ def rows():
 
 
 def test_tuning_profile_within_15_percent(rows, capsys):
-    """Every row, fitted or held out, and the B1-1 NVLink 4 ring figure: |busbw error| <= 15%."""
+    """Every row, fitted or held out, and the S21 NVLink 4 ring figure (C0208): |busbw error| <= 15%."""
     t = load_tuning("nccl-2.18")
     errors = cal.evaluate(t, rows) + [cal.reference_check(t)]
     with capsys.disabled():
@@ -54,7 +67,8 @@ def test_refit_reproduces_the_tuning_file(rows):
     assert fit.nvlink_efficiency == pytest.approx(nvlink.value, abs=5e-4)
     assert tuple(prof.fit.fit_rows) == cal.FIT_ROWS + cal.LL_FIT_ROWS
     assert not set(prof.fit.fit_rows) & set(prof.fit.check_rows)
-    assert set(prof.fit.fit_rows) | set(prof.fit.check_rows) == set(cal.ROWS) | set(cal.SMALL_ROWS) | {"B1-1"}
+    every = set(cal.ROWS) | set(cal.SMALL_ROWS) | {cal.REFERENCE_RING_NVLINK4[0]}
+    assert set(prof.fit.fit_rows) | set(prof.fit.check_rows) == every
 
 
 SMALL_TOLERANCE = 0.40
@@ -102,14 +116,71 @@ def test_flow_model_gives_the_same_calibration(rows):
         assert y.predicted_GBps == pytest.approx(x.predicted_GBps, rel=0.01)
 
 
-def test_copied_rows_match_shipped_table():
-    """tests/data rows are verbatim copies of the shipped oassim/data/calibration/collectives.csv."""
-    with open(SHIPPED, newline="") as fh:
-        shared = {r["row_id"]: r for r in csv.DictReader(fh)}
+def test_copied_rows_match_the_shipped_table():
+    """tests/data rows are verbatim copies of the shipped calibration table."""
     with open(DATA, newline="") as fh:
+        shipped = {r["row_id"]: r for r in csv.DictReader(fh)}
+    with open(COPY, newline="") as fh:
         for r in csv.DictReader(fh):
             for k, v in r.items():
-                assert shared[r["row_id"]][k] == v, (r["row_id"], k)
+                assert shipped[r["row_id"]][k] == v, (r["row_id"], k)
+
+
+def test_s19_rows_within_the_issue_tolerances(rows):
+    """Every S19 row >= 64 MiB within 10% and every 1-32 MiB row within 25%, but for the
+    named misses (each within 15% / 30%)."""
+    t = load_tuning("nccl-2.18")
+    small = [r for r in cal.load_rows(DATA, cal.SMALL_ROWS) if r.size_bytes >= 2**20]
+    errors = cal.evaluate(t, rows + small, cal.FIT_ROWS + cal.LL_FIT_ROWS)
+    bad = {}
+    for e in errors:
+        tol = LARGE if e.row.size_bytes >= 64 * 2**20 else SMALL
+        if abs(e.error) > tol:
+            bad[e.row.row_id] = e.error
+    assert set(bad) <= set(KNOWN_MISSES), {k: f"{v:+.1%}" for k, v in bad.items() if k not in KNOWN_MISSES}
+    assert all(abs(v) <= 0.30 for v in bad.values())
+
+
+@pytest.fixture(scope="module")
+def system_checks():
+    return cs.check_rows(load_tuning("nccl-2.18"))
+
+
+def test_system_rows_within_10_percent(system_checks, capsys):
+    """Every held S21/S22 row (all >= 4 GiB or unsized peaks) within 10% busbw on its
+    matching cluster; the table, not-held rows included, is printed."""
+    with capsys.disabled():
+        print("\npublished system rows (S21, S22), tuning profile nccl-2.18")
+        print(cs.system_table(system_checks))
+    held = [c for c in system_checks if c.held]
+    assert len(held) >= 25
+    bad = [f"{c.row_id} {c.error:+.1%}" for c in held if abs(c.error) > LARGE]
+    assert not bad, bad
+    assert any(not c.held and "nccl#2409" in c.why_not for c in system_checks)
+
+
+def test_nvls_saturates_as_published(system_checks):
+    """NVLS busbw grows 420 -> 480 GB/s from 5 to 8 H100 (nccl#1455) and is ~850 on both 8
+    Blackwell GPUs and a 72-GPU NVL72 rack (S21), each within 3%; (n+1)/n-style growth would
+    give 1,190 GB/s at 72."""
+    by = {c.row_id: c for c in system_checks}
+    for rid in ("C0231", "C0232", "C0233", "C0234", "C0221", "C0227", "C0239"):
+        assert abs(by[rid].error) <= 0.03, (rid, by[rid].predicted_GBps)
+    assert by["C0227"].predicted_GBps == pytest.approx(by["C0221"].predicted_GBps, rel=0.01)
+
+
+def test_rdma_nic_rate_is_the_published_one(system_checks):
+    """A 400G NDR NIC moves 46-48 GB/s of all-reduce busbw (S22, nccl-tests#290; S21 48)."""
+    nic = {c.row_id: c for c in system_checks}["C0212"]
+    assert 46.0 <= nic.predicted_GBps <= 48.0
+
+
+def test_leave_one_out_holds_each_hardware_row():
+    """The NVSwitch gen4 rate and the RDMA NIC fraction refitted without each of their rows
+    predict that row within 5%."""
+    loo = cs.leave_one_out(load_tuning("nccl-2.18"))
+    assert {p for p, *_ in loo} == {"nvswitch-gen4 rate_GBps", "RDMA NIC fraction"}
+    assert all(abs(err) <= 0.05 for *_, err in loo), loo
 
 
 def test_calibrate_command_prints_the_table(capsys):
@@ -117,9 +188,10 @@ def test_calibrate_command_prints_the_table(capsys):
     assert cal.main(["--data", str(DATA)]) == 0
     out = capsys.readouterr().out
     assert "launch_overhead_us" in out and "C0048" in out and "worst held-out error" in out
+    assert "C0227" in out and "not held: nccl#2409" in out and "leave-one-out" in out
 
 
 def test_default_rows_come_from_the_shipped_table():
-    """Without --data the fit reads the shipped table, whose rows equal the tests/data copies."""
-    assert cal.default_data() == SHIPPED
+    """Without --data the fit reads the shipped table."""
+    assert cal.default_data() == DATA
     assert cal.load_rows() == cal.load_rows(DATA)

@@ -8,7 +8,7 @@ of a mesh, a line or plane of a torus, a whole domain) runs a reduce-scatter as 
 of one-dimension reduce-scatters, one per dimension it spans, and an all-gather as the
 reverse (the dimension-ordered / "2D-ring" scheme of TPU collectives, Ying et al., "Image
 classification at supercomputer scale", arXiv:1811.06992, 2018, and the hierarchical
-all-path collectives of UB-Mesh, Liao et al., arXiv:2503.20377, 2025, docs/sources.md S42).
+all-path collectives of UB-Mesh, Liao et al., arXiv:2503.20377, 2025, calibration source S42).
 To drive every dimension's links at once, the data is split into A parts for a group
 spanning A dimensions; part ``p`` visits the dimensions in the rotated order
 ``p, p+1, ..., p+A-1`` (mod A), so at every stage each dimension carries exactly one part.

@@ -22,12 +22,21 @@ inner / outer flat algorithm of the variant:
 - ``hierarchical_in_network``: in-network reduction (NVLS) inside, ring across (needs
   reducing scale-up switches).
 
+Uneven groups (domains holding different numbers of the group's ranks: a partial rack, a
+node half used) keep the scheme for all-reduce (:func:`uneven_all_reduce_phases`): rank i of
+a domain with m of the group's ranks reduce-scatters to byte range [i S/m, (i+1) S/m); the
+cross-domain all-reduce runs on every byte range where one owner per domain is fixed (the
+common refinement of the domains' splits), all at once. A domain with fewer ranks has fewer
+NICs exporting a whole domain's share, so each of its NICs carries m_max / m times more:
+the slowdown is the physics of the partial domain, not a fallback to a flat algorithm.
+
 All-to-all has its own two-stage scheme (:mod:`~oassim.collectives.algorithms.all_to_all`).
 The stages run one after another (no pipelining across levels), as the Horovod scheme does.
 
-The ``_pipelined`` variants overlap the stages chunk by chunk, as NCCL does when its rings
-and trees cross nodes (each channel's data flows through the intra-node and inter-node hops
-at once): all the stages' flows, each carrying its bytes times its repeat count, form one
+The ``_pipelined`` variants overlap the stages chunk by chunk, as NCCL's tree does when it
+crosses nodes (each channel's data flows through the intra-node chain and the inter-node
+tree at once; NCCL's multi-node *ring* is :class:`~oassim.collectives.algorithms.ring.
+RailRings`, not a pipelined 2D ring): all the stages' flows, each carrying its bytes times its repeat count, form one
 phase, so the busiest link's total sets the bandwidth term (the steady state of a perfect
 pipeline), while a chunk still pays every stage's latency steps in turn.
 """
@@ -48,11 +57,12 @@ from oassim.collectives.algorithms.in_network import in_network_phases
 from oassim.collectives.algorithms.ring import ring_phases
 from oassim.collectives.algorithms.tree import tree_phases
 from oassim.collectives.caps import FabricCaps
-from oassim.collectives.groups import level_tensor
+from oassim.collectives.groups import domain_blocks, level_tensor
 from oassim.collectives.ops import CollectiveRequest
 from oassim.collectives.phases import Phase
 
-__all__ = ["FLAT", "hierarchical_phases", "pipelined", "Hierarchical", "MAX_PAIR_ENTRIES"]
+__all__ = ["FLAT", "hierarchical_phases", "uneven_all_reduce_phases", "pipelined", "Hierarchical",
+           "MAX_PAIR_ENTRIES"]
 
 MAX_PAIR_ENTRIES = 64_000_000
 
@@ -72,7 +82,8 @@ def _along(t: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _labelled(phases: list[Phase], where: str) -> list[Phase]:
-    return [Phase(p.src, p.dst, p.size_bytes, p.repeat, p.steps, p.in_network, f"{p.label} [{where}]") for p in phases]
+    return [Phase(p.src, p.dst, p.size_bytes, p.repeat, p.steps, p.in_network, f"{p.label} [{where}]",
+                  p.switch_bytes) for p in phases]
 
 
 def hierarchical_phases(op: str, t: np.ndarray, size: float, inner: str, outer: str) -> list[Phase]:
@@ -119,6 +130,76 @@ def hierarchical_phases(op: str, t: np.ndarray, size: float, inner: str, outer: 
             phases += _labelled(FLAT[inner]("all_gather", _along(t, ax), s), _LEVEL[ax])
         return phases
     raise ValueError(f"hierarchical does not implement {op}")
+
+
+def _inside_uneven(blocks: list[list[np.ndarray]], size: float, inner: str, op: str) -> list[Phase]:
+    """Reduce-scatter (``op``) or all-gather inside every domain of uneven groups, one phase.
+
+    A ring over m ranks moves (m-1) chunks of S/m per rank in m-1 steps; domains of different
+    m run at once, so the steps are written out as one repetition carrying S(m-1)/m with m-1
+    latency steps (the same cost as repeat m-1 of one chunk). NVLS sends S per rank (reduce-
+    scatter) or receives it (all-gather) in one switch round trip."""
+    src, dst, size_b = [], [], []
+    steps, remote = 1, 0.0
+    for doms in blocks:
+        for r in doms:
+            m = len(r)
+            if m < 2:
+                continue
+            src.append(r)
+            dst.append(np.roll(r, -1))
+            size_b.append(np.full(m, size if inner == "in_network" else size * (m - 1) / m))
+            steps = max(steps, m - 1)
+            remote = max(remote, size * (m - 1) / m)
+    if not src:
+        return []
+    what = op.replace("_", "-")
+    if inner == "in_network":
+        return [Phase(np.concatenate(src), np.concatenate(dst), np.concatenate(size_b), in_network=True,
+                      switch_bytes=remote, label=f"in-network {what} [inside, uneven domains]")]
+    return [Phase(np.concatenate(src), np.concatenate(dst), np.concatenate(size_b), steps=steps,
+                  label=f"ring {what} [inside, uneven domains]")]
+
+
+def _byte_ranges(blocks: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Owner ranks (R, K) and size fractions (R,) of the byte ranges where every domain's
+    owner is fixed: rank i of a domain of m owns [i/m, (i+1)/m) of the buffer."""
+    rows, frac = [], []
+    for doms in blocks:
+        ms = sorted({len(r) for r in doms})
+        cuts = np.unique(np.round(np.concatenate([np.arange(m + 1) / m for m in ms]), 12))
+        lo, hi = cuts[:-1], cuts[1:]
+        mid = (lo + hi) / 2
+        rows.append(np.stack([r[np.minimum((mid * len(r)).astype(np.int64), len(r) - 1)] for r in doms], axis=1))
+        frac.append(hi - lo)
+    return np.concatenate(rows), np.concatenate(frac)
+
+
+def uneven_all_reduce_phases(blocks: list[list[np.ndarray]], size: float, inner: str, outer: str) -> list[Phase]:
+    """Hierarchical all-reduce of groups whose domains hold different numbers of their ranks.
+
+    Parameters
+    ----------
+    blocks : list of list of ndarray
+        :func:`~oassim.collectives.groups.domain_blocks` of the groups (same domain count).
+    size : float
+        Bytes.
+    inner, outer : str
+        ``ring`` / ``in_network`` inside domains; a key of :data:`FLAT` across them.
+    """
+    phases = _inside_uneven(blocks, size, inner, "reduce_scatter")
+    owners, frac = _byte_ranges(blocks)
+    R, K = owners.shape
+    if K > 1:
+        # the flat algorithm on stand-in ids, then each flow mapped to its owners and scaled
+        # by its byte range's share
+        ids = np.arange(R * K, dtype=np.int64).reshape(R, K)
+        flat = owners.ravel()
+        for p in FLAT[outer]("all_reduce", ids, float(size)):
+            phases.append(Phase(flat[p.src], flat[p.dst], p.size_bytes * frac[p.src // K], p.repeat, p.steps,
+                                p.in_network, f"{p.label} [across domains, uneven]",
+                                p.switch_bytes * float(frac.max())))
+    return phases + _inside_uneven(blocks, size, inner, "all_gather")
 
 
 def pipelined(phases: list[Phase], label: str) -> list[Phase]:
@@ -181,7 +262,7 @@ class Hierarchical(Algorithm):
             return why
         t = level_tensor(req.groups, caps)
         if isinstance(t, str):
-            return t
+            return self._uneven_reason(req, caps, t)
         axes = [ax for ax in (3, 2, 1) if t.shape[ax] > 1]
         if self.inner == "in_network":
             if len(axes) < 2:
@@ -200,10 +281,28 @@ class Hierarchical(Algorithm):
                 return f"halving-doubling across {k} units needs a power of two"
         return None
 
+    def _uneven_reason(self, req: CollectiveRequest, caps: FabricCaps, why: str) -> str | None:
+        """Why an uneven group cannot run (None: it can, by :func:`uneven_all_reduce_phases`)."""
+        if req.op != "all_reduce":
+            return f"{why} (uneven groups: all-reduce only)"
+        blocks = domain_blocks(req.groups, caps)
+        if isinstance(blocks, str):
+            return blocks
+        if self.inner == "in_network" and not caps.scaleup_inr:
+            return (f"the scale-up switches ({caps.describe_inr('scale-up')}) have no in-network "
+                    "reduction (NVLS/SHARP)")
+        return None
+
     def phases(self, req: CollectiveRequest, caps: FabricCaps) -> list[Phase]:
         t = level_tensor(req.groups, caps)
         if isinstance(t, str):
-            raise ValueError(t)
+            blocks = domain_blocks(req.groups, caps)
+            if req.op != "all_reduce" or isinstance(blocks, str):
+                raise ValueError(t)
+            phases = uneven_all_reduce_phases(blocks, req.size_bytes, self.inner, self.outer)
+            if self.pipelined:
+                return pipelined(phases, f"{self.name}: {len(phases)} stages overlapped chunk by chunk")
+            return phases
         if req.op == "all_to_all":
             G, k = t.shape[:2]
             t2 = t.reshape(G, k, -1)

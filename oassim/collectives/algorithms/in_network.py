@@ -11,6 +11,20 @@ is why measured 8xH100 all-reduce bus bandwidth (479 GB/s, calibration row C0048
 all-gather, broadcast and reduce move at most S each way per rank; a chunk makes one switch
 round trip per half (``steps`` = 2 for all-reduce, 1 otherwise).
 
+Why the bus bandwidth saturates. Of the ``S (n + 1) / n`` each rank's links carry, ``2 (n - 1)
+/ n S`` is payload from *other* ranks that the switch's reduction (``multimem.ld_reduce``)
+and multicast (``multimem.st``) engines must produce for that port; each phase records it
+(``switch_bytes``) and the engine holds it to the switch part's rate
+(:mod:`~oassim.collectives.tuning`, ``in_network_switches``). So
+
+    busbw = min(eta B 2 (n - 1) / (n + 1), R_switch)
+
+with ``eta B`` the rank's achievable link rate: it grows with n while the links bind (H100,
+NVSwitch gen3: 420/440/460/480 GB/s on 5/6/7/8 GPUs, calibration source S22, nccl#1455) and
+stops at the switch rate once it binds (NVLink 5 / NVSwitch gen4: ~850 GB/s on 8 B200 and on
+72 GB200 alike, S21). NCCL's own tuner model has the same two parts in another form: a
+per-architecture NVLS efficiency (0.85 Hopper, 0.74 Blackwell, ``src/graph/tuning.cc``).
+
 How it maps onto flows: the network protocol routes between accelerators only, so each rank's
 up-and-down traffic is carried by one flow to its ring neighbour of max(up, down) bytes. On a
 single-tier switched domain (NVSwitch, NVL72) that loads every rank's switch ports exactly as
@@ -19,7 +33,7 @@ lighter direction of reduce-scatter / all-gather is reported at the heavier dire
 (time unaffected: links are full duplex). Across domains (SHARP in the scale-out fabric) the
 neighbour flows load each NIC exactly, and approximate the aggregation tree's upper links by
 the ring's crossing traffic. The engine derates these phases by the tuning file's
-``in_network_efficiency`` (switch reduction throughput, fitted on C0048).
+``in_network_efficiency`` (NVLS protocol efficiency, fitted on the H100 rows).
 """
 
 from __future__ import annotations
@@ -42,10 +56,14 @@ def in_network_phases(op: str, groups: np.ndarray, size: float) -> list[Phase]:
         return []
     src, dst = ring_pairs(g)
     if op == "all_reduce":
-        return [Phase(src, dst, size * (n + 1) / n, steps=2, in_network=True,
+        return [Phase(src, dst, size * (n + 1) / n, steps=2, in_network=True, switch_bytes=2 * (n - 1) / n * size,
                       label="in-network all-reduce (reduce-scatter + all-gather through the switch)")]
-    if op in ("reduce_scatter", "all_gather", "broadcast", "reduce"):
-        return [Phase(src, dst, size, steps=1, in_network=True, label=f"in-network {op.replace('_', '-')}")]
+    if op in ("reduce_scatter", "all_gather"):
+        return [Phase(src, dst, size, steps=1, in_network=True, switch_bytes=(n - 1) / n * size,
+                      label=f"in-network {op.replace('_', '-')}")]
+    if op in ("broadcast", "reduce"):
+        return [Phase(src, dst, size, steps=1, in_network=True, switch_bytes=size,
+                      label=f"in-network {op}")]
     raise ValueError(f"in-network reduction does not implement {op}")
 
 

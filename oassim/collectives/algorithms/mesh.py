@@ -1,7 +1,7 @@
 """Full-mesh collectives: all-path direct exchange, dimension by dimension, on split data.
 
 What is modelled. In an n-D full mesh (UB-Mesh: an 8 x 8 2D full mesh of NPUs in a rack,
-7 + 7 direct links per NPU, docs/sources.md S42) the m ranks of a line of one dimension are
+7 + 7 direct links per NPU, calibration source S42) the m ranks of a line of one dimension are
 a clique: a reduce-scatter along it sends every peer its chunk at once, ``S/m`` over each of
 the ``m-1`` direct links, one round, ``S / (m B)`` on links of B bytes/s, which is the
 ``(m-1)/m * S / ((m-1) B)`` bound of the line. The dimensions are visited in the rotated order
