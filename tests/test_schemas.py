@@ -39,6 +39,7 @@ def _shipped() -> Iterator[tuple[str, str, Any]]:
     """(kind, label, document) for every shipped spec file (hardware presets entry by entry)."""
     for kind, pattern in (("cluster", "topologies/*.yaml"), ("model", "workloads/*.yaml"),
                           ("scenario", "experiments/*.yaml"), ("interconnect", "experiments/specs/*.yaml"),
+                          ("proposal", "experiments/proposals/*.yaml"),
                           ("sweep", "experiments/sweeps/*.yaml")):
         for p in sorted(ROOT.glob(pattern)):
             yield kind, str(p.relative_to(ROOT)), _yaml(p)

@@ -22,6 +22,7 @@ __all__ = ["add_parsers", "COMMANDS", "SCHEMA_KINDS"]
 #: entries of the ``topologies/hardware/*.yaml`` preset files.
 _SCHEMA_MODELS: dict[str, tuple[str, str]] = {
     "interconnect": ("oassim.hardware.interconnect", "InterconnectSpec"),
+    "proposal": ("oassim.experiments.proposal", "Proposal"),
     "accelerator": ("oassim.hardware.models", "Accelerator"),
     "link": ("oassim.hardware.models", "LinkTechnology"),
     "module": ("oassim.hardware.models", "OpticalModule"),
