@@ -12,18 +12,15 @@ What is written into the report folder (``oassim evaluate ... --out DIR``):
   state, Python, date, wall time).
 
 Why one document model: the HTML and the Markdown are two renderings of the same list of
-blocks, so they can never disagree. Everything is rendered into a temporary folder beside
+blocks (:mod:`oassim.experiments.report_render`), so they can never
+disagree. Everything is rendered into a temporary folder beside
 ``DIR`` and moved in only when complete (:func:`oassim.experiments.outputs.write_folder`), so a
 failure leaves nothing half-written.
 """
 
 from __future__ import annotations
 
-import base64
-import csv
-import html
 import json
-import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -33,12 +30,10 @@ from oassim.errors import SpecError
 from oassim.experiments.evaluate import Evaluation, evaluate, load_candidates
 from oassim.experiments.oasbench import Suite, get_suite, reference_design
 from oassim.experiments.outputs import jsonable, write_folder
+from oassim.experiments.report_render import Block, html_document, markdown, write_csv
 from oassim.hardware import InterconnectSpec
 
 __all__ = ["write_evaluation", "write_report", "report_blocks"]
-
-Block = tuple  # ("h", level, text) | ("p", text) | ("list", items) | ("table", headers, rows)
-# | ("figure", file, caption) | ("code", title, text, path)
 
 
 def write_evaluation(specs: Iterable[str | Path | InterconnectSpec], out_dir: str | Path,
@@ -105,20 +100,13 @@ def write_report(ev: Evaluation, folder: str | Path) -> None:
     figures = report_figures(ev)
     for name, (_, png) in figures.items():
         (folder / name).write_bytes(png)
-    _csv(folder / "collectives.csv", ev.collectives_rows())
-    _csv(folder / "training.csv", ev.training_rows())
+    write_csv(folder / "collectives.csv", ev.collectives_rows())
+    write_csv(folder / "training.csv", ev.training_rows())
     (folder / "results.json").write_text(json.dumps(jsonable(_results(ev)), indent=2) + "\n", encoding="utf-8")
     blocks = report_blocks(ev, {k: v[0] for k, v in figures.items()}, inputs)
-    (folder / "report.md").write_text(_markdown(blocks), encoding="utf-8")
-    (folder / "report.html").write_text(_html(blocks, {k: v[1] for k, v in figures.items()}, ev), encoding="utf-8")
-
-
-def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()} for r in rows)
+    (folder / "report.md").write_text(markdown(blocks), encoding="utf-8")
+    page = html_document(blocks, {k: v[1] for k, v in figures.items()}, f"{ev.suite.name} interconnect evaluation")
+    (folder / "report.html").write_text(page, encoding="utf-8")
 
 
 def _results(ev: Evaluation) -> dict[str, Any]:
@@ -316,85 +304,3 @@ def _input_blocks(ev: Evaluation, inputs: Path) -> list[Block]:
             rel = f.relative_to(inputs).as_posix()
             b.append(("code", rel, f.read_text(encoding="utf-8"), f"inputs/{rel}"))
     return b
-
-
-# -- renderings -------------------------------------------------------------------------------
-
-
-_MD_PUNCT = re.compile(r"([\\`*_\[\]])")  # code spans, emphasis, links and images
-_MD_BLOCK = re.compile(r"^(\s*)([#=+-]|\d+[.)](?=\s|$))")  # would open a heading, rule, list at a line start
-
-
-def _md_inline(text: Any) -> str:
-    """``text`` as literal Markdown inside a line: ``& < >`` as HTML entities (so no raw HTML,
-    e.g. a ``<script>`` in a spec's notes, reaches a renderer), the link, image, emphasis and
-    code characters backslash-escaped, line breaks folded."""
-    return _MD_PUNCT.sub(r"\\\1", html.escape(str(text), quote=False).replace("\r", " ").replace("\n", " "))
-
-
-def _md_text(text: Any) -> str:
-    """A heading, paragraph or list item as literal Markdown: :func:`_md_inline`, and a block
-    marker at its start escaped."""
-    return _MD_BLOCK.sub(r"\1\\\2", _md_inline(text))
-
-
-def _md_cell(text: Any) -> str:
-    return _md_inline(text).replace("|", "\\|")
-
-
-def _markdown(blocks: list[Block]) -> str:
-    out: list[str] = []
-    for i, blk in enumerate(blocks):
-        kind = blk[0]
-        if kind == "h":
-            out.append(f"{'#' * blk[1]} {_md_text(blk[2])}")
-        elif kind == "p":
-            out.append(_md_text(blk[1]))
-        elif kind == "list":
-            out.append("\n".join(f"- {_md_text(i)}" for i in blk[1]))
-        elif kind == "table":
-            head, rows = blk[1], blk[2]
-            lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "---|" * len(head)]
-            lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
-            out.append("\n".join(lines))
-        elif kind == "figure":
-            out.append(f"![{_md_inline(blk[2])}]({blk[1]})")  # file names are ours (slugs): no escaping
-        elif kind == "code":  # consecutive inputs form one list of links
-            item = f"- [{_md_inline(blk[1])}]({blk[3]})"
-            if i and blocks[i - 1][0] == "code":
-                out[-1] += "\n" + item
-            else:
-                out.append(item)
-    return "\n\n".join(out) + "\n"
-
-
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
-table{border-collapse:collapse;margin:0.8em 0;font-size:0.85em}th,td{border:1px solid #ccc;padding:3px 6px;
-text-align:left;vertical-align:top}th{background:#f2f2f2}img{max-width:100%}pre{background:#f7f7f7;
-padding:0.6em;overflow:auto;font-size:0.8em}details{margin:0.3em 0}figure{margin:1em 0}"""
-
-
-def _html(blocks: list[Block], pngs: dict[str, bytes], ev: Evaluation) -> str:
-    e = html.escape
-    out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-           f"<title>{e(ev.suite.name)} interconnect evaluation</title><style>{_CSS}</style></head><body>"]
-    for blk in blocks:
-        kind = blk[0]
-        if kind == "h":
-            out.append(f"<h{blk[1]}>{e(blk[2])}</h{blk[1]}>")
-        elif kind == "p":
-            out.append(f"<p>{e(blk[1])}</p>")
-        elif kind == "list":
-            out.append("<ul>" + "".join(f"<li>{e(str(i))}</li>" for i in blk[1]) + "</ul>")
-        elif kind == "table":
-            head = "".join(f"<th>{e(str(h))}</th>" for h in blk[1])
-            body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in blk[2])
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        elif kind == "figure":
-            data = base64.b64encode(pngs[blk[1]]).decode("ascii")
-            out.append(f"<figure><img alt=\"{e(blk[2])}\" src=\"data:image/png;base64,{data}\">"
-                       f"<figcaption>{e(blk[2])} ({e(blk[1])})</figcaption></figure>")
-        elif kind == "code":
-            out.append(f"<details><summary>{e(blk[3])}</summary><pre>{e(blk[2])}</pre></details>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
