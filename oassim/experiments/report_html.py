@@ -30,8 +30,11 @@ from oassim.errors import SpecError
 from oassim.experiments.evaluate import Evaluation, evaluate, load_candidates
 from oassim.experiments.oasbench import Suite, get_suite, reference_design
 from oassim.experiments.outputs import jsonable, write_folder
+from oassim.experiments.proposal import is_proposal_document
+from oassim.experiments.proposal_report import write_proposal_report
 from oassim.experiments.report_render import Block, html_document, markdown, write_csv
 from oassim.hardware import InterconnectSpec
+from oassim.specio import read_yaml
 
 __all__ = ["write_evaluation", "write_report", "report_blocks"]
 
@@ -44,7 +47,9 @@ def write_evaluation(specs: Iterable[str | Path | InterconnectSpec], out_dir: st
     Parameters
     ----------
     specs : iterable of path or InterconnectSpec
-        Interconnect spec files.
+        Interconnect spec files, or supernode proposal files (``oassim schema proposal``; all
+        candidates of one report are of one kind): proposals go to
+        :func:`oassim.experiments.proposal_report.write_proposal_report`, which ignores ``suite``.
     out_dir : str or Path
         Report folder (created if needed; entries of an earlier report are replaced).
     suite : Suite or {"full", "quick"}
@@ -62,10 +67,12 @@ def write_evaluation(specs: Iterable[str | Path | InterconnectSpec], out_dir: st
     Raises
     ------
     SpecError
-        An invalid spec, or (``replace`` False) a non-empty ``out_dir``: checked before
-        anything is written.
+        An invalid spec or proposal, a mix of both, or (``replace`` False) a non-empty
+        ``out_dir``: checked before anything is written.
     """
     specs = list(specs)
+    if _proposal_files(specs):
+        return write_proposal_report(specs, out_dir, progress, replace)
     s = get_suite(suite)
     for spec, source in load_candidates(specs):  # every spec is checked before any file exists
         reference_design(spec, s, source=source)
@@ -79,6 +86,22 @@ def write_evaluation(specs: Iterable[str | Path | InterconnectSpec], out_dir: st
         write_report(ev, folder)
 
     return write_folder(out_dir, render)
+
+
+def _proposal_files(specs: list) -> bool:
+    """Whether the candidates are proposal files (all of them) rather than interconnect specs."""
+    kinds = []
+    for item in specs:
+        if isinstance(item, InterconnectSpec):
+            kinds.append((False, "<inline>"))
+        else:
+            kinds.append((is_proposal_document(read_yaml(item)), str(item)))
+    if any(k for k, _ in kinds) and not all(k for k, _ in kinds):
+        first = next(src for k, src in kinds if k)
+        odd = next(src for k, src in kinds if not k)
+        raise SpecError(f"is an interconnect spec but {first} is a proposal: the candidates of one report are all "
+                        "interconnect specs or all proposals", source=odd)
+    return bool(kinds) and kinds[0][0]
 
 
 def write_report(ev: Evaluation, folder: str | Path) -> None:

@@ -2,7 +2,8 @@
 
 What is drawn: training throughput per accelerator by workload and candidate (bars), bus
 bandwidth against message size for each collective (one panel per scale, one line per
-candidate), and power and optical modules per accelerator (bars). Each figure is a pure
+candidate), and power and optical modules per accelerator (bars); for supernode proposals,
+power per accelerator stacked by part and optical modules per accelerator (bars). Each figure is a pure
 function of an :class:`~oassim.experiments.evaluate.Evaluation`.
 
 Why PNG bytes and the object-oriented matplotlib API: the HTML report embeds them as base64
@@ -16,7 +17,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-__all__ = ["training_figure", "busbw_figure", "structure_figure", "report_figures"]
+__all__ = ["training_figure", "busbw_figure", "structure_figure", "report_figures", "proposal_figure"]
 
 _DPI = 110
 
@@ -138,3 +139,37 @@ def report_figures(ev: Any) -> dict[str, tuple[str, bytes]]:
         out[f"busbw-{op}.png"] = (f"{op} bus bandwidth against size", busbw_figure(ev, op))
     out["power-optics.png"] = ("Power and optical modules per accelerator", structure_figure(ev))
     return out
+
+
+# Stacked power parts of a proposal, in the order drawn (bottom first).
+_POWER_PARTS = (("accelerators_W", "accelerators"), ("switches_W", "switches"), ("nics_W", "NICs"),
+                ("optics_W", "optics"), ("interconnect_links_W", "interconnect links"))
+
+
+def proposal_figure(ev: Any) -> bytes:
+    """Power per accelerator stacked by part (published figures only; a part with an unknown
+    figure is marked with "+?") and optical modules per accelerator, one bar per proposal."""
+    results = list(ev.results)
+    names = [r.name for r in results]
+    fig = _figure(max(7.0, 1.3 * len(results) + 4), 3.8)
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"wspace": 0.3})
+    bottom = [0.0] * len(results)
+    for key, label in _POWER_PARTS:
+        vals = [r.totals["power_W"][key] / r.totals["accelerators"] for r in results]
+        ax1.bar(range(len(results)), vals, 0.6, bottom=bottom, label=label)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    for i, r in enumerate(results):
+        text = _label(bottom[i]) + (" +?" if r.totals["power_unknown_for"] else "")
+        ax1.text(i, bottom[i], text, ha="center", va="bottom", fontsize=7)
+    ax1.set_ylabel("W per accelerator")
+    ax1.set_title("Power per accelerator by part (+?: parts without a published figure)", fontsize=9)
+    ax1.legend(fontsize=7)
+    ax1.margins(y=0.15)
+    _bars(ax2, names, {"optical modules": [r.totals["optical_modules_per_accelerator"] for r in results]},
+          "modules per accelerator")
+    ax2.set_title("Optical modules per accelerator", fontsize=9)
+    for ax in (ax1, ax2):
+        ax.set_xticks(range(len(results)))
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
