@@ -35,13 +35,16 @@ from oassim.specio import SpecModel, read_yaml, validate
 from oassim.topology.cluster_spec import DomainSpec, ScaleOutSpec
 
 __all__ = ["AcceleratorChoice", "Proposal", "PROPOSAL_FORMAT", "INTERCONNECT", "load_proposal",
-           "is_proposal_document", "cluster_document", "ResolvedProposal", "type_counts"]
+           "is_proposal_document", "NIC", "cluster_document", "ResolvedProposal", "type_counts"]
 
 #: Version of the proposal format (the ``proposal_format`` key of every file).
 PROPOSAL_FORMAT = "1"
 
 #: The word a link ``technology`` or a switch role uses for the proposal's interconnect spec.
 INTERCONNECT = "interconnect"
+
+#: The part name of one scale-out NIC port in ``prices_USD`` and ``power_W``.
+NIC = "nic"
 
 # Default cluster size of OAS-Bench 2.0: 16,384 accelerators (rounded up to whole supernodes).
 DEFAULT_CLUSTER = 16384
@@ -123,10 +126,10 @@ class Proposal(SpecModel):
         the proposal is one supernode.
     prices_USD : mapping of str to float
         Unit price of a part of the proposal by part name (accelerator, switch or optical
-        module), USD; a figure here replaces the part's own.
+        module; ``nic`` for one scale-out NIC port), USD; a figure here replaces the part's own.
     power_W : mapping of str to float
-        Power of one part of the proposal by part name (accelerator, switch or optical module),
-        W; a figure here replaces the part's own.
+        Power of one part of the proposal by part name (accelerator, switch or optical module;
+        ``nic`` for one scale-out NIC port), W; a figure here replaces the part's own.
     """
 
     proposal_format: Literal["1"]
@@ -335,6 +338,7 @@ def cluster_document(rp: ResolvedProposal, accelerators: int | None = None,
     }
     if p.scale_out is not None:
         doc["scale_out"] = section(p.scale_out, "scale_out")
+        used.add(NIC)
     for key, table in (("prices_USD", p.prices_USD), ("power_W", p.power_W)):
         for name in table:
             if name not in used:

@@ -23,7 +23,7 @@ from typing import Any
 
 import networkx as nx
 
-from oassim.experiments.proposal import ResolvedProposal, cluster_document, type_counts
+from oassim.experiments.proposal import NIC, ResolvedProposal, cluster_document, type_counts
 from oassim.specio import validate
 from oassim.topology.checks import Violation, check_graph
 from oassim.topology.cluster import build_cluster
@@ -101,12 +101,24 @@ def build_proposal(rp: ResolvedProposal, accelerators: int | None = None, *, che
     spec = validate(ClusterSpec, doc, source=rp.source)
     rc = resolve_cluster(spec, source=rp.source)
     g = build_cluster(rc)
+    _nic_figures(rp, g)
     info = cluster_info(g, freeze(g))
     pc = ProposalCluster(rp, doc, notes, g, info)
     if check:
         pc.violations = check_graph(g) + accelerator_rate_violations(rp, g)
     pc.totals = _totals(rp, g, info, rc.supernodes, rc.domain_size)
     return pc
+
+
+def _nic_figures(rp: ResolvedProposal, g: nx.Graph) -> None:
+    """The proposal's price and power of one NIC port, on every NIC node (the builder's NICs
+    carry none)."""
+    figures = {k: t[NIC] for k, t in (("price_USD", rp.proposal.prices_USD), ("power_W", rp.proposal.power_W))
+               if NIC in t}
+    if figures:
+        for _, d in g.nodes(data=True):
+            if d["kind"] == "nic":
+                d.update(figures)
 
 
 def accelerator_rate_violations(rp: ResolvedProposal, g: nx.Graph) -> list[Violation]:
