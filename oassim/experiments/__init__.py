@@ -42,3 +42,10 @@ __all__ += [
     "Suite", "SUITES", "get_suite", "reference_design",
     "evaluate", "rank", "Evaluation", "Candidate", "write_evaluation", "write_report",
 ]
+
+# OAS-Bench 2.0 (docs/oas-bench.md): supernode proposal files, their clusters and report.
+from oassim.experiments.proposal import Proposal, load_proposal  # noqa: E402
+from oassim.experiments.proposal_build import build_proposal  # noqa: E402
+from oassim.experiments.proposal_report import evaluate_proposals, write_proposal_report  # noqa: E402
+
+__all__ += ["Proposal", "load_proposal", "build_proposal", "evaluate_proposals", "write_proposal_report"]

@@ -121,7 +121,7 @@ class Proposal(SpecModel):
     supernode : DomainSpec
         The scale-up domain: any registered family with its geometry, and the link and switch
         part of each of its roles (the cluster file's ``supernode`` section).
-    scale_out : DomainSpec or None
+    scale_out : ScaleOutSpec or None
         The fabric joining the supernodes (the cluster file's ``scale_out`` section); None when
         the proposal is one supernode.
     prices_USD : mapping of str to float
