@@ -122,25 +122,38 @@ def _nic_figures(rp: ResolvedProposal, g: nx.Graph) -> None:
 
 
 def accelerator_rate_violations(rp: ResolvedProposal, g: nx.Graph) -> list[Violation]:
-    """Each accelerator type's scale-up port rate must match the supernode links it is wired to
-    (``topo check``'s rate rule, applied to the types the graph does not carry: the graph
-    holds the first type, whose ports ``check_rates`` already compares)."""
+    """The accelerator types the graph does not carry (it holds the first type, whose ports
+    ``topo check`` already checks) against the supernode links they are wired to: each type's
+    scale-up port rate must match the links' rate (``rate-mismatch``), and its port count must
+    cover the links of one accelerator (``unconnected-port`` when ports are left over,
+    ``radix`` when there are more links than ports)."""
     rates: dict[tuple[str, str], float] = {}
+    used: dict[int, int] = {}
     for u, v, e in g.edges(data=True):
-        if e["tier"] == "nic" or e.get("rate_Gbps") is None:
+        if e["tier"] == "nic":
             continue
-        if g.nodes[u]["kind"] == "accelerator" or g.nodes[v]["kind"] == "accelerator":
-            rates.setdefault((e["tier"], e["link"]), float(e["rate_Gbps"]))
+        for n in (u, v):
+            if g.nodes[n]["kind"] == "accelerator":
+                used[n] = used.get(n, 0) + int(e.get("count", 1))
+                if e.get("rate_Gbps") is not None:
+                    rates.setdefault((e["tier"], e["link"]), float(e["rate_Gbps"]))
+    links = set(used.values())
     out = []
     for acc, choice in rp.accelerators[1:]:
-        if acc.scaleup_link_GBps is None:
-            continue
-        port = acc.scaleup_link_GBps * 8
-        for (tier, link), rate in sorted(rates.items()):
-            if abs(port - rate) > 1e-6 * max(port, rate):
-                out.append(Violation("rate-mismatch", f"accelerator type {acc.name} ({choice.share:g} of supernodes)",
-                                     f"its scale-up ports run at {port:g} Gb/s but the {tier} links "
-                                     f"({link}) run at {rate:g} Gb/s"))
+        who = f"accelerator type {acc.name} ({choice.share:g} of supernodes)"
+        if acc.scaleup_link_GBps is not None:
+            port = acc.scaleup_link_GBps * 8
+            for (tier, link), rate in sorted(rates.items()):
+                if abs(port - rate) > 1e-6 * max(port, rate):
+                    out.append(Violation("rate-mismatch", who, f"its scale-up ports run at {port:g} Gb/s but the "
+                                         f"{tier} links ({link}) run at {rate:g} Gb/s"))
+        if acc.scaleup_links is not None and links:
+            if max(links) > acc.scaleup_links:
+                out.append(Violation("radix", who, f"{max(links)} scale-up links per accelerator, but it has "
+                                     f"{acc.scaleup_links} scale-up ports"))
+            elif min(links) < acc.scaleup_links:
+                out.append(Violation("unconnected-port", who, f"{acc.scaleup_links - min(links)} of "
+                                     f"{acc.scaleup_links} scale-up ports unconnected"))
     return out
 
 

@@ -115,8 +115,9 @@ def test_report_lists_a_rule_breaker_unscored_and_leaves_scores_unevaluated(tmp_
     by = {p["name"]: p for p in res["proposals"]}
     assert by["good"]["scored"] and by["good"]["violations"] == []
     v = by["xgmi-on-ualink"]["violations"]
-    assert not by["xgmi-on-ualink"]["scored"] and [x["rule"] for x in v] == ["rate-mismatch"]
-    assert "512 Gb/s" in v[0]["examples"][0] and "400 Gb/s" in v[0]["examples"][0]
+    assert not by["xgmi-on-ualink"]["scored"] and sorted(x["rule"] for x in v) == ["radix", "rate-mismatch"]
+    rate = next(x for x in v if x["rule"] == "rate-mismatch")
+    assert "512 Gb/s" in rate["examples"][0] and "400 Gb/s" in rate["examples"][0]
     assert by["good"]["totals"]["capital_cost_USD"] > 0
     assert set(res["not_yet_evaluated"]) == {"throughput", "throughput per MW", "throughput per unit cost", "goodput"}
     md = (out / "report.md").read_text()
@@ -127,3 +128,14 @@ def test_report_lists_a_rule_breaker_unscored_and_leaves_scores_unevaluated(tmp_
     cluster = yaml.safe_load((out / "inputs" / "good" / "cluster.yaml").read_text())
     assert cluster["accelerators"] == 256 and cluster["supernode"]["family"] == "switched"
     assert (out / "proposals.csv").read_text().count("not yet evaluated") == 2 * 4
+
+
+def test_a_second_type_with_too_few_ports_breaks_the_port_rule(tmp_path: Path) -> None:
+    """A second type wired with more links than it has ports (MI300X: 7 xGMI ports, 18 links)
+    is a radix violation, and its 512 Gb/s ports a rate mismatch; the first type is not flagged."""
+    accs = [{"part": "gb200", "share": 0.5, "scaleup_ports": 18}, {"part": "mi300x", "share": 0.5}]
+    pc = build_proposal(load_proposal(write(tmp_path, "ports", accelerators=accs)))
+    rules = sorted(v.rule for v in pc.violations)
+    assert rules == ["radix", "rate-mismatch"]
+    assert all("mi300x" in v.component for v in pc.violations)
+    assert any("18 scale-up links per accelerator, but it has 7" in v.message for v in pc.violations)
