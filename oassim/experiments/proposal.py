@@ -48,6 +48,9 @@ NIC = "nic"
 
 # Default cluster size of OAS-Bench 2.0: 16,384 accelerators (rounded up to whole supernodes).
 DEFAULT_CLUSTER = 16384
+# Largest cluster a proposal may ask for: eight times the suite's, which a report builds in
+# minutes; the graph of a million-accelerator cluster would take tens of GB.
+MAX_CLUSTER = 131072
 
 
 class _InterconnectSchema:
@@ -109,8 +112,8 @@ class Proposal(SpecModel):
     notes : str
         Caveats: assumptions, figures that are not published.
     cluster_accelerators : int
-        Accelerators of the cluster built from the proposal (rounded up to whole supernodes);
-        OAS-Bench 2.0 builds 16,384.
+        Accelerators of the cluster built from the proposal (rounded up to whole supernodes),
+        1 to 131,072; OAS-Bench 2.0 builds 16,384.
     accelerators : list of AcceleratorChoice
         The accelerator type(s) and the share of supernodes each fills.
     interconnect : str, mapping or None
@@ -138,7 +141,7 @@ class Proposal(SpecModel):
     proposer: str = ""
     sources: list[SourceId] = Field(default_factory=list)
     notes: str = ""
-    cluster_accelerators: Annotated[int, Field(gt=0, le=1_048_576, strict=True)] = DEFAULT_CLUSTER
+    cluster_accelerators: Annotated[int, Field(gt=0, le=MAX_CLUSTER, strict=True)] = DEFAULT_CLUSTER
     accelerators: Annotated[list[AcceleratorChoice], Field(min_length=1)]
     interconnect: _InterconnectRef | None = None
     supernode: DomainSpec

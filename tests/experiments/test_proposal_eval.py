@@ -52,8 +52,9 @@ def write(folder: Path, name: str, **changes: Any) -> Path:
     ({"accelerators": [{"part": "gb200", "share": 0.5}]}, r"accelerators: the shares add up to 0.5, not 1"),
     ({"interconnect": None}, r"accelerators\[0\].scaleup_ports: scaleup_ports needs the proposal's interconnect"),
     ({"proposal_format": "2"}, r"proposal_format: Input should be '1'"),
+    ({"cluster_accelerators": 1 << 20}, r"cluster_accelerators: Input should be less than or equal to 131072"),
     ({"supernode": {**BASE["supernode"], "family": "hypercube"}}, r"supernode.family"),
-], ids=["unknown-part-price", "shares", "no-interconnect", "format", "family"])
+], ids=["unknown-part-price", "shares", "no-interconnect", "format", "too-large", "family"])
 def test_bad_proposal_is_one_line_exit_2_and_writes_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture, changes: dict, where: str) -> None:
     """A bad proposal exits 2 with one line naming the file and the key; --out is not created."""
