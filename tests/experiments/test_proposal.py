@@ -145,3 +145,23 @@ def test_priced_parts_are_counted_once_in_the_nvl72_class() -> None:
     assert t["capital_cost_USD"] is None
     assert t["accelerators"] == 144 and t["cost_known_USD"] == pytest.approx(144 * 34722)
     assert "tomahawk-5" in t["cost_unknown_for"] and "gb200" not in t["cost_unknown_for"]
+
+
+@pytest.mark.parametrize("stem, accelerators, published", [
+    # TPU v4: 48 OCS for 4x4x4 cubes in a 4,096-chip pod, each using 128 of 136 ports (B1 [S22][S23])
+    ("tpu-class", 4096, {"switches": {"ocs": 48}, "ocs_ports_used": 128}),
+    # GB200 NVL72: 72 GPUs on 18 NVLink Switch chips (B1 [S11][S12])
+    ("nvl72-class", 72, {"switches": {"scaleup": 18}}),
+    # CloudMatrix384: 48 x 7 L1 chips on the boards, 7 sub-planes x 16 = 112 L2 switches (B1 [S34])
+    ("cloudmatrix-class", 384, {"switches": {"scaleup-l1": 336, "scaleup-l2": 112}}),
+], ids=["tpu-v4-ocs", "nvl72", "cloudmatrix384"])
+def test_one_supernode_matches_the_published_counts(stem: str, accelerators: int, published: dict) -> None:
+    """One supernode of the TPU-, NVL72- and CloudMatrix-class proposals has the published
+    switch counts of the system it is modelled on (exact: these are counts, not measurements)."""
+    pc = build_proposal(load_proposal(ROOT / "experiments" / "proposals" / f"{stem}.yaml"), accelerators)
+    assert pc.totals["supernodes"] == 1 and pc.violations == []
+    for tier, n in published["switches"].items():
+        assert _rows(pc.totals["switches"], "tier", tier) == n, tier
+    if "ocs_ports_used" in published:
+        used = {d["ports_used"] for _, d in pc.graph.nodes(data=True) if d["kind"] == "ocs"}
+        assert used == {published["ocs_ports_used"]}
