@@ -163,8 +163,8 @@ def proposal_figure(ev: Any) -> bytes:
         ax1.text(i, bottom[i], text, ha="center", va="bottom", fontsize=7)
     ax1.set_ylabel("W per accelerator")
     ax1.set_title("Power per accelerator by part (+?: parts without a published figure)", fontsize=9)
-    ax1.legend(fontsize=7)
-    ax1.margins(y=0.15)
+    ax1.set_ylim(0, 1.3 * max(max(bottom), 1.0))  # room for the labels and the legend above the bars
+    ax1.legend(fontsize=7, loc="upper center", ncol=3)
     _bars(ax2, names, {"optical modules": [r.totals["optical_modules_per_accelerator"] for r in results]},
           "modules per accelerator")
     ax2.set_title("Optical modules per accelerator", fontsize=9)
