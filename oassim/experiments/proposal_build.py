@@ -218,7 +218,7 @@ def _totals(rp: ResolvedProposal, g: nx.Graph, info: dict[str, Any], supernodes:
     by_part["accelerators_W"], unknown["accelerators_W"] = acc_W, unpowered
     link_W, link_unknown = _link_energy_W(rp, info)
     by_part["interconnect_links_W"] = link_W
-    unknown["interconnect_links_W"] = ["link energy (power_pJ_per_bit)"] if link_unknown else []
+    unknown["interconnect_links_W"] = ["interconnect link energy (power_pJ_per_bit)"] if link_unknown else []
     known_W = sum(by_part.values())
     per = (lambda x: None if x is None or not a else x / a)
     # as ``topo info``: a total only when every accelerator type's power is known (they draw most
