@@ -14,8 +14,11 @@ with its FLOPs, HBM bytes and GEMM shape, and the collectives between them:
 - expert parallelism: token dispatch and combine all-to-all around the expert GEMMs
   (Megatron-Core ``MoEAlltoAllTokenDispatcher``; expert-TP = tp with a TP all-gather /
   reduce-scatter of the routed tokens); tokens are assumed evenly spread over the experts
-  (auxiliary-loss balancing); with ``ep_comm_overlap`` the all-to-alls are hidden behind other
-  micro-batches' compute (DeepSeek-V3 DualPipe style) and nothing waits for them;
+  (auxiliary-loss balancing); with ``ep_comm_overlap`` the all-to-alls run on the EP stream
+  while the shared experts compute (forward: during the dispatch; backward: during the
+  dispatch gradient), and the routed experts wait for their dispatch, the unpermute for its
+  combine (data dependencies); cross-micro-batch overlap (DeepSeek-V3's DualPipe) is not
+  modelled;
 - attention as one fused flash-style kernel (Dao 2022/2023: HBM traffic O(s h), scores never
   stored; causal masking skips half the blocks; the backward executes 2.5x the forward
   FLOPs) or, for frameworks of 2021, the unfused sequence QK^T batched GEMM -> fused
@@ -34,7 +37,7 @@ Bytes: activations and weights in 2-byte bf16; dropout masks 1 byte; cross-entro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import numpy as np
@@ -120,6 +123,8 @@ class _Unit:
     regather: bool = False  # gemm input is sequence-parallel: re-gather it for wgrad
     blocking: bool = False  # backward collective feeds another collective: never async
     op_kind: str = "elementwise"
+    fwd_after_ep: bool = False  # forward op consumes the last EP all-to-all (dispatch/combine)
+    bwd_after_ep: bool = False  # its backward consumes the last backward EP all-to-all
 
 
 def _gemm_bytes(m: int, n: int, k: int) -> float:
@@ -133,6 +138,14 @@ class _Emitter:
         self.ctx, self.layer, self.tag, self.recompute = ctx, layer, tag, recompute
         self.out: list[Step] = []
         self.pending: list[str] = []  # async calls the next compute op must wait for
+        self.last_ep: str | None = None  # the latest overlappable EP all-to-all
+
+    def ep_wait(self, needed: bool) -> tuple[str, ...]:
+        """``after`` of an op that consumes the latest overlapped EP all-to-all."""
+        if needed and self.last_ep is not None:
+            w, self.last_ep = self.last_ep, None
+            return (w,)
+        return ()
 
     def where(self, name: str) -> str:
         lay = f"L{self.layer}" if self.layer >= 0 else "E"
@@ -175,6 +188,9 @@ def _tp_comm(e: _Emitter, u: _Unit, backward: bool) -> None:
         op = "all_reduce"
     ovl = ctx.tp_bwd_overlap if (backward and enter) else ctx.tp_overlap
     ovl = ovl and not (backward and u.blocking)
+    if e.last_ep is not None and (u.bwd_after_ep if backward else u.fwd_after_ep):
+        # the collective consumes an overlapped all-to-all: the stream waits for it first
+        e.op(f"{u.name}_ep_wait", "elementwise", 0.0, 0.0, 0.0, after=e.ep_wait(True))
     # A forward collective overlapped (TE userbuffers) is pipelined with its GEMM: no wait.
     e.call("tp", op, u.size, "tp", f"{u.name}_{op}", ovl, wait_next=backward)
 
@@ -286,28 +302,59 @@ def _layer_units(ctx: LayerContext, layer: int) -> list[_Unit]:
         units += _ffn_units(ctx, "ffn", T, m.ffn_hidden)
         units += [_Unit("tp_exit", "mlp_out", size=act)]
     else:
-        k, E = m.top_k, m.experts
-        routed = Tsp * k * h * _B
-        units += [
-            _Unit("gemm", "router", (Tsp, E, h)),
-            _Unit("ew", "router_topk", fwd_bytes=3 * Tsp * E * 4, bwd_bytes=3 * Tsp * E * 4),
-            _Unit("ew", "permute", fwd_bytes=Tsp * h * _B + routed, bwd_bytes=Tsp * h * _B + routed),
-            _Unit("ep", "dispatch", size=routed),
-            # its backward reduce-scatter feeds the dispatch all-to-all: blocking
-            _Unit("tp_enter", "experts_in", size=T * k * h * _B, blocking=True),
-        ]
-        units += _ffn_units(ctx, "expert", T * k, m.expert_ffn, instances=E // ctx.ep, regather=False)
-        units += [
-            _Unit("tp_exit", "experts_out", size=T * k * h * _B),
-            _Unit("ep", "combine", size=routed),
-            _Unit("ew", "unpermute", fwd_bytes=Tsp * h * _B + routed, bwd_bytes=Tsp * h * _B + routed),
-        ]
-        if m.shared_experts:
-            units += [_Unit("tp_enter", "shared_in", size=act)]
-            units += _ffn_units(ctx, "shared", T, m.shared_experts * m.expert_ffn)
-            units += [_Unit("tp_exit", "shared_out", size=act)]
+        units += _moe_units(ctx)
     units.append(_Unit("ew", "mlp_residual", fwd_bytes=resid_f, bwd_bytes=resid_b))
     return units
+
+
+def _moe_units(ctx: LayerContext) -> list[_Unit]:
+    """Router, dispatch, routed experts, combine (and the shared experts) of one MoE layer.
+
+    The shared experts come right after the dispatch is issued, so that with
+    ``ep_overlap`` they run while the tokens travel (Megatron-Core
+    ``moe_shared_expert_overlap``); the routed experts wait for the dispatch, the unpermute
+    for the combine. The backward (the list reversed, shared experts moved before the
+    dispatch) runs the shared experts' backward while the dispatch gradient travels.
+    """
+    m, T, Tsp, h = ctx.model, ctx.T, ctx.T_sp, ctx.model.hidden
+    k, E = m.top_k, m.experts
+    routed = Tsp * k * h * _B
+    act = T * h * _B
+    head = [
+        _Unit("gemm", "router", (Tsp, E, h)),
+        _Unit("ew", "router_topk", fwd_bytes=3 * Tsp * E * 4, bwd_bytes=3 * Tsp * E * 4),
+        _Unit("ew", "permute", fwd_bytes=Tsp * h * _B + routed, bwd_bytes=Tsp * h * _B + routed,
+              bwd_after_ep=True),
+        _Unit("ep", "dispatch", size=routed),
+    ]
+    shared: list[_Unit] = []
+    if m.shared_experts:
+        shared = [_Unit("tp_enter", "shared_in", size=act)]
+        shared += _ffn_units(ctx, "shared", T, m.shared_experts * m.expert_ffn)
+        shared += [_Unit("tp_exit", "shared_out", size=act)]
+    ex = _ffn_units(ctx, "expert", T * k, m.expert_ffn, instances=E // ctx.ep, regather=False)
+    ex[0] = replace(ex[0], fwd_after_ep=True)
+    ex[-1] = replace(ex[-1], bwd_after_ep=True)
+    experts = [
+        # its backward reduce-scatter feeds the dispatch all-to-all: blocking
+        _Unit("tp_enter", "experts_in", size=T * k * h * _B, blocking=True, fwd_after_ep=True),
+        *ex,
+        _Unit("tp_exit", "experts_out", size=T * k * h * _B, bwd_after_ep=True),
+        _Unit("ep", "combine", size=routed),
+        _Unit("ew", "unpermute", fwd_bytes=Tsp * h * _B + routed, bwd_bytes=Tsp * h * _B + routed,
+              fwd_after_ep=True),
+    ]
+    return head + shared + experts
+
+
+def _backward_order(units: list[_Unit]) -> list[_Unit]:
+    """Units in the order their backward runs reversed: a MoE layer's shared experts move
+    before its dispatch, so their backward follows the dispatch gradient's all-to-all."""
+    names = [u.name for u in units]
+    if "dispatch" not in names or "shared_in" not in names:
+        return units
+    i, j, k = names.index("dispatch"), names.index("shared_in"), names.index("shared_out")
+    return units[:i] + units[j:k + 1] + [units[i]] + units[k + 1:]
 
 
 def _emit_fwd(e: _Emitter, units: list[_Unit]) -> None:
@@ -315,21 +362,23 @@ def _emit_fwd(e: _Emitter, units: list[_Unit]) -> None:
         if u.kind == "gemm":
             mm, n, k = u.dims
             f = 2.0 * mm * n * k * u.instances
-            e.op(u.name, "gemm", f, f, _gemm_bytes(mm, n, k) * u.instances, u.dims, u.instances)
+            e.op(u.name, "gemm", f, f, _gemm_bytes(mm, n, k) * u.instances, u.dims, u.instances,
+                 after=e.ep_wait(u.fwd_after_ep))
         elif u.kind == "ew":
             if u.fwd_bytes:
-                e.op(u.name, u.op_kind, 0.0, 0.0, u.fwd_bytes)
+                e.op(u.name, u.op_kind, 0.0, 0.0, u.fwd_bytes, after=e.ep_wait(u.fwd_after_ep))
         elif u.kind == "attn":
             _attention_fwd(e)
         elif u.kind in ("tp_enter", "tp_exit"):
             _tp_comm(e, u, backward=False)
         elif u.kind == "ep" and e.ctx.ep > 1:
-            e.call("ep", "all_to_all", u.size, "ep", u.name, e.ctx.ep_overlap, wait_next=False)
+            w = e.call("ep", "all_to_all", u.size, "ep", u.name, e.ctx.ep_overlap, wait_next=False)
+            e.last_ep = w if e.ctx.ep_overlap else None
 
 
 def _emit_bwd(e: _Emitter, units: list[_Unit], recompute_attention: bool) -> None:
     ctx = e.ctx
-    rev = list(reversed(units))
+    rev = list(reversed(_backward_order(units)))
     i = 0
     while i < len(rev):
         u = rev[i]
@@ -341,7 +390,8 @@ def _emit_bwd(e: _Emitter, units: list[_Unit], recompute_attention: bool) -> Non
             if u.regather and ctx.tp > 1:
                 gather = e.call("tp", "all_gather", mm * k * _B * u.instances, "tp",
                                 f"{u.name}_input_all_gather", ctx.tp_bwd_overlap, wait_next=False)
-            e.op(f"{u.name}_dgrad", "gemm", f, f, nb, (mm, k, n), u.instances)
+            e.op(f"{u.name}_dgrad", "gemm", f, f, nb, (mm, k, n), u.instances,
+                 after=e.ep_wait(u.bwd_after_ep))
             # The conjugate collective of the input gradient overlaps the weight gradient.
             if i + 1 < len(rev) and rev[i + 1].kind == "tp_enter":
                 _tp_comm(e, rev[i + 1], backward=True)
@@ -352,7 +402,7 @@ def _emit_bwd(e: _Emitter, units: list[_Unit], recompute_attention: bool) -> Non
             e.pending = pending
         elif u.kind == "ew":
             if u.bwd_bytes:
-                e.op(f"{u.name}_bwd", u.op_kind, 0.0, 0.0, u.bwd_bytes)
+                e.op(f"{u.name}_bwd", u.op_kind, 0.0, 0.0, u.bwd_bytes, after=e.ep_wait(u.bwd_after_ep))
         elif u.kind == "attn":
             if recompute_attention:
                 rec = _Emitter(ctx, e.layer, "re", recompute=True)
@@ -362,7 +412,8 @@ def _emit_bwd(e: _Emitter, units: list[_Unit], recompute_attention: bool) -> Non
         elif u.kind in ("tp_enter", "tp_exit"):
             _tp_comm(e, u, backward=True)
         elif u.kind == "ep" and ctx.ep > 1:
-            e.call("ep", "all_to_all", u.size, "ep", f"{u.name}_bwd", ctx.ep_overlap, wait_next=False)
+            w = e.call("ep", "all_to_all", u.size, "ep", f"{u.name}_bwd", ctx.ep_overlap, wait_next=False)
+            e.last_ep = w if ctx.ep_overlap else None
         i += 1
 
 
