@@ -24,8 +24,11 @@ with its FLOPs, HBM bytes and GEMM shape, and the collectives between them:
   FLOPs) or, for frameworks of 2021, the unfused sequence QK^T batched GEMM -> fused
   scale-mask-softmax -> dropout -> PV batched GEMM that moves the s x s scores through HBM;
 - recomputation: ``full`` re-runs each layer's forward (its collectives included) right
-  before its backward; ``selective`` re-runs the core attention (Megatron's
-  ``_checkpointed_attention_forward``, Korthikanti et al. 2022 §5).
+  before its backward; ``selective`` re-runs the modules of ``recompute_modules``
+  (Megatron-Core's names): ``core_attn`` the core attention (Megatron's
+  ``_checkpointed_attention_forward``, Korthikanti et al. 2022 §5), and ``layernorm``,
+  ``mla_up_proj``, ``mlp``, ``moe_act``, ``shared_experts`` each op of the module right
+  before that op's backward (the same work as re-running the module as a block).
 
 Why this granularity: the compute model costs each op by a roofline with shape-dependent
 GEMM efficiency, and the scheduler needs the collectives in their true position to see what
@@ -75,6 +78,8 @@ class LayerContext:
         ``cp_ring`` (ring-attention send/recv pairs, shape (n, 2)).
     attention_kernel : {"fused", "unfused"}
     recompute : {"none", "selective", "full"}
+    recompute_modules : frozenset of str
+        Modules a selective recomputation re-runs (``core_attn``, ``layernorm``, ...).
     tp_overlap, tp_bwd_overlap, ep_overlap : bool
         Whether forward TP collectives, the backward input re-gather / gradient reduction,
         and EP all-to-alls are overlappable.
@@ -96,6 +101,7 @@ class LayerContext:
     tp_bwd_overlap: bool
     ep_overlap: bool
     prefix: str
+    recompute_modules: frozenset[str] = frozenset({"core_attn"})
 
     @property
     def T(self) -> int:
@@ -123,6 +129,7 @@ class _Unit:
     regather: bool = False  # gemm input is sequence-parallel: re-gather it for wgrad
     blocking: bool = False  # backward collective feeds another collective: never async
     op_kind: str = "elementwise"
+    module: str = ""  # recompute_modules name the op belongs to
     fwd_after_ep: bool = False  # forward op consumes the last EP all-to-all (dispatch/combine)
     bwd_after_ep: bool = False  # its backward consumes the last backward EP all-to-all
 
@@ -267,10 +274,11 @@ def _ffn_units(ctx: LayerContext, name: str, tokens: int, width: int, instances:
     act_fwd = (2 * w if m.activation == "gelu" else 3 * w) * tokens * _B
     act_bwd = (3 * w if m.activation == "gelu" else 5 * w) * tokens * _B
     mt = tokens // instances
+    mod = {"ffn": "mlp", "shared": "shared_experts"}.get(name, "")
     return [
-        _Unit("gemm", f"{name}_up", (mt, up_n, m.hidden), instances, regather=regather and ctx.sp),
-        _Unit("ew", f"{name}_act", fwd_bytes=act_fwd, bwd_bytes=act_bwd),
-        _Unit("gemm", f"{name}_down", (mt, m.hidden, w), instances),
+        _Unit("gemm", f"{name}_up", (mt, up_n, m.hidden), instances, regather=regather and ctx.sp, module=mod),
+        _Unit("ew", f"{name}_act", fwd_bytes=act_fwd, bwd_bytes=act_bwd, module=mod or "moe_act"),
+        _Unit("gemm", f"{name}_down", (mt, m.hidden, w), instances, module=mod),
     ]
 
 
@@ -279,7 +287,8 @@ def _layer_units(ctx: LayerContext, layer: int) -> list[_Unit]:
     hq = m.heads * m.d_head // ctx.tp
     hkv = m.n_kv_heads * m.d_head // ctx.tp
     act = T * h * _B
-    norm = _Unit("ew", "", fwd_bytes=2 * Tsp * h * _B, bwd_bytes=3 * Tsp * h * _B, op_kind="norm")
+    norm = _Unit("ew", "", fwd_bytes=2 * Tsp * h * _B, bwd_bytes=3 * Tsp * h * _B, op_kind="norm",
+                 module="layernorm")
     resid_f = Tsp * h * (3 * _B + (1 if m.has_dropout else 0))
     resid_b = Tsp * h * (2 * _B + 1) if m.has_dropout else 0.0
     units = [
@@ -382,6 +391,11 @@ def _emit_bwd(e: _Emitter, units: list[_Unit], recompute_attention: bool) -> Non
     i = 0
     while i < len(rev):
         u = rev[i]
+        if u.module and u.module in ctx.recompute_modules and u.kind in ("gemm", "ew"):
+            # selective recomputation: the module's forward op re-runs right before its backward
+            rec = _Emitter(ctx, e.layer, "re", recompute=True)
+            _emit_fwd(rec, [replace(u, fwd_after_ep=False)])
+            e.out += rec.out
         if u.kind == "gemm":
             mm, n, k = u.dims
             f = 2.0 * mm * n * k * u.instances
@@ -433,7 +447,7 @@ def layer_backward(ctx: LayerContext, layer: int) -> list[Step]:
         _emit_fwd(r, units)
         out += r.out
     e = _Emitter(ctx, layer, "bwd")
-    _emit_bwd(e, units, ctx.recompute == "selective")
+    _emit_bwd(e, units, ctx.recompute == "selective" and "core_attn" in ctx.recompute_modules)
     return out + e.out
 
 

@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 Recompute = Literal["none", "selective", "full"]
+RecomputeModule = Literal["core_attn", "layernorm", "mla_up_proj", "mlp", "moe_act", "shared_experts"]
 WorkloadPrecision = Literal["bf16", "fp8"]
 Dim = Literal["tp", "cp", "ep", "dp", "pp"]
 DIMS: tuple[str, ...] = ("tp", "cp", "ep", "dp", "pp")
@@ -179,6 +180,19 @@ class TrainingSpec(SpecModel):
     framework : str, optional
         Framework generation of ``compute_efficiency.yaml`` (attention kernel, overlap
         defaults); default the accelerator entry's ``default_framework``.
+    recompute_modules : list of str, optional
+        With ``recompute: selective``, the modules recomputed in the backward (Megatron-Core's
+        ``recompute_modules``; default ``[core_attn]``): ``core_attn``, ``layernorm``,
+        ``mla_up_proj``, ``mlp``, ``moe_act``, ``shared_experts``
+        (:mod:`oassim.workload.activations`).
+    offload_layers : int
+        Layers per model chunk whose stored activations are offloaded to host memory between
+        their forward and backward (Megatron-Core / Transformer Engine
+        ``cpu_offloading_num_layers``, also accepted under that name).
+    fp8_activation_cache : bool, optional
+        Cache the inputs of the linear layers in 1-byte FP8 for their backward (Transformer
+        Engine saves the quantized input under an FP8 recipe; DeepSeek-V3 §3.3.2); default:
+        on when ``precision`` is not bf16.
     """
 
     seq_len: int | None = Field(default=None, gt=0, strict=True)
@@ -188,6 +202,24 @@ class TrainingSpec(SpecModel):
     recompute: Recompute = "none"
     grad_precision: Literal["bf16", "fp32"] = "bf16"
     framework: str | None = None
+    recompute_modules: tuple[RecomputeModule, ...] | None = None
+    offload_layers: int = Field(default=0, ge=0, strict=True,
+                                validation_alias=AliasChoices("offload_layers", "cpu_offloading_num_layers"))
+    fp8_activation_cache: bool | None = None
+
+    @property
+    def recomputed_modules(self) -> frozenset[str]:
+        """Modules recomputed by a selective recomputation (empty otherwise)."""
+        if self.recompute != "selective":
+            return frozenset()
+        return frozenset(self.recompute_modules or ("core_attn",))
+
+    @property
+    def fp8_cache(self) -> bool:
+        """Linear-layer inputs are cached in FP8."""
+        if self.fp8_activation_cache is not None:
+            return self.fp8_activation_cache
+        return self.precision != "bf16"
 
     def resolved_seq_len(self, model: ModelSpec) -> int:
         """Sequence length: the training's, else the model's."""
@@ -271,6 +303,12 @@ def check_job(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec,
         if p.tp > 1 and not p.sp:
             raise _err("parallelism.sp", "a mixture-of-experts model with tp > 1 needs sp: true "
                        "(as Megatron-Core requires)")
+    if train.recompute_modules is not None and train.recompute != "selective":
+        raise _err("workload.recompute_modules", "recompute_modules needs recompute: selective "
+                   f"(got recompute: {train.recompute})")
+    if "mla_up_proj" in train.recomputed_modules and not model.is_mla:
+        raise _err("workload.recompute_modules", f"mla_up_proj needs an MLA model (q_lora_rank, "
+                   f"kv_lora_rank); '{model.name}' has standard attention")
     s = train.resolved_seq_len(model)
     if s % (p.cp * (2 if p.cp > 1 else 1)):
         raise _err("workload.seq_len", f"seq_len {s} must be divisible by 2*cp = {2 * p.cp} "

@@ -344,7 +344,8 @@ def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn
                            sp=par.sequence_parallel, groups=groups, attention_kernel=attn,
                            recompute=train.recompute, tp_overlap=overlap["tp_comm_overlap"],
                            tp_bwd_overlap=overlap["tp_bwd_overlap"],
-                           ep_overlap=overlap["ep_comm_overlap"], prefix=prefix)
+                           ep_overlap=overlap["ep_comm_overlap"], prefix=prefix,
+                           recompute_modules=train.recomputed_modules)
         layers = tuple(chunk_layers(m, par, stage, c))
         vocab_p = m.vocab * m.hidden / par.tp
 
