@@ -47,7 +47,7 @@ from oassim.workload.emit import B, Emitter, LayerContext, Unit, causal_fraction
 from oassim.workload.steps import Step
 
 __all__ = ["LayerContext", "layer_forward", "layer_backward", "embedding_steps", "logits_steps",
-           "causal_fraction"]
+           "mtp_steps", "causal_fraction"]
 
 
 def _ffn_units(ctx: LayerContext, name: str, tokens: int, width: int, instances: int = 1,
@@ -230,10 +230,11 @@ def layer_backward(ctx: LayerContext, layer: int) -> list[Step]:
     return out + e.out
 
 
-def embedding_steps(ctx: LayerContext, backward: bool) -> list[Step]:
-    """Word (+ learned position) embedding: vocab-parallel lookup, then its TP reduction."""
+def embedding_steps(ctx: LayerContext, backward: bool, layer: int = -1) -> list[Step]:
+    """Word (+ learned position) embedding: vocab-parallel lookup, then its TP reduction
+    (``layer``: the MTP module that looks up the shifted tokens, -1 for the model's input)."""
     m, T, h = ctx.model, ctx.T, ctx.model.hidden
-    e = Emitter(ctx, -1, "bwd" if backward else "fwd")
+    e = Emitter(ctx, layer, "bwd" if backward else "fwd")
     u = Unit("tp_exit", "embedding", size=T * h * B)
     pos = 2 if m.position_kind == "learned" else 0
     if not backward:
@@ -245,8 +246,9 @@ def embedding_steps(ctx: LayerContext, backward: bool) -> list[Step]:
     return e.out
 
 
-def logits_steps(ctx: LayerContext, backward: bool) -> list[Step]:
-    """Final norm, output projection (vocab-parallel) and fused cross-entropy."""
+def logits_steps(ctx: LayerContext, backward: bool, layer: int = -1) -> list[Step]:
+    """Final norm, output projection (vocab-parallel) and fused cross-entropy (``layer``: the
+    MTP module's own head, -1 for the model's)."""
     m, T, h = ctx.model, ctx.T, ctx.model.hidden
     v = m.vocab // ctx.tp if m.vocab % ctx.tp == 0 else -(-m.vocab // ctx.tp)
     units = [
@@ -254,7 +256,7 @@ def logits_steps(ctx: LayerContext, backward: bool) -> list[Step]:
         Unit("tp_enter", "logits_in", size=T * h * B),
         Unit("gemm", "logits", (T, v, h), regather=ctx.sp),
     ]
-    e = Emitter(ctx, -1, "bwd" if backward else "fwd")
+    e = Emitter(ctx, layer, "bwd" if backward else "fwd")
     if not backward:
         _emit_fwd(e, units)
         # fp32 logits: cast, max, exp-sum, loss (Megatron vocab_parallel_cross_entropy)
@@ -264,3 +266,26 @@ def logits_steps(ctx: LayerContext, backward: bool) -> list[Step]:
         e.op("cross_entropy_bwd", "elementwise", 0.0, 0.0, 8.0 * T * v)
         _emit_bwd(e, units, False)
     return e.out
+
+
+def mtp_steps(ctx: LayerContext, depth: int, backward: bool) -> list[Step]:
+    """Multi-token prediction module ``depth`` (0-based; DeepSeek-V3 §2.2, Megatron-Core's
+    MTP on the last pipeline stage), forward or backward: the embedding of the tokens shifted
+    by ``depth + 1``, RMSNorms of it and of the previous hidden state, the projection
+    ``M`` of their concatenation (row-parallel over TP: 2h/tp inputs per rank, then the TP
+    reduction), one transformer layer like the model's last, and its own output head and
+    cross-entropy. Its ``where`` names use layer index ``layers + depth``."""
+    m, T, Tsp, h = ctx.model, ctx.T, ctx.T_sp, ctx.model.hidden
+    L = m.layers + depth
+    norm = dict(fwd_bytes=2 * Tsp * h * B, bwd_bytes=3 * Tsp * h * B, op_kind="norm")
+    units = [Unit("ew", "mtp_norm_hidden", **norm), Unit("ew", "mtp_norm_embedding", **norm),  # type: ignore[arg-type]
+             Unit("tp_enter", "mtp_in", size=2 * T * h * B),
+             Unit("gemm", "mtp_proj", (T, h, 2 * h // ctx.tp)),
+             Unit("tp_exit", "mtp_out", size=T * h * B)]
+    if not backward:
+        e = Emitter(ctx, L, "fwd")
+        _emit_fwd(e, units)
+        return embedding_steps(ctx, False, L) + e.out + layer_forward(ctx, L) + logits_steps(ctx, False, L)
+    e = Emitter(ctx, L, "bwd")
+    _emit_bwd(e, units, False)
+    return logits_steps(ctx, True, L) + layer_backward(ctx, L) + e.out + embedding_steps(ctx, True, L)

@@ -42,7 +42,7 @@ from oassim.workload.compute import ComputeModel, EfficiencyFile, load_efficienc
 from oassim.workload.memory import MemoryBreakdown, check_memory, chunk_layers, stage_memory
 from oassim.workload.model import ModelSpec, resolve_model
 from oassim.workload.gradsync import GradBuckets, optimizer_steps, segment_label, with_param_gathers
-from oassim.workload.ops import LayerContext, embedding_steps, layer_backward, layer_forward, logits_steps
+from oassim.workload.ops import LayerContext, embedding_steps, layer_backward, layer_forward, logits_steps, mtp_steps
 from oassim.workload.parallelism import ParallelismSpec, TrainingSpec, check_job, n_microbatches
 from oassim.workload.placement import Placement, place
 from oassim.workload.schedules import SCHEDULES
@@ -355,14 +355,23 @@ def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn
 
         emb_p = vocab_p + (m.embedding_params(s) - m.vocab * m.hidden)
         out_p = m.norm_params + (vocab_p if (not m.is_tied or par.pp > 1) else 0.0)
+
+        def mtp_params(depth: int) -> tuple[float, float]:
+            # one module's dense and expert parameters; the first carries the embedding copy
+            e = m.expert_params(m.layers - 1)
+            dense = (m.mtp_params // m.mtp_layers - e) / par.tp
+            return dense + (vocab_p if par.pp > 1 and depth == 0 else 0.0), e / (par.tp * par.ep)
+
         fwd_segs: list[tuple[list[Step], float, float]] = []
         if vs == 0:
             fwd_segs.append((embedding_steps(ctx, False), emb_p, 0.0))
         fwd_segs += [(layer_forward(ctx, L), *seg_params(L)) for L in layers]
         if vs == n_vs - 1:
             fwd_segs.append((logits_steps(ctx, False), out_p, 0.0))
+            fwd_segs += [(mtp_steps(ctx, d, False), *mtp_params(d)) for d in range(m.mtp_layers)]
         bwd_segs: list[tuple[list[Step], float, float]] = []
         if vs == n_vs - 1:
+            bwd_segs += [(mtp_steps(ctx, d, True), *mtp_params(d)) for d in reversed(range(m.mtp_layers))]
             bwd_segs.append((logits_steps(ctx, True), out_p, 0.0))
         bwd_segs += [(layer_backward(ctx, L), *seg_params(L)) for L in reversed(layers)]
         if vs == 0:
