@@ -49,6 +49,9 @@ class LayerContext:
     recompute : {"none", "selective", "full"}
     recompute_modules : frozenset of str
         Modules a selective recomputation re-runs (``core_attn``, ``layernorm``, ...).
+    dispatcher, ep_domains, moe_max_nodes, dispatch_fp8
+        MoE token dispatch: ``alltoall`` or ``deepep``, scale-up domains per EP group,
+        node-limited routing, FP8 dispatch (:mod:`oassim.workload.dispatch`).
     tp_overlap, tp_bwd_overlap, ep_overlap : bool
         Whether forward TP collectives, the backward input re-gather / gradient reduction,
         and EP all-to-alls are overlappable.
@@ -71,6 +74,10 @@ class LayerContext:
     ep_overlap: bool
     prefix: str
     recompute_modules: frozenset[str] = frozenset({"core_attn"})
+    dispatcher: str = "alltoall"
+    ep_domains: int = 1
+    moe_max_nodes: int | None = None
+    dispatch_fp8: bool = False
 
     @property
     def T(self) -> int:
@@ -101,6 +108,8 @@ class Unit:
     module: str = ""  # recompute_modules name the op belongs to
     fwd_after_ep: bool = False  # forward op consumes the last EP all-to-all (dispatch/combine)
     bwd_after_ep: bool = False  # its backward consumes the last backward EP all-to-all
+    group: str = "ep"  # EP all-to-all: its group (ep, ep_intra, ep_inter)
+    bwd_size: float = -1.0  # EP all-to-all: backward bytes (default: ``size``)
 
 
 def gemm_bytes(m: int, n: int, k: int) -> float:

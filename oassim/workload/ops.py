@@ -43,6 +43,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from oassim.workload.attention import attention_bwd, attention_fwd, projection_units
+from oassim.workload.dispatch import dispatch_hops
 from oassim.workload.emit import B, Emitter, LayerContext, Unit, causal_fraction, gemm_bytes, tp_comm
 from oassim.workload.steps import Step
 
@@ -113,8 +114,9 @@ def _moe_units(ctx: LayerContext) -> list[Unit]:
         Unit("ew", "router_topk", fwd_bytes=3 * Tsp * E * 4, bwd_bytes=3 * Tsp * E * 4),
         Unit("ew", "permute", fwd_bytes=Tsp * h * B + routed, bwd_bytes=Tsp * h * B + routed,
              bwd_after_ep=True),
-        Unit("ep", "dispatch", size=routed),
     ]
+    disp, comb = dispatch_hops(ctx.dispatcher, Tsp, h, k, E, ctx.ep_domains, ctx.moe_max_nodes, ctx.dispatch_fp8)
+    head += [Unit("ep", n, size=f, bwd_size=b, group=g) for n, g, f, b in disp]
     shared: list[Unit] = []
     if m.shared_experts:
         shared = [Unit("tp_enter", "shared_in", size=act)]
@@ -128,7 +130,7 @@ def _moe_units(ctx: LayerContext) -> list[Unit]:
         Unit("tp_enter", "experts_in", size=T * k * h * B, blocking=True, fwd_after_ep=True),
         *ex,
         Unit("tp_exit", "experts_out", size=T * k * h * B, bwd_after_ep=True),
-        Unit("ep", "combine", size=routed),
+        *[Unit("ep", n, size=f, bwd_size=b, group=g) for n, g, f, b in comb],
         Unit("ew", "unpermute", fwd_bytes=Tsp * h * B + routed, bwd_bytes=Tsp * h * B + routed,
              fwd_after_ep=True),
     ]
@@ -139,10 +141,11 @@ def _backward_order(units: list[Unit]) -> list[Unit]:
     """Units in the order their backward runs reversed: a MoE layer's shared experts move
     before its dispatch, so their backward follows the dispatch gradient's all-to-all."""
     names = [u.name for u in units]
-    if "dispatch" not in names or "shared_in" not in names:
+    if "shared_in" not in names or not any(u.kind == "ep" for u in units):
         return units
-    i, j, k = names.index("dispatch"), names.index("shared_in"), names.index("shared_out")
-    return units[:i] + units[j:k + 1] + [units[i]] + units[k + 1:]
+    i = next(n for n, u in enumerate(units) if u.kind == "ep")
+    j, k = names.index("shared_in"), names.index("shared_out")
+    return units[:i] + units[j:k + 1] + units[i:j] + units[k + 1:]
 
 
 def _emit_fwd(e: Emitter, units: list[Unit]) -> None:
@@ -160,7 +163,7 @@ def _emit_fwd(e: Emitter, units: list[Unit]) -> None:
         elif u.kind in ("tp_enter", "tp_exit"):
             tp_comm(e, u, backward=False)
         elif u.kind == "ep" and e.ctx.ep > 1:
-            w = e.call("ep", "all_to_all", u.size, "ep", u.name, e.ctx.ep_overlap, wait_next=False)
+            w = e.call("ep", "all_to_all", u.size, u.group, u.name, e.ctx.ep_overlap, wait_next=False)
             e.last_ep = w if e.ctx.ep_overlap else None
 
 
@@ -205,7 +208,8 @@ def _emit_bwd(e: Emitter, units: list[Unit], recompute_attention: bool) -> None:
         elif u.kind in ("tp_enter", "tp_exit"):
             tp_comm(e, u, backward=True)
         elif u.kind == "ep" and ctx.ep > 1:
-            w = e.call("ep", "all_to_all", u.size, "ep", f"{u.name}_bwd", ctx.ep_overlap, wait_next=False)
+            size = u.size if u.bwd_size < 0 else u.bwd_size
+            w = e.call("ep", "all_to_all", size, u.group, f"{u.name}_bwd", ctx.ep_overlap, wait_next=False)
             e.last_ep = w if ctx.ep_overlap else None
         i += 1
 

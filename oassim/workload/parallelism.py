@@ -88,6 +88,25 @@ class ParallelismSpec(SpecModel):
     pipeline_model_parallel_layout : str, optional
         Megatron's explicit layout string, e.g. ``"Ettt|(tttt|)*14ttL"``
         (:mod:`oassim.workload.pipeline_split`).
+    ep_placement : {"consecutive", "domain"}
+        ``consecutive``: ranks laid out in ``order`` on accelerators 0, 1, ... (an EP group of
+        64 straddles two 72-GPU racks); ``domain``: each expert-parallel block (``tp * ep``
+        ranks) starts at a scale-up domain boundary and as many whole blocks as fit share a
+        domain, leaving the rest of it idle (EP 64 on 64 of each rack's 72 GPUs); the cluster
+        may then hold more accelerators than the job uses.
+    moe_token_dispatcher : {"alltoall", "deepep"}
+        ``alltoall``: every routed copy of a token travels to its expert's rank (Megatron-Core
+        ``MoEAlltoAllTokenDispatcher``); ``deepep``: a token crosses the scale-out once per
+        destination scale-up domain, to the rank of the same local index there, which
+        forwards it to the experts' ranks inside the domain (DeepEP's normal kernels; the
+        combine reduces inside the domain first) (:mod:`oassim.workload.dispatch`).
+    moe_max_nodes : int, optional
+        Node-limited routing (DeepSeek-V3 §2.1.2: each token reaches at most 4 nodes): the
+        routed experts of a token lie in at most this many scale-up domains.
+    moe_dispatch_precision : {"bf16", "fp8"}
+        Element type of the forward dispatch and of the backward's gradient dispatch (the
+        combine's backward): fp8 sends 1 byte per element plus one fp32 scale per 128
+        (DeepSeek-V3 §3.3.2); the combines stay bf16.
     """
 
     tp: int = _Pos
@@ -117,6 +136,10 @@ class ParallelismSpec(SpecModel):
     account_for_embedding_in_pipeline_split: bool = False
     account_for_loss_in_pipeline_split: bool = False
     pipeline_model_parallel_layout: str | None = Field(default=None, min_length=3, max_length=4096)
+    ep_placement: Literal["consecutive", "domain"] = "consecutive"
+    moe_token_dispatcher: Literal["alltoall", "deepep"] = "alltoall"
+    moe_max_nodes: int | None = Field(default=None, gt=0, strict=True)
+    moe_dispatch_precision: Literal["bf16", "fp8"] = "bf16"
 
     @field_validator("order")
     @classmethod
@@ -276,7 +299,10 @@ def check_job(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec,
         Accelerators the job runs on; ``tp * pp * dp * cp`` must equal it.
     """
     p = par
-    if accelerators is not None and p.world != accelerators:
+    if accelerators is not None and p.ep_placement == "domain" and p.world > accelerators:
+        raise _err("parallelism", f"tp*pp*dp*cp = {p.world} ranks but the cluster has {accelerators} "
+                   "accelerators")
+    elif accelerators is not None and p.ep_placement != "domain" and p.world != accelerators:
         raise _err("parallelism", f"tp*pp*dp*cp = {p.tp}*{p.pp}*{p.dp}*{p.cp} = {p.world} "
                    f"but the job has {accelerators} accelerators")
     if model.heads % p.tp:

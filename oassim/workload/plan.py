@@ -262,6 +262,8 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
     if accelerators is None:
         accelerators = fabric.n_accelerators if fabric is not None else par.world
     check_job(m, par, train, accelerators)
+    if par.ep_placement == "domain":  # the job may leave accelerators of the cluster idle
+        accelerators = par.world
     eff_file = efficiency_file if isinstance(efficiency_file, EfficiencyFile) else load_efficiency(efficiency_file)
     eff, eff_key = eff_file.for_accelerator(acc.name)
     fw_name = train.framework or eff.default_framework
@@ -326,7 +328,7 @@ def _timed(steps: list[Step], cm: ComputeModel) -> tuple[Step, ...]:
 def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn: str,
                    overlap: Mapping[str, bool], cm: ComputeModel, pl: Placement, stage: int,
                    n_micro: int, s: int, acc: Accelerator) -> StagePlan:
-    groups = {k: pl.stage_groups(k, stage) for k in ("tp", "cp", "ep", "edp", "dp_cp")}
+    groups = {k: pl.stage_groups(k, stage) for k in ("tp", "cp", "ep", "edp", "dp_cp", "ep_intra", "ep_inter")}
     groups["cp_ring"] = _ring_pairs(groups["cp"])
     zero = par.zero_stage
     gbytes = 2.0 if train.grad_precision == "bf16" else 4.0
@@ -345,7 +347,9 @@ def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn
                            recompute=train.recompute, tp_overlap=overlap["tp_comm_overlap"],
                            tp_bwd_overlap=overlap["tp_bwd_overlap"],
                            ep_overlap=overlap["ep_comm_overlap"], prefix=prefix,
-                           recompute_modules=train.recomputed_modules)
+                           recompute_modules=train.recomputed_modules,
+                           dispatcher=par.moe_token_dispatcher, ep_domains=int(groups["ep_inter"].shape[1]),
+                           moe_max_nodes=par.moe_max_nodes, dispatch_fp8=par.moe_dispatch_precision == "fp8")
         layers = tuple(chunk_layers(m, par, stage, c))
         vocab_p = m.vocab * m.hidden / par.tp
 
