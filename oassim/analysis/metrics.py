@@ -28,7 +28,7 @@ at the run's precision (``plan.peak_flops``):
   - its pipeline waits (for a pipeline neighbour's send), split in two: ``imbalance_s``,
     the part explained by the busiest stage having more work than the critical rank
     (``min(pipeline waits, busy_max - busy_critical)``, where a rank's *busy* time is its
-    non-optimizer compute plus its comm and sync waits: a slower stage's exposed EP
+    non-optimizer compute plus its comm waits: a slower stage's exposed EP
     all-to-alls count as its work, not as the critical rank's bubble), and ``bubble_s``,
     the rest: the schedule's own warm-up and cool-down, ``(p-1)/(m v + p - 1)`` of the
     iteration on a balanced pipeline of ``p`` stages, ``m`` micro-batches and ``v``
@@ -109,15 +109,15 @@ def exposed_by_dim(results: Any, who: tuple[int, int] | None = None) -> dict[str
 
 def busy_by_member(results: Any) -> dict[tuple[int, int], float]:
     """Busy time of every simulated rank, s: non-optimizer compute plus the time its compute
-    stream waited for communication or for peers of a synchronous call (its pipeline waits
-    and optimizer excluded)."""
+    stream waited for communication (its exposed communication); waiting for a pipeline
+    neighbour or for the peers of a synchronous call is not work, nor is the optimizer."""
     ops = results.ops
     comp = ops[(_str(ops["stream"]) == "compute") & (_str(ops["kind"]) != "optimizer")]
     busy = (comp["end_s"] - comp["start_s"]).groupby([comp["stage"], comp["rank"]]).sum()
     out = {(int(k[0]), int(k[1])): float(v) for k, v in busy.items()}
     waits = getattr(results, "waits", None)
     if waits is not None and len(waits):
-        w = waits[_str(waits["reason"]) != "pipeline"]
+        w = waits[_str(waits["reason"]) == "comm"]
         for k, v in (w["end_s"] - w["start_s"]).groupby([w["stage"], w["rank"]]).sum().items():
             key = (int(k[0]), int(k[1]))
             out[key] = out.get(key, 0.0) + float(v)

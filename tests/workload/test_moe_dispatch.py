@@ -140,3 +140,13 @@ def test_domain_placement_keeps_ep_groups_inside_racks():
     assert dom.n_accelerators == 128
     ranks = np.sort(dom.placement.groups["ep"].ravel())
     assert ranks.tolist() == list(range(64)) + list(range(72, 136))
+
+
+def test_domain_placed_deepep_job_replays_alike_per_stage_and_per_rank():
+    """The idle accelerators of ep_placement domain do not disturb the replay: every rank
+    replayed (full-rank mode) gives the representative replay's iteration time."""
+    fabric = build_fabric("gb200-nvl72", 144)
+    p = compile_plan(MOE64, {"dp": 128, "ep": 64, "ep_placement": "domain", "moe_token_dispatcher": "deepep"},
+                     "gb200", fabric, training={"global_batch": 128, "micro_batch": 1})
+    t = simulate(p, fabric).iteration_time_s
+    assert simulate(p, fabric, full_rank=True).iteration_time_s == pytest.approx(t, rel=1e-9)
