@@ -12,7 +12,9 @@ numerator of MFU, and docs/architecture.md fixes it:
 
     model FLOPs per token = 6 * N_nonembedding_active + 12 * layers * hidden * seq_len
 
-(forward + backward, attention score and value products included, no recomputation;
+(forward + backward, attention score and value products included, no recomputation; the
+attention term keeps ``h`` even for multi-head latent attention, whose kernel works on wider
+heads: the replayed ops count MLA's own products;
 Kaplan et al. 2020, "Scaling Laws for Neural Language Models", §2.1, C = 6N plus the
 attention context term, as written by Narayanan et al. 2021 eq. 3 for GPT). For a MoE model
 only the experts a token visits count (``top_k`` routed plus the shared experts).
