@@ -14,7 +14,9 @@ experts each (tokens evenly balanced over the experts: auxiliary-loss or bias ba
   distinct domains a token reaches), which forwards each copy to its expert's rank inside the
   domain (group ``ep_intra``, ``T k h``); the combine reduces inside the domain first, then
   sends one partial sum per domain back. The two hops run one after the other on the EP
-  stream (DeepEP pipelines them: the replay is conservative by up to the shorter hop);
+  stream (DeepEP pipelines them: the replay is conservative by up to the shorter hop). An EP
+  group whose domains hold unequal shares of it has no such pairing: its ``ep_intra`` group
+  is the whole EP group and ``ep_inter`` is trivial, which is the plain all-to-all;
 - node-limited routing (``moe_max_nodes`` = M, DeepSeek-V3 §2.1.2): the k experts lie in at
   most M domains, so ``n = M (1 - C((M-1) E/D, k) / C(M E/D, k))`` (k experts drawn among the
   M chosen domains' experts; without a limit M = D). It changes the bytes of ``deepep`` only:
