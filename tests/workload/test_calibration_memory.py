@@ -25,12 +25,13 @@ _MODELS = {"LLAMA3_8B": "llama3-8b", "LLAMA3_70B": "llama3-70b", "LLAMA3.1_405B"
 _ACCELERATORS = {"DGX-H100": "h100-sxm", "DGX-B200": "b200-sxm", "DGX-GB300": "gb300"}
 _OFFLOAD = {("LLAMA3_70B", "DGX-GB300", "fsdp"): 20}  # recipe GB300 FP8_CS V1/V2
 
-# Rows whose layout, as the table gives it, cannot be what ran (they stay refused):
+# Rows whose layout, as the table gives it, cannot be what ran (they stay refused). Both are
+# the 26.02.01 section of S07; its 26.02 section lists the same GB300 70B NVFP4 and MXFP8
+# runs as PP 4, VP 5, micro-batch 1 (which fit: T0119/T0120-like rows).
 _NOT_AS_PARSED = {
     # DDP keeps every bf16 weight and gradient of the 70B model: 282 GB before any activation
     "T0209": "70B under DDP on one GPU per replica: weights and gradients alone exceed the GB300's HBM",
-    # pp 4 without interleaving at micro-batch 2 and no recomputation or offloading given: the
-    # neighbouring containers' rows of the same run are pp 4 / vpp 5 at micro-batch 1
+    # pp 4 without interleaving at micro-batch 2, no recomputation or offload given: 376 GB
     "T0211": "pp 4 without vpp at micro-batch 2 and no recomputation or offload in the table",
 }
 
