@@ -15,19 +15,32 @@ from oassim.workload.steps import CollectiveCall, ComputeOp
 from tests.workload.conftest import TINY_MOE
 
 T = {"global_batch": 128, "micro_batch": 2}
+MOE64 = dict(TINY_MOE, name="moe64", experts=64, top_k=8)
 
 
 def _plan(par, fabric, train=None, model=TINY_MOE):
     return compile_plan(model, par, "a100-sxm", fabric, training={**T, **(train or {})})
 
 
-@pytest.mark.parametrize("tp", [1, 2])
-def test_expert_compute_waits_for_its_dispatch_when_overlapped(dgx16, tp):
+_PAIRS = {"alltoall": (("dispatch", "expert_up"), ("combine", "unpermute"),
+                       ("combine_bwd", "expert_down_dgrad"), ("dispatch_bwd", "permute_bwd")),
+          # DeepEP's two hops: the consumer waits for the second
+          "deepep": (("dispatch_intra", "expert_up"), ("combine_inter", "unpermute"),
+                     ("combine_inter_bwd", "expert_down_dgrad"), ("dispatch_inter_bwd", "permute_bwd"))}
+
+
+@pytest.mark.parametrize("tp, dispatcher", [(1, "alltoall"), (2, "alltoall"), (1, "deepep")])
+def test_expert_compute_waits_for_its_dispatch_when_overlapped(dgx16, tp, dispatcher):
     """With ep_comm_overlap the routed experts of every layer and micro-batch start after
     their dispatch all-to-all has completed, and the unpermute after the combine (replayed
-    timeline); the shared expert may run while the dispatch travels."""
+    timeline); the shared expert may run while the dispatch travels. DeepEP on EP 16 over
+    both nodes: after the last of its two hops."""
     par = {"tp": tp, "sp": tp > 1, "dp": 16 // tp, "ep": 8, "ep_comm_overlap": True}
-    res = simulate(_plan(par, dgx16), dgx16)
+    model = TINY_MOE
+    if dispatcher == "deepep":
+        par.update(ep=16, moe_token_dispatcher="deepep")
+        model = MOE64
+    res = simulate(_plan(par, dgx16, model=model), dgx16)
     ops, coll = res.ops, res.collectives
     comp = ops[(ops["stream"] == "compute") & (ops["stage"] == 0)]
     a2a = coll[(coll["dim"] == "ep") & (coll["stage"] == 0)]
@@ -35,8 +48,7 @@ def test_expert_compute_waits_for_its_dispatch_when_overlapped(dgx16, tp):
     layer = a2a["where"].str.extract(r"/L(\d+)/")[0].astype(int)
     checked = 0
     for (L, mb), grp in comp.groupby(["layer", "microbatch"]):
-        for call, consumer in (("dispatch", "expert_up"), ("combine", "unpermute"),
-                               ("combine_bwd", "expert_down_dgrad"), ("dispatch_bwd", "permute_bwd")):
+        for call, consumer in _PAIRS[dispatcher]:
             c = a2a[(short == call) & (layer == L) & (a2a["microbatch"] == mb)]
             op = grp[grp["name"] == consumer]
             if not len(c) or not len(op):
@@ -82,9 +94,6 @@ def test_expected_domains_matches_random_routing():
     assert expected_domains(256, 8, 8) == pytest.approx(5.29, abs=0.01)
     assert expected_domains(256, 8, 8, 4) == pytest.approx(3.63, abs=0.01)
     assert expected_domains(256, 1, 8) == 1.0
-
-
-MOE64 = dict(TINY_MOE, name="moe64", experts=64, top_k=8)
 
 
 def _ep_calls(plan, layer=1, steps="forward"):
