@@ -314,6 +314,9 @@ def check_job(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec,
     if p.vpp > 1 and p.schedule_name != "interleaved":
         raise _err("parallelism.vpp", f"vpp {p.vpp} needs schedule 'interleaved'")
     stage_layer_counts(model, p)  # refuses a split Megatron would refuse
+    if p.moe_max_nodes is not None and not model.is_moe:
+        raise _err("parallelism.moe_max_nodes", f"moe_max_nodes needs a mixture-of-experts model; "
+                   f"'{model.name}' is dense")
     if p.ep > 1 and not model.is_moe:
         raise _err("parallelism.ep", f"ep {p.ep} needs a mixture-of-experts model; "
                    f"'{model.name}' is dense")
