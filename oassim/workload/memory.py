@@ -117,7 +117,7 @@ def activation_bytes_per_layer(model: ModelSpec, layer: int, par: ParallelismSpe
         return 2.0 * model.hidden * tok / sp_div
     modules = train.recomputed_modules if rc == "selective" else frozenset()
     per_token = stored_bytes_per_token(layer_tensors(model, layer, t, par.sequence_parallel), modules,
-                                       fp8 and rc == train.recompute)
+                                       fp8)
     scores = 0.0
     if attention_kernel == "unfused" and "core_attn" not in modules:
         # softmax output (2 B), dropout mask (1 B), dropout output (2 B) per score element
