@@ -11,18 +11,21 @@ with its FLOPs, HBM bytes and GEMM shape, and the collectives between them:
   ``LinearWithGradAccumulationAndAsyncCommunication``);
 - context parallelism (ring attention, Liu et al. 2023; Megatron-Core/TE): ``cp`` attention
   steps, each overlapping the send/recv of the next key/value block;
-- expert parallelism: token dispatch and combine all-to-all around the expert GEMMs
-  (Megatron-Core ``MoEAlltoAllTokenDispatcher``; expert-TP = tp with a TP all-gather /
-  reduce-scatter of the routed tokens); tokens are assumed evenly spread over the experts
+- expert parallelism: token dispatch and combine all-to-alls around the expert GEMMs (one
+  per direction for Megatron-Core's ``MoEAlltoAllTokenDispatcher``, two hops for a DeepEP
+  style dispatch; bytes, FP8 dispatch and node-limited routing in
+  :mod:`oassim.workload.dispatch`; expert-TP = tp with a TP all-gather / reduce-scatter of
+  the routed tokens); tokens are assumed evenly spread over the experts
   (auxiliary-loss balancing); with ``ep_comm_overlap`` the all-to-alls run on the EP stream
   while the shared experts compute (forward: during the dispatch; backward: during the
   dispatch gradient), and the routed experts wait for their dispatch, the unpermute for its
   combine (data dependencies); cross-micro-batch overlap (DeepSeek-V3's DualPipe) is not
   modelled;
-- attention as one fused flash-style kernel (Dao 2022/2023: HBM traffic O(s h), scores never
-  stored; causal masking skips half the blocks; the backward executes 2.5x the forward
-  FLOPs) or, for frameworks of 2021, the unfused sequence QK^T batched GEMM -> fused
-  scale-mask-softmax -> dropout -> PV batched GEMM that moves the s x s scores through HBM;
+- attention (:mod:`oassim.workload.attention`: QKV or MLA projections) as one fused
+  flash-style kernel (Dao 2022/2023: HBM traffic O(s h), scores never stored; causal
+  masking skips half the blocks; the backward executes 2.5x the forward FLOPs) or, for
+  frameworks of 2021, the unfused sequence QK^T batched GEMM -> fused scale-mask-softmax ->
+  dropout -> PV batched GEMM that moves the s x s scores through HBM;
 - recomputation: ``full`` re-runs each layer's forward (its collectives included) right
   before its backward; ``selective`` re-runs the modules of ``recompute_modules``
   (Megatron-Core's names): ``core_attn`` the core attention (Megatron's
