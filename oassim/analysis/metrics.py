@@ -17,7 +17,7 @@ at the run's precision (``plan.peak_flops``):
 - The *critical rank* is the simulated rank whose compute stream finishes last (ties: the one
   that computed longest, e.g. a straggler rather than the peers that waited for it). Its
   timeline from 0 to T is covered by compute ops and recorded idle intervals (``waits``), so
-  ``compute_s + optimizer_s + exposed_comm_s + bubble_s + sync_s = T``:
+  ``compute_s + optimizer_s + exposed_comm_s + bubble_s + imbalance_s + sync_s = T``:
 
   - ``compute_s``: its compute ops other than the optimizer step;
   - ``optimizer_s``: its optimizer ops;
@@ -25,11 +25,18 @@ at the run's precision (``plan.peak_flops``):
     collective's stream or transfer (blocking calls, ``after`` dependencies of overlappable
     ones, calls still in flight at the end): "communication time on the critical path not
     hidden by compute";
-  - ``bubble_s``: time it waited for a pipeline neighbour's send (the pipeline bubble);
+  - its pipeline waits (for a pipeline neighbour's send), split in two: ``imbalance_s``,
+    the part explained by the busiest stage having more work than the critical rank
+    (``min(pipeline waits, busy_max - busy_critical)``, where a rank's *busy* time is its
+    non-optimizer compute plus its comm waits: a slower stage's exposed EP
+    all-to-alls count as its work, not as the critical rank's bubble), and ``bubble_s``,
+    the rest: the schedule's own warm-up and cool-down, ``(p-1)/(m v + p - 1)`` of the
+    iteration on a balanced pipeline of ``p`` stages, ``m`` micro-batches and ``v``
+    virtual stages (Narayanan et al. 2021 §2.2);
   - ``sync_s``: time it waited for other ranks to reach a synchronous collective.
 
 - ``breakdown``: those parts as one flat dict (``compute``, ``exposed_<dim>``, ``bubble``,
-  ``sync``, ``optimizer``) summing to T.
+  ``imbalance``, ``sync``, ``optimizer``) summing to T.
 - ``memory_per_accelerator_GB``: footprint of the stage with the largest one, 1e9 bytes.
 - ``bottlenecks``: the collectives with the most exposed time on the critical rank (kind
   "collective") and the link tiers by utilisation (kind "tier").
@@ -43,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["summary", "critical_rank", "breakdown", "exposed_by_dim", "collective_bottlenecks",
-           "tier_bottlenecks", "DIMS"]
+           "tier_bottlenecks", "busy_by_member", "DIMS"]
 
 DIMS = ("tp", "cp", "ep", "dp", "pp")
 
@@ -100,9 +107,27 @@ def exposed_by_dim(results: Any, who: tuple[int, int] | None = None) -> dict[str
     return out
 
 
+def busy_by_member(results: Any) -> dict[tuple[int, int], float]:
+    """Busy time of every simulated rank, s: non-optimizer compute plus the time its compute
+    stream waited for communication (its exposed communication); waiting for a pipeline
+    neighbour or for the peers of a synchronous call is not work, nor is the optimizer."""
+    ops = results.ops
+    comp = ops[(_str(ops["stream"]) == "compute") & (_str(ops["kind"]) != "optimizer")]
+    busy = (comp["end_s"] - comp["start_s"]).groupby([comp["stage"], comp["rank"]]).sum()
+    out = {(int(k[0]), int(k[1])): float(v) for k, v in busy.items()}
+    waits = getattr(results, "waits", None)
+    if waits is not None and len(waits):
+        w = waits[_str(waits["reason"]) == "comm"]
+        for k, v in (w["end_s"] - w["start_s"]).groupby([w["stage"], w["rank"]]).sum().items():
+            key = (int(k[0]), int(k[1]))
+            out[key] = out.get(key, 0.0) + float(v)
+    return out
+
+
 def breakdown(results: Any, who: tuple[int, int] | None = None) -> dict[str, float]:
     """Where the critical rank's iteration goes, s: ``compute``, ``exposed_<dim>`` for each
-    dimension, ``bubble``, ``sync``, ``optimizer`` (sum = iteration time; module docstring)."""
+    dimension, ``bubble``, ``imbalance``, ``sync``, ``optimizer`` (sum = iteration time;
+    module docstring)."""
     who = who or critical_rank(results)
     ops = _member(results.ops, who)
     comp = ops[_str(ops["stream"]) == "compute"]
@@ -119,7 +144,12 @@ def breakdown(results: Any, who: tuple[int, int] | None = None) -> dict[str, flo
         span = w["end_s"] - w["start_s"]
         bubble = float(span[reason == "pipeline"].sum())
         sync = float(span[reason == "sync"].sum())
-    out["bubble"] = bubble
+    imbalance = 0.0
+    if bubble > 0:
+        busy = busy_by_member(results)
+        imbalance = min(bubble, max(0.0, max(busy.values()) - busy.get(who, 0.0)))
+    out["bubble"] = bubble - imbalance
+    out["imbalance"] = imbalance
     out["sync"] = sync
     out["optimizer"] = float(dur[is_opt].sum())
     return out
@@ -179,9 +209,10 @@ def summary(results: Any) -> dict[str, Any]:
     dict
         ``iteration_time_s``, ``tokens_per_s``, ``tflops_per_accelerator``,
         ``hfu_tflops_per_accelerator``, ``megatron_tflops_per_accelerator``, ``mfu``, ``hfu``,
-        ``exposed_comm_s``, ``exposed_comm_by_dim`` (dict), ``bubble_s``, ``sync_s``,
+        ``exposed_comm_s``, ``exposed_comm_by_dim`` (dict), ``bubble_s``, ``imbalance_s``, ``sync_s``,
         ``compute_s``, ``optimizer_s``, ``memory_per_accelerator_GB``, ``breakdown`` (dict),
         ``bottlenecks`` (list of dicts), ``critical_stage``, ``critical_rank``,
+        ``busiest_stage`` (the stage with the most busy time, :func:`busy_by_member`),
         ``accelerators``, ``calibrated`` (the compute efficiencies were fitted to this
         accelerator's measurements), ``efficiency_entry`` (the ``compute_efficiency.yaml`` entry used).
     """
@@ -191,6 +222,8 @@ def summary(results: Any) -> dict[str, Any]:
     peak = float(plan.peak_flops)
     who = critical_rank(results)
     parts = breakdown(results, who)
+    busy = busy_by_member(results)
+    busiest = max(busy, key=busy.get) if busy else who
     by_dim = {d: parts[f"exposed_{d}"] for d in DIMS}
     per = n * T if T > 0 else np.inf
     return {
@@ -204,6 +237,7 @@ def summary(results: Any) -> dict[str, Any]:
         "exposed_comm_s": float(sum(by_dim.values())),
         "exposed_comm_by_dim": by_dim,
         "bubble_s": parts["bubble"],
+        "imbalance_s": parts["imbalance"],
         "sync_s": parts["sync"],
         "compute_s": parts["compute"],
         "optimizer_s": parts["optimizer"],
@@ -211,6 +245,7 @@ def summary(results: Any) -> dict[str, Any]:
         "breakdown": parts,
         "bottlenecks": collective_bottlenecks(results, who) + tier_bottlenecks(results),
         "critical_stage": who[0],
+        "busiest_stage": busiest[0],
         "critical_rank": who[1],
         "accelerators": n,
         "calibrated": bool(getattr(plan, "calibrated", False)),

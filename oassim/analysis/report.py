@@ -3,7 +3,7 @@
 What is reported (:func:`bottleneck_report`, a pure function of Results): which link tier is
 the most utilised and how hot its busiest links run (``tiers``, ``link_util`` frames); which
 collectives sit on the critical path and how much time each exposes, with the tier that
-limits them (``collectives`` frame); the pipeline bubble; memory head-room; and for each
+limits them (``collectives`` frame); the pipeline bubble and the stage imbalance; memory head-room; and for each
 finding, what would help. Example: "DP reduce-scatter (grad_dp_cp) over the leaf-spine tier
 exposes 131 ms per iteration (2.5% of it) on stage 5; leaf-spine links run at 95% during it.
 What would help: larger or earlier gradient buckets (bucket_params) to overlap more of the
@@ -38,6 +38,8 @@ a tier's busiest link busy >= 90%     more bandwidth on that tier (more links, f
 of the iteration                      less oversubscription), or better load balance
 pipeline bubble well above the        balance the stages: cut the slowest stage's exposed
 schedule's (pp-1)/(m*vpp) x compute   communication, or move layers between stages
+stage imbalance >= 5% (the critical   balance the stages: cut the busiest stage's exposed
+rank waits for a busier stage)        communication, or move layers between stages
 pipeline bubble >= 5%                 more micro-batches per replica (larger global batch or
                                       smaller micro_batch) or interleaving (vpp > 1)
 memory >= 90% of HBM                  recompute, a larger tp/pp or a higher ZeRO stage
@@ -238,6 +240,17 @@ def _bubble_finding(bubble: float, iteration: float, plan: Any, compute_s: float
     return [f"{text}. What would help: {remedy}."]
 
 
+def _imbalance_finding(imbalance: float, iteration: float, busiest: Any) -> list[str]:
+    """The critical rank's pipeline waiting that a busier stage's extra work explains."""
+    if iteration <= 0 or imbalance < BUBBLE_THRESHOLD * iteration:
+        return []
+    where = f" (stage {busiest})" if busiest is not None else ""
+    return [f"Stage imbalance: the critical rank waits {_ms(imbalance)} ({_pct(imbalance / iteration)} of the "
+            f"iteration) for the busiest stage{where}, whose compute and exposed communication take that much "
+            "longer. What would help: balance the stages: cut the busiest stage's exposed communication "
+            "(findings above) or move layers between stages (first_stage_layers, last_stage_layers)."]
+
+
 def _memory_finding(plan: Any) -> list[str]:
     mem = getattr(plan, "memory", None)
     if mem is None or not getattr(mem, "capacity", 0):
@@ -292,6 +305,8 @@ def bottleneck_report(results: Any, summary: Mapping[str, Any] | None = None) ->
     out = _tier_finding(results)
     out[1:1] = findings  # after the headline tier, before hot-spot lines
     out += _bubble_finding(bubble, iteration, plan, compute_s, slowest)
+    if summary is not None:
+        out += _imbalance_finding(_num(summary.get("imbalance_s")) or 0.0, iteration, summary.get("busiest_stage"))
     out += _memory_finding(plan)
     if iteration > 0 and exposed < BUBBLE_THRESHOLD * iteration and bubble < BUBBLE_THRESHOLD * iteration:
         out.append(f"The iteration is compute-bound: exposed communication is {_ms(exposed)} and the bubble "
@@ -312,6 +327,7 @@ _HEADLINE = (
     ("hfu", "HFU", lambda v: f"{100 * v:.1f}%"),
     ("exposed_comm_s", "exposed comm", lambda v: _ms(v)),
     ("bubble_s", "pipeline bubble", lambda v: _ms(v)),
+    ("imbalance_s", "stage imbalance", lambda v: _ms(v)),
     ("memory_per_accelerator_GB", "memory", lambda v: f"{v:,.1f} GB per accelerator"),
 )
 
@@ -348,7 +364,7 @@ def text_summary(record: Mapping[str, Any]) -> str:
     """A readable summary of a run record (``oassim.experiments.report_dict``).
 
     Lines: scenario and network; iteration time, throughput, model TFLOP/s per accelerator,
-    MFU, HFU, exposed communication, bubble, memory; the time breakdown table; exposed
+    MFU, HFU, exposed communication, bubble, stage imbalance, memory; the time breakdown table; exposed
     communication by parallel dimension; the bottleneck findings, numbered.
     """
     out: list[str] = []

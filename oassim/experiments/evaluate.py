@@ -344,6 +344,7 @@ def _training(cand: Candidate, folder: Path, s: Suite, say: Progress) -> list[di
 _PART_WORDS = {"exposed_tp": ("exposed TP communication", "TP "), "exposed_cp": ("exposed CP communication", "CP "),
                "exposed_ep": ("exposed EP communication", "EP "), "exposed_dp": ("exposed DP communication", "DP "),
                "exposed_pp": ("exposed PP communication", "PP "), "bubble": ("pipeline bubble", "The pipeline bubble"),
+               "imbalance": ("stage imbalance (waiting for busier stages)", "Stage imbalance"),
                "sync": ("waiting at synchronous collectives", ""), "optimizer": ("the optimizer step", "")}
 
 

@@ -43,7 +43,7 @@ POINTS_DIR = "points"
 LOCK_FILE = ".lock"
 METRIC_COLUMNS = (
     "iteration_time_s", "tokens_per_s", "tflops_per_accelerator", "mfu", "hfu", "exposed_comm_s", "bubble_s",
-    "sync_s", "compute_s", "optimizer_s", "memory_per_accelerator_GB",
+    "imbalance_s", "sync_s", "compute_s", "optimizer_s", "memory_per_accelerator_GB",
 )
 """Headline metrics of :func:`oassim.analysis.metrics.summary` copied as columns."""
 

@@ -156,7 +156,8 @@ class Replay:
         issuers: dict[tuple, set[int]] = {}
         found: list[tuple[Any, tuple]] = []
         rowmaps: dict[int, np.ndarray] = {}
-        world = self.plan.n_accelerators
+        # accelerator ranks may exceed the job's count (ep_placement: domain leaves some idle)
+        world = max(self.plan.n_accelerators, 1 + max(int(st.ranks.max()) for st in self.plan.stages))
         for s in range(len(self.plan.stages)):
             for call in self._calls(s):
                 if id(call) in self.meta:

@@ -72,6 +72,7 @@ EFFICIENCY_FILE = "compute_efficiency.yaml"
 #: forward and both backward GEMMs (Transformer Engine: E4M3 forward, E5M2 gradients).
 FP8_GEMMS: frozenset[str] = frozenset({
     "qkv", "attn_out", "ffn_up", "ffn_down", "expert_up", "expert_down", "shared_up", "shared_down",
+    "q_down", "q_up", "q_proj", "kv_down", "kv_up", "mtp_proj",  # MLA projections, MTP projection
 })
 
 _Frac = Field(gt=0, le=1, strict=False)

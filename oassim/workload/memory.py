@@ -9,23 +9,23 @@ What is modelled (all bytes, GB = 1e9 bytes in messages):
   weights, over the ranks holding the same shard: ``dp * cp`` for dense parameters, ``edp``
   for experts (Megatron's distributed optimizer uses the same groups). ZeRO-3 adds two
   gathered layers in flight (the layer running and the prefetched one).
-- activations per micro-batch and layer, generalising Korthikanti et al. 2022 ("Reducing
-  Activation Recomputation in Large Transformer Models", §4, Table 2) from GPT
-  (sbh(34 + 5as/h), 2-byte activations, 1-byte dropout masks) to GQA, SwiGLU, any FFN width
-  and MoE. Per token: outside the tensor-parallel region LN1/LN2 inputs, QKV/FFN inputs and
-  the two dropout masks (8h + 2h bytes; divided by tp with sequence parallelism); inside
-  (divided by tp) Q, K, V, the attention output and the FFN intermediates (24h for GPT); the
-  score matrices 5as^2b (softmax output, dropout mask, dropout output) only for an unfused
-  attention kernel without recomputation: ``selective`` drops that term and a fused
-  (flash) kernel never stores it. ``full`` keeps each layer's input (2h per token, /tp with
-  SP) plus one layer's full activations as working memory during its backward.
+- activations per micro-batch and layer, module by module
+  (:mod:`oassim.workload.activations`: Korthikanti et al. 2022 §4, Table 2, generalised to
+  GQA, MLA, SwiGLU, any FFN width and MoE): ``selective`` recomputation drops the modules of
+  ``recompute_modules`` (default ``core_attn``: the unfused kernel's score matrices; a fused
+  flash kernel never stores them) and keeps one layer's recomputed tensors as working
+  memory; ``full`` keeps each layer's input (2h per token, /tp with SP) plus one layer's
+  full activations during its backward; FP8 caching stores linear-layer inputs in 1 byte;
+  ``offload_layers`` of each chunk keep nothing in HBM (plus two layers reloaded or
+  prefetched for the backward).
 - in-flight micro-batches per stage: read off the pipeline schedule (peak of forwards not yet
   matched by their backward), which gives ``pp - stage`` for 1F1B and Korthikanti et al.'s
   ``pp (1 + (pp - 1) / (pp vpp))`` layer-stacks on the first stage of the interleaved schedule.
 - embeddings and logits: the word embedding (+ learned positions) on the first stage, the
   output projection on the last (a second copy when tied and pp > 1, as Megatron keeps it),
   the embedding dropout mask, and the fp32 logits of the cross-entropy (4 s b V / tp,
-  Korthikanti et al. §4.3).
+  Korthikanti et al. §4.3); multi-token prediction modules on the last stage (their layer,
+  projection, a copy of the embedding when pp > 1, and one more fp32 logits).
 
 Not modelled: allocator fragmentation, the CUDA context, communication buffers.
 """
@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oassim.errors import SpecError
+from oassim.workload.activations import layer_tensors, stored_bytes_per_token
 from oassim.workload.model import ModelSpec
 from oassim.workload.parallelism import ParallelismSpec, TrainingSpec, n_microbatches, stage_layer_counts
 from oassim.workload.schedules import SCHEDULES
@@ -97,40 +98,28 @@ def chunk_layers(model: ModelSpec, par: ParallelismSpec, stage: int, chunk: int)
     return range(start, start + counts[vs])
 
 
-def _ffn_act(model: ModelSpec, width: int) -> float:
-    # GELU stores its input and output (2 x 2f); SwiGLU the gate/up output (2 x 2f) and its output (2f)
-    return (4.0 if model.activation == "gelu" else 6.0) * width
-
-
 def activation_bytes_per_layer(model: ModelSpec, layer: int, par: ParallelismSpec,
                                train: TrainingSpec, attention_kernel: str,
                                recompute: str | None = None) -> float:
     """Stored activations of ``layer`` for one micro-batch on one rank, bytes.
 
-    Korthikanti et al. 2022 Table 2 generalised (module docstring); ``recompute`` overrides
-    the training's setting (``"none"`` gives the working set of a layer under recomputation).
+    Korthikanti et al. 2022 Table 2 generalised, module by module
+    (:mod:`oassim.workload.activations`); ``recompute`` overrides the training's setting
+    (``"none"`` gives the working set of a layer under recomputation).
     """
     rc = train.recompute if recompute is None else recompute
     s = train.resolved_seq_len(model)
-    t, h = par.tp, model.hidden
+    t = par.tp
     tok = train.micro_batch * s / par.cp  # tokens per rank before SP sharding
     sp_div = t if par.sequence_parallel else 1
+    fp8 = train.fp8_cache
     if rc == "full":
-        return 2.0 * h * tok / sp_div
-    drop = 1.0 if model.has_dropout else 0.0
-    outside = (8.0 + 2.0 * drop) * h / sp_div
-    hq, hkv = model.heads * model.d_head, model.n_kv_heads * model.d_head
-    inside = 2.0 * (2 * hq + 2 * hkv) / t
-    if model.is_moe_layer(layer):
-        k = model.top_k
-        inside += k * _ffn_act(model, model.expert_ffn) / t + 2.0 * k * h + 4.0 * model.experts / sp_div
-        if model.shared_experts:
-            inside += _ffn_act(model, model.shared_experts * model.expert_ffn) / t
-    else:
-        inside += _ffn_act(model, model.ffn_hidden) / t
-    per_token = outside + inside
+        return 2.0 * model.hidden * tok / sp_div
+    modules = train.recomputed_modules if rc == "selective" else frozenset()
+    per_token = stored_bytes_per_token(layer_tensors(model, layer, t, par.sequence_parallel), modules,
+                                       fp8)
     scores = 0.0
-    if attention_kernel == "unfused" and rc == "none":
+    if attention_kernel == "unfused" and "core_attn" not in modules:
         # softmax output (2 B), dropout mask (1 B), dropout output (2 B) per score element
         per_el = (5.0 if model.has_dropout else 2.0)
         scores = per_el * model.heads / t * (s / par.cp) * s * train.micro_batch
@@ -152,6 +141,10 @@ def stage_params(model: ModelSpec, par: ParallelismSpec, stage: int, seq_len: in
         dense += model.norm_params
         if not model.is_tied or par.pp > 1:
             dense += vocab_shard
+        if model.mtp_layers:  # the MTP modules sit on the last stage (Megatron-Core)
+            e = model.mtp_layers * model.expert_params(model.layers - 1)
+            dense += (model.mtp_params - e) / par.tp + (vocab_shard if par.pp > 1 else 0.0)
+            expert += e / (par.tp * par.ep)
     return dense, expert
 
 
@@ -205,14 +198,29 @@ def stage_memory(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec, st
             a += tok * h / sp_div  # embedding dropout mask
         if stage == par.pp - 1 and c == par.vpp - 1:
             vocab = -(-model.vocab // par.tp)
-            a += 4.0 * tok * h / sp_div + 4.0 * tok * vocab  # final norm/output input, fp32 logits
+            heads = 1 + model.mtp_layers  # main output head and one per MTP module
+            a += heads * (4.0 * tok * h / sp_div + 4.0 * tok * vocab)  # final norm/output input, fp32 logits
+            # MTP: its layer (the last layer's structure) and the projection's 2h input
+            a += model.mtp_layers * (activation_bytes_per_layer(model, model.layers - 1, par, train,
+                                                                attention_kernel) + 4.0 * tok * h / sp_div)
+        if train.offload_layers and len(layers):
+            # the offloaded layers' activations live in host memory; the layer being reloaded
+            # for its backward and the one prefetched behind it are back in HBM
+            per = [activation_bytes_per_layer(model, L, par, train, attention_kernel) for L in layers]
+            a -= sum(sorted(per, reverse=True)[:train.offload_layers])
         chunk_bytes.append(a)
     m = n_microbatches(par, train)
     sched = SCHEDULES[par.schedule_name](par.pp, stage, m, par.vpp)
     acts, n_in = peak_inflight(sched, chunk_bytes)
-    if train.recompute == "full":
+    mine = [L for c in range(par.vpp) for L in chunk_layers(model, par, stage, c)]
+    if mine and train.offload_layers:
+        acts += 2 * max(activation_bytes_per_layer(model, L, par, train, attention_kernel) for L in mine)
+    if mine and train.recompute != "none":
+        # one layer's recomputed tensors exist during its backward (full: the whole layer)
+        keep = train.recompute == "selective"
         acts += max(activation_bytes_per_layer(model, L, par, train, attention_kernel, "none")
-                    for L in chunk_layers(model, par, stage, 0))
+                    - (activation_bytes_per_layer(model, L, par, train, attention_kernel) if keep else 0.0)
+                    for L in mine)
     return MemoryBreakdown(stage=stage, weights=weights, gradients=grads, optimizer=optim,
                            activations=acts, capacity=capacity, inflight=n_in)
 

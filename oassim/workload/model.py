@@ -12,7 +12,9 @@ numerator of MFU, and docs/architecture.md fixes it:
 
     model FLOPs per token = 6 * N_nonembedding_active + 12 * layers * hidden * seq_len
 
-(forward + backward, attention score and value products included, no recomputation;
+(forward + backward, attention score and value products included, no recomputation; the
+attention term keeps ``h`` even for multi-head latent attention, whose kernel works on wider
+heads: the replayed ops count MLA's own products;
 Kaplan et al. 2020, "Scaling Laws for Neural Language Models", §2.1, C = 6N plus the
 attention context term, as written by Narayanan et al. 2021 eq. 3 for GPT). For a MoE model
 only the experts a token visits count (``top_k`` routed plus the shared experts).
@@ -93,6 +95,21 @@ class ModelSpec(SpecModel):
     dropout : bool, optional
         Dropout after attention and FFN (stores a 1-byte mask per element; Korthikanti et al.
         2022 §4.1).
+    kv_lora_rank, q_lora_rank : int, optional
+        Multi-head latent attention (MLA; DeepSeek-AI 2024, DeepSeek-V2 §2.1, arXiv:2405.04434):
+        keys and values are up-projected from a compressed latent of ``kv_lora_rank`` (the
+        down-projection also yields the shared rotary key of ``qk_rope_head_dim``), queries
+        from one of ``q_lora_rank`` (None: a plain h x heads * qk projection). Setting
+        ``kv_lora_rank`` makes the model MLA.
+    qk_nope_head_dim, qk_rope_head_dim, v_head_dim : int, optional
+        MLA per-head widths: query/key without and with rotary position, value (DeepSeek-V3:
+        128, 64, 128).
+    mtp_layers : int
+        Multi-token prediction depth (DeepSeek-V3 §2.2: 1): each extra module is one more
+        transformer layer (the structure of the last layer) fed by the projection
+        ``M (h x 2h)`` of two RMSNorms, with the embedding and output head shared with the
+        main model. Its parameters are not part of the model's count (DeepSeek reports 671B
+        plus 14B of MTP) nor of the model FLOPs; its compute is replayed on the last stage.
     """
 
     name: str = "custom"
@@ -118,6 +135,12 @@ class ModelSpec(SpecModel):
     position: Literal["learned", "rope"] | None = None
     tied_embeddings: bool | None = None
     dropout: bool | None = None
+    kv_lora_rank: int | None = Field(default=None, gt=0, strict=True)
+    q_lora_rank: int | None = Field(default=None, gt=0, strict=True)
+    qk_nope_head_dim: int | None = Field(default=None, gt=0, strict=True)
+    qk_rope_head_dim: int | None = Field(default=None, gt=0, strict=True)
+    v_head_dim: int | None = Field(default=None, gt=0, strict=True)
+    mtp_layers: int = Field(default=0, ge=0, strict=True)
 
     @model_validator(mode="after")
     def _check(self) -> "ModelSpec":
@@ -135,7 +158,17 @@ class ModelSpec(SpecModel):
             if self.first_dense_layers >= self.layers:
                 raise ValueError(f"first_dense_layers {self.first_dense_layers} leaves no "
                                  f"MoE layer out of {self.layers}")
-        elif self.top_k or self.shared_experts or self.first_dense_layers or self.moe_ffn_hidden:
+        mla = (self.q_lora_rank, self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim)
+        if self.kv_lora_rank is None and any(x is not None for x in mla):
+            raise ValueError("q_lora_rank, qk_nope_head_dim, qk_rope_head_dim and v_head_dim "
+                             "describe multi-head latent attention: give kv_lora_rank too")
+        if self.kv_lora_rank is not None and None in mla[1:]:
+            raise ValueError("an MLA model (kv_lora_rank) needs qk_nope_head_dim, qk_rope_head_dim "
+                             "and v_head_dim")
+        if self.kv_lora_rank is not None and self.kv_heads not in (None, self.heads):
+            raise ValueError("kv_heads does not apply to MLA (every head has its own key and value)")
+        if not self.experts and (self.top_k or self.shared_experts or self.first_dense_layers
+                                 or self.moe_ffn_hidden):
             raise ValueError("top_k, shared_experts, moe_ffn_hidden and first_dense_layers "
                              "need experts >= 2")
         return self
@@ -146,6 +179,23 @@ class ModelSpec(SpecModel):
     def is_moe(self) -> bool:
         """True for a mixture-of-experts model."""
         return self.experts >= 2
+
+    @property
+    def is_mla(self) -> bool:
+        """Multi-head latent attention (``kv_lora_rank`` set)."""
+        return self.kv_lora_rank is not None
+
+    @property
+    def qk_head_dim(self) -> int:
+        """Per-head width of the query-key product (MLA: nope + rope dims)."""
+        if self.is_mla:
+            return int(self.qk_nope_head_dim) + int(self.qk_rope_head_dim)  # type: ignore[arg-type]
+        return self.d_head
+
+    @property
+    def v_dim(self) -> int:
+        """Per-head width of the values and the attention output."""
+        return int(self.v_head_dim) if self.is_mla else self.d_head  # type: ignore[arg-type]
 
     @property
     def n_kv_heads(self) -> int:
@@ -220,7 +270,15 @@ class ModelSpec(SpecModel):
 
     @property
     def attention_params(self) -> int:
-        """Q, K, V and output projections of one layer (+ biases)."""
+        """Q, K, V and output projections of one layer (+ biases); for MLA the down- and
+        up-projections, their two RMSNorms and the output projection (DeepSeek-V2 §2.1.2-3)."""
+        if self.is_mla:
+            a, h, r = self.heads, self.hidden, int(self.kv_lora_rank)  # type: ignore[arg-type]
+            qk = self.qk_head_dim
+            q = h * a * qk if self.q_lora_rank is None else \
+                h * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * a * qk
+            kv = h * (r + int(self.qk_rope_head_dim)) + r + r * a * (int(self.qk_nope_head_dim) + self.v_dim)
+            return q + kv + a * self.v_dim * h
         h, q, kv = self.hidden, self.heads * self.d_head, self.n_kv_heads * self.d_head
         n = h * (q + 2 * kv) + q * h
         if self.has_bias:
@@ -256,6 +314,15 @@ class ModelSpec(SpecModel):
     def expert_params(self, layer: int) -> int:
         """Routed-expert parameters of layer ``layer`` (sharded by expert parallelism)."""
         return self.experts * self.ffn_params(self.expert_ffn) if self.is_moe_layer(layer) else 0
+
+    @property
+    def mtp_params(self) -> int:
+        """Multi-token prediction modules: per depth the projection M (2h x h), two RMSNorms
+        and one layer like the last (embedding and output head shared)."""
+        if not self.mtp_layers:
+            return 0
+        per = 2 * self.hidden * self.hidden + 2 * self.norm_params + self.layer_params(self.layers - 1)
+        return self.mtp_layers * per
 
     def embedding_params(self, seq_len: int | None = None) -> int:
         """Input word embedding (+ learned position embedding of ``seq_len`` rows)."""

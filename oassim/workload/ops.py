@@ -11,18 +11,27 @@ with its FLOPs, HBM bytes and GEMM shape, and the collectives between them:
   ``LinearWithGradAccumulationAndAsyncCommunication``);
 - context parallelism (ring attention, Liu et al. 2023; Megatron-Core/TE): ``cp`` attention
   steps, each overlapping the send/recv of the next key/value block;
-- expert parallelism: token dispatch and combine all-to-all around the expert GEMMs
-  (Megatron-Core ``MoEAlltoAllTokenDispatcher``; expert-TP = tp with a TP all-gather /
-  reduce-scatter of the routed tokens); tokens are assumed evenly spread over the experts
-  (auxiliary-loss balancing); with ``ep_comm_overlap`` the all-to-alls are hidden behind other
-  micro-batches' compute (DeepSeek-V3 DualPipe style) and nothing waits for them;
-- attention as one fused flash-style kernel (Dao 2022/2023: HBM traffic O(s h), scores never
-  stored; causal masking skips half the blocks; the backward executes 2.5x the forward
-  FLOPs) or, for frameworks of 2021, the unfused sequence QK^T batched GEMM -> fused
-  scale-mask-softmax -> dropout -> PV batched GEMM that moves the s x s scores through HBM;
+- expert parallelism: token dispatch and combine all-to-alls around the expert GEMMs (one
+  per direction for Megatron-Core's ``MoEAlltoAllTokenDispatcher``, two hops for a DeepEP
+  style dispatch; bytes, FP8 dispatch and node-limited routing in
+  :mod:`oassim.workload.dispatch`; expert-TP = tp with a TP all-gather / reduce-scatter of
+  the routed tokens); tokens are assumed evenly spread over the experts
+  (auxiliary-loss balancing); with ``ep_comm_overlap`` the all-to-alls run on the EP stream
+  while the shared experts compute (forward: during the dispatch; backward: during the
+  dispatch gradient), and the routed experts wait for their dispatch, the unpermute for its
+  combine (data dependencies); cross-micro-batch overlap (DeepSeek-V3's DualPipe) is not
+  modelled;
+- attention (:mod:`oassim.workload.attention`: QKV or MLA projections) as one fused
+  flash-style kernel (Dao 2022/2023: HBM traffic O(s h), scores never stored; causal
+  masking skips half the blocks; the backward executes 2.5x the forward FLOPs) or, for
+  frameworks of 2021, the unfused sequence QK^T batched GEMM -> fused scale-mask-softmax ->
+  dropout -> PV batched GEMM that moves the s x s scores through HBM;
 - recomputation: ``full`` re-runs each layer's forward (its collectives included) right
-  before its backward; ``selective`` re-runs the core attention (Megatron's
-  ``_checkpointed_attention_forward``, Korthikanti et al. 2022 §5).
+  before its backward; ``selective`` re-runs the modules of ``recompute_modules``
+  (Megatron-Core's names): ``core_attn`` the core attention (Megatron's
+  ``_checkpointed_attention_forward``, Korthikanti et al. 2022 §5), and ``layernorm``,
+  ``mla_up_proj``, ``mlp``, ``moe_act``, ``shared_experts`` each op of the module right
+  before that op's backward (the same work as re-running the module as a block).
 
 Why this granularity: the compute model costs each op by a roofline with shape-dependent
 GEMM efficiency, and the scheduler needs the collectives in their true position to see what
@@ -34,317 +43,157 @@ Bytes: activations and weights in 2-byte bf16; dropout masks 1 byte; cross-entro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import replace
 
-import numpy as np
-
-from oassim.workload.model import ModelSpec
-from oassim.workload.steps import CollectiveCall, ComputeOp, Step
+from oassim.workload.attention import attention_bwd, attention_fwd, projection_units
+from oassim.workload.dispatch import dispatch_hops
+from oassim.workload.emit import B, Emitter, LayerContext, Unit, causal_fraction, gemm_bytes, tp_comm
+from oassim.workload.steps import Step
 
 __all__ = ["LayerContext", "layer_forward", "layer_backward", "embedding_steps", "logits_steps",
-           "causal_fraction"]
-
-
-def causal_fraction(s: int) -> float:
-    """Fraction of the s x s score blocks a causal flash kernel computes: the lower triangle
-    plus the diagonal blocks, ``1/2 + 1/(2 * blocks)`` with 128-token blocks (Dao 2023 §3.1.1)."""
-    return 0.5 + 64.0 / max(s, 128)
-
-
-_FLASH_BWD = 2.5  # FlashAttention backward executes 2.5x the forward FLOPs (Dao 2023 §4.1)
-_B = 2  # bytes per bf16 element
-
-
-@dataclass(frozen=True)
-class LayerContext:
-    """Shapes, groups and switches shared by every layer of one model chunk.
-
-    Attributes
-    ----------
-    model : ModelSpec
-    b, s : int
-        Micro-batch (sequences) and sequence length (tokens).
-    tp, cp, ep : int
-        Parallel sizes; ``sp`` sequence parallelism in effect.
-    groups : mapping of str to ndarray
-        This stage's concurrent groups: ``tp``, ``ep`` (shape (n_groups, size)) and
-        ``cp_ring`` (ring-attention send/recv pairs, shape (n, 2)).
-    attention_kernel : {"fused", "unfused"}
-    recompute : {"none", "selective", "full"}
-    tp_overlap, tp_bwd_overlap, ep_overlap : bool
-        Whether forward TP collectives, the backward input re-gather / gradient reduction,
-        and EP all-to-alls are overlappable.
-    prefix : str
-        ``where`` prefix of this chunk, e.g. ``"c0"``.
-    """
-
-    model: ModelSpec
-    b: int
-    s: int
-    tp: int
-    cp: int
-    ep: int
-    sp: bool
-    groups: Mapping[str, np.ndarray]
-    attention_kernel: str
-    recompute: str
-    tp_overlap: bool
-    tp_bwd_overlap: bool
-    ep_overlap: bool
-    prefix: str
-
-    @property
-    def T(self) -> int:
-        """Tokens of this rank's sequence shard entering a tensor-parallel GEMM, ``b s / cp``."""
-        return self.b * self.s // self.cp
-
-    @property
-    def T_sp(self) -> int:
-        """Tokens per rank outside the tensor-parallel region (``T / tp`` with SP)."""
-        return self.T // self.tp if self.sp else self.T
-
-
-# A "unit" is one forward op (or collective) together with the rule for its backward. Units
-# are built once per layer; forward and backward lists are read off them.
-
-@dataclass(frozen=True)
-class _Unit:
-    kind: str  # gemm | ew | attn | tp_enter | tp_exit | ep
-    name: str
-    dims: tuple[int, int, int] = (0, 0, 0)  # gemm (m, n, k)
-    instances: int = 1
-    fwd_bytes: float = 0.0
-    bwd_bytes: float = 0.0
-    size: float = 0.0  # collective bytes
-    regather: bool = False  # gemm input is sequence-parallel: re-gather it for wgrad
-    blocking: bool = False  # backward collective feeds another collective: never async
-    op_kind: str = "elementwise"
-
-
-def _gemm_bytes(m: int, n: int, k: int) -> float:
-    return float(m * k + k * n + m * n) * _B
-
-
-class _Emitter:
-    """Turns units into steps for one layer, one pass."""
-
-    def __init__(self, ctx: LayerContext, layer: int, tag: str, recompute: bool = False):
-        self.ctx, self.layer, self.tag, self.recompute = ctx, layer, tag, recompute
-        self.out: list[Step] = []
-        self.pending: list[str] = []  # async calls the next compute op must wait for
-
-    def where(self, name: str) -> str:
-        lay = f"L{self.layer}" if self.layer >= 0 else "E"
-        return f"{self.ctx.prefix}/{lay}/{self.tag}/{name}"
-
-    def op(self, name: str, kind: str, flops: float, exec_flops: float, nbytes: float,
-           gemm: tuple[int, int, int] | None = None, instances: int = 1,
-           after: tuple[str, ...] = ()) -> None:
-        waits = tuple(self.pending) + after
-        self.pending = []
-        self.out.append(ComputeOp(name=name, kind=kind, layer=self.layer, where=self.where(name),
-                                  flops=flops, exec_flops=exec_flops, bytes=nbytes, gemm=gemm,
-                                  instances=instances, recompute=self.recompute, after=waits))
-
-    def call(self, dim: str, op: str, size: float, group: str, name: str,
-             overlappable: bool, wait_next: bool = True) -> str | None:
-        groups = self.ctx.groups.get(group)
-        if groups is None or groups.shape[1] < 2 or size <= 0:
-            return None
-        c = CollectiveCall(dim=dim, op=op, size_bytes=float(size), groups=groups,  # type: ignore[arg-type]
-                           overlappable=overlappable, where=self.where(name))
-        self.out.append(c)
-        if overlappable and wait_next:
-            self.pending.append(c.where)
-        return c.where
-
-
-def _tp_comm(e: _Emitter, u: _Unit, backward: bool) -> None:
-    """The conjugate TP collectives: enter = f/g of Megatron, exit = its dual."""
-    ctx = e.ctx
-    if ctx.tp == 1:
-        return
-    enter = u.kind == "tp_enter"
-    if ctx.sp:
-        op = ("reduce_scatter" if backward else "all_gather") if enter else \
-             ("all_gather" if backward else "reduce_scatter")
-    else:
-        if enter != backward:  # forward of enter / backward of exit: identity
-            return
-        op = "all_reduce"
-    ovl = ctx.tp_bwd_overlap if (backward and enter) else ctx.tp_overlap
-    ovl = ovl and not (backward and u.blocking)
-    # A forward collective overlapped (TE userbuffers) is pipelined with its GEMM: no wait.
-    e.call("tp", op, u.size, "tp", f"{u.name}_{op}", ovl, wait_next=backward)
-
-
-def _attention_fwd(e: _Emitter) -> None:
-    ctx, m = e.ctx, e.ctx.model
-    hq = m.heads * m.d_head // ctx.tp
-    hkv = m.n_kv_heads * m.d_head // ctx.tp
-    sq = ctx.s // ctx.cp
-    nominal = 4.0 * ctx.b * sq * ctx.s * hq  # QK^T and PV, full s x s (docs/architecture.md convention)
-    if ctx.attention_kernel == "fused":
-        io = (ctx.b * sq * (2 * hq) + ctx.b * ctx.s * 2 * hkv) * _B + ctx.b * sq * hq / m.d_head * 4
-        exec_f = nominal * causal_fraction(ctx.s)
-        if ctx.cp == 1:
-            e.op("attn", "attention", nominal, exec_f, io)
-            return
-        kv_block = ctx.b * sq * 2 * hkv * _B
-        for j in range(ctx.cp):  # ring: compute on block j while block j+1 travels
-            if j < ctx.cp - 1:
-                e.call("cp", "send_recv", kv_block, "cp_ring", f"attn_kv{j}", True, wait_next=False)
-            prev = (e.where(f"attn_kv{j - 1}"),) if j > 0 else ()
-            e.op(f"attn{j}", "attention", nominal / ctx.cp, exec_f / ctx.cp, io / ctx.cp, after=prev)
-        return
-    n_sc = ctx.b * (m.heads // ctx.tp) * sq * ctx.s
-    inst = ctx.b * m.heads // ctx.tp
-    d = m.d_head
-    e.op("attn_scores", "gemm", 2.0 * n_sc * d, 2.0 * n_sc * d,
-         (2 * ctx.b * sq * hq + n_sc) * _B, (sq, ctx.s, d), inst)
-    e.op("attn_softmax", "elementwise", 0.0, 0.0, 2 * n_sc * _B)
-    if m.has_dropout:
-        e.op("attn_dropout", "elementwise", 0.0, 0.0, n_sc * (2 * _B + 1))
-    e.op("attn_context", "gemm", 2.0 * n_sc * d, 2.0 * n_sc * d,
-         (n_sc + 2 * ctx.b * sq * hq) * _B, (sq, d, ctx.s), inst)
-
-
-def _attention_bwd(e: _Emitter) -> None:
-    ctx, m = e.ctx, e.ctx.model
-    hq = m.heads * m.d_head // ctx.tp
-    hkv = m.n_kv_heads * m.d_head // ctx.tp
-    sq = ctx.s // ctx.cp
-    nominal = 8.0 * ctx.b * sq * ctx.s * hq
-    if ctx.attention_kernel == "fused":
-        io = 2.0 * ((ctx.b * sq * 3 * hq + ctx.b * ctx.s * 2 * hkv) * _B)
-        exec_f = 0.5 * nominal * _FLASH_BWD * causal_fraction(ctx.s)
-        if ctx.cp == 1:
-            e.op("attn_bwd", "attention", nominal, exec_f, io)
-            return
-        block = 2 * ctx.b * sq * 2 * hkv * _B  # K, V and their gradients travel the ring
-        for j in range(ctx.cp):
-            if j < ctx.cp - 1:
-                e.call("cp", "send_recv", block, "cp_ring", f"attn_dkv{j}", True, wait_next=False)
-            prev = (e.where(f"attn_dkv{j - 1}"),) if j > 0 else ()
-            e.op(f"attn_bwd{j}", "attention", nominal / ctx.cp, exec_f / ctx.cp, io / ctx.cp, after=prev)
-        return
-    n_sc = ctx.b * (m.heads // ctx.tp) * sq * ctx.s
-    inst = ctx.b * m.heads // ctx.tp
-    d = m.d_head
-    f2 = 2.0 * n_sc * d
-    e.op("attn_context_dgrad", "gemm", f2, f2, (n_sc + 2 * ctx.b * sq * hq) * _B, (sq, ctx.s, d), inst)
-    e.op("attn_context_wgrad", "gemm", f2, f2, (n_sc + 2 * ctx.b * sq * hq) * _B, (ctx.s, d, sq), inst)
-    if m.has_dropout:
-        e.op("attn_dropout_bwd", "elementwise", 0.0, 0.0, n_sc * (2 * _B + 1))
-    e.op("attn_softmax_bwd", "elementwise", 0.0, 0.0, 3 * n_sc * _B)
-    e.op("attn_scores_dgrad", "gemm", f2, f2, (n_sc + 2 * ctx.b * sq * hq) * _B, (sq, d, ctx.s), inst)
-    e.op("attn_scores_wgrad", "gemm", f2, f2, (n_sc + 2 * ctx.b * sq * hq) * _B, (ctx.s, d, sq), inst)
+           "mtp_steps", "causal_fraction"]
 
 
 def _ffn_units(ctx: LayerContext, name: str, tokens: int, width: int, instances: int = 1,
-               regather: bool = True) -> list[_Unit]:
+               regather: bool = True) -> list[Unit]:
     """One FFN (or ``instances`` experts) on ``tokens`` rows: up GEMM, activation, down GEMM."""
     m = ctx.model
     w = width // ctx.tp
     up_n = w * (1 if m.activation == "gelu" else 2)
-    act_fwd = (2 * w if m.activation == "gelu" else 3 * w) * tokens * _B
-    act_bwd = (3 * w if m.activation == "gelu" else 5 * w) * tokens * _B
+    act_fwd = (2 * w if m.activation == "gelu" else 3 * w) * tokens * B
+    act_bwd = (3 * w if m.activation == "gelu" else 5 * w) * tokens * B
     mt = tokens // instances
+    mod = {"ffn": "mlp", "shared": "shared_experts"}.get(name, "")
     return [
-        _Unit("gemm", f"{name}_up", (mt, up_n, m.hidden), instances, regather=regather and ctx.sp),
-        _Unit("ew", f"{name}_act", fwd_bytes=act_fwd, bwd_bytes=act_bwd),
-        _Unit("gemm", f"{name}_down", (mt, m.hidden, w), instances),
+        Unit("gemm", f"{name}_up", (mt, up_n, m.hidden), instances, regather=regather and ctx.sp, module=mod),
+        Unit("ew", f"{name}_act", fwd_bytes=act_fwd, bwd_bytes=act_bwd, module=mod or "moe_act"),
+        Unit("gemm", f"{name}_down", (mt, m.hidden, w), instances, module=mod),
     ]
 
 
-def _layer_units(ctx: LayerContext, layer: int) -> list[_Unit]:
+def _layer_units(ctx: LayerContext, layer: int) -> list[Unit]:
     m, T, Tsp, h = ctx.model, ctx.T, ctx.T_sp, ctx.model.hidden
-    hq = m.heads * m.d_head // ctx.tp
-    hkv = m.n_kv_heads * m.d_head // ctx.tp
-    act = T * h * _B
-    norm = _Unit("ew", "", fwd_bytes=2 * Tsp * h * _B, bwd_bytes=3 * Tsp * h * _B, op_kind="norm")
-    resid_f = Tsp * h * (3 * _B + (1 if m.has_dropout else 0))
-    resid_b = Tsp * h * (2 * _B + 1) if m.has_dropout else 0.0
+    hv = m.heads * m.v_dim // ctx.tp
+    act = T * h * B
+    norm = Unit("ew", "", fwd_bytes=2 * Tsp * h * B, bwd_bytes=3 * Tsp * h * B, op_kind="norm",
+                module="layernorm")
+    resid_f = Tsp * h * (3 * B + (1 if m.has_dropout else 0))
+    resid_b = Tsp * h * (2 * B + 1) if m.has_dropout else 0.0
     units = [
-        _Unit(**{**norm.__dict__, "name": "ln1"}),
-        _Unit("tp_enter", "attn_in", size=act),
-        _Unit("gemm", "qkv", (T, hq + 2 * hkv, h), regather=ctx.sp),
-    ]
-    if m.position_kind == "rope":
-        rope = 2 * T * (hq + hkv) * _B
-        units.append(_Unit("ew", "rope", fwd_bytes=rope, bwd_bytes=rope))
-    units.append(_Unit("attn", "attn"))
-    units += [
-        _Unit("gemm", "attn_out", (T, h, hq)),
-        _Unit("tp_exit", "attn_out", size=act),
-        _Unit("ew", "attn_residual", fwd_bytes=resid_f, bwd_bytes=resid_b),
-        _Unit(**{**norm.__dict__, "name": "ln2"}),
+        Unit(**{**norm.__dict__, "name": "ln1"}),
+        Unit("tp_enter", "attn_in", size=act),
+        *projection_units(ctx),
+        Unit("attn", "attn"),
+        Unit("gemm", "attn_out", (T, h, hv)),
+        Unit("tp_exit", "attn_out", size=act),
+        Unit("ew", "attn_residual", fwd_bytes=resid_f, bwd_bytes=resid_b),
+        Unit(**{**norm.__dict__, "name": "ln2"}),
     ]
     if not m.is_moe_layer(layer):
-        units += [_Unit("tp_enter", "mlp_in", size=act)]
+        units += [Unit("tp_enter", "mlp_in", size=act)]
         units += _ffn_units(ctx, "ffn", T, m.ffn_hidden)
-        units += [_Unit("tp_exit", "mlp_out", size=act)]
+        units += [Unit("tp_exit", "mlp_out", size=act)]
     else:
-        k, E = m.top_k, m.experts
-        routed = Tsp * k * h * _B
-        units += [
-            _Unit("gemm", "router", (Tsp, E, h)),
-            _Unit("ew", "router_topk", fwd_bytes=3 * Tsp * E * 4, bwd_bytes=3 * Tsp * E * 4),
-            _Unit("ew", "permute", fwd_bytes=Tsp * h * _B + routed, bwd_bytes=Tsp * h * _B + routed),
-            _Unit("ep", "dispatch", size=routed),
-            # its backward reduce-scatter feeds the dispatch all-to-all: blocking
-            _Unit("tp_enter", "experts_in", size=T * k * h * _B, blocking=True),
-        ]
-        units += _ffn_units(ctx, "expert", T * k, m.expert_ffn, instances=E // ctx.ep, regather=False)
-        units += [
-            _Unit("tp_exit", "experts_out", size=T * k * h * _B),
-            _Unit("ep", "combine", size=routed),
-            _Unit("ew", "unpermute", fwd_bytes=Tsp * h * _B + routed, bwd_bytes=Tsp * h * _B + routed),
-        ]
-        if m.shared_experts:
-            units += [_Unit("tp_enter", "shared_in", size=act)]
-            units += _ffn_units(ctx, "shared", T, m.shared_experts * m.expert_ffn)
-            units += [_Unit("tp_exit", "shared_out", size=act)]
-    units.append(_Unit("ew", "mlp_residual", fwd_bytes=resid_f, bwd_bytes=resid_b))
+        units += _moe_units(ctx)
+    units.append(Unit("ew", "mlp_residual", fwd_bytes=resid_f, bwd_bytes=resid_b))
     return units
 
 
-def _emit_fwd(e: _Emitter, units: list[_Unit]) -> None:
+def _moe_units(ctx: LayerContext) -> list[Unit]:
+    """Router, dispatch, routed experts, combine (and the shared experts) of one MoE layer.
+
+    The shared experts come right after the dispatch is issued, so that with
+    ``ep_overlap`` they run while the tokens travel (Megatron-Core
+    ``moe_shared_expert_overlap``); the routed experts wait for the dispatch, the unpermute
+    for the combine. The backward (the list reversed, shared experts moved before the
+    dispatch) runs the shared experts' backward while the dispatch gradient travels.
+    """
+    m, T, Tsp, h = ctx.model, ctx.T, ctx.T_sp, ctx.model.hidden
+    k, E = m.top_k, m.experts
+    routed = Tsp * k * h * B
+    act = T * h * B
+    head = [
+        Unit("gemm", "router", (Tsp, E, h)),
+        Unit("ew", "router_topk", fwd_bytes=3 * Tsp * E * 4, bwd_bytes=3 * Tsp * E * 4),
+        Unit("ew", "permute", fwd_bytes=Tsp * h * B + routed, bwd_bytes=Tsp * h * B + routed,
+             bwd_after_ep=True),
+    ]
+    disp, comb = dispatch_hops(ctx.dispatcher, Tsp, h, k, E, ctx.ep_domains, ctx.moe_max_nodes, ctx.dispatch_fp8)
+    head += [Unit("ep", n, size=f, bwd_size=b, group=g) for n, g, f, b in disp]
+    shared: list[Unit] = []
+    if m.shared_experts:
+        shared = [Unit("tp_enter", "shared_in", size=act)]
+        shared += _ffn_units(ctx, "shared", T, m.shared_experts * m.expert_ffn)
+        shared += [Unit("tp_exit", "shared_out", size=act)]
+    ex = _ffn_units(ctx, "expert", T * k, m.expert_ffn, instances=E // ctx.ep, regather=False)
+    ex[0] = replace(ex[0], fwd_after_ep=True)
+    ex[-1] = replace(ex[-1], bwd_after_ep=True)
+    experts = [
+        # its backward reduce-scatter feeds the dispatch all-to-all: blocking
+        Unit("tp_enter", "experts_in", size=T * k * h * B, blocking=True, fwd_after_ep=True),
+        *ex,
+        Unit("tp_exit", "experts_out", size=T * k * h * B, bwd_after_ep=True),
+        *[Unit("ep", n, size=f, bwd_size=b, group=g) for n, g, f, b in comb],
+        Unit("ew", "unpermute", fwd_bytes=Tsp * h * B + routed, bwd_bytes=Tsp * h * B + routed,
+             fwd_after_ep=True),
+    ]
+    return head + shared + experts
+
+
+def _backward_order(units: list[Unit]) -> list[Unit]:
+    """Units in the order their backward runs reversed: a MoE layer's shared experts move
+    before its dispatch, so their backward follows the dispatch gradient's all-to-all."""
+    names = [u.name for u in units]
+    if "shared_in" not in names or not any(u.kind == "ep" for u in units):
+        return units
+    i = next(n for n, u in enumerate(units) if u.kind == "ep")
+    j, k = names.index("shared_in"), names.index("shared_out")
+    return units[:i] + units[j:k + 1] + units[i:j] + units[k + 1:]
+
+
+def _emit_fwd(e: Emitter, units: list[Unit]) -> None:
     for u in units:
         if u.kind == "gemm":
             mm, n, k = u.dims
             f = 2.0 * mm * n * k * u.instances
-            e.op(u.name, "gemm", f, f, _gemm_bytes(mm, n, k) * u.instances, u.dims, u.instances)
+            e.op(u.name, "gemm", f, f, gemm_bytes(mm, n, k) * u.instances, u.dims, u.instances,
+                 after=e.ep_wait(u.fwd_after_ep))
         elif u.kind == "ew":
             if u.fwd_bytes:
-                e.op(u.name, u.op_kind, 0.0, 0.0, u.fwd_bytes)
+                e.op(u.name, u.op_kind, 0.0, 0.0, u.fwd_bytes, after=e.ep_wait(u.fwd_after_ep))
         elif u.kind == "attn":
-            _attention_fwd(e)
+            attention_fwd(e)
         elif u.kind in ("tp_enter", "tp_exit"):
-            _tp_comm(e, u, backward=False)
+            tp_comm(e, u, backward=False)
         elif u.kind == "ep" and e.ctx.ep > 1:
-            e.call("ep", "all_to_all", u.size, "ep", u.name, e.ctx.ep_overlap, wait_next=False)
+            w = e.call("ep", "all_to_all", u.size, u.group, u.name, e.ctx.ep_overlap, wait_next=False)
+            e.last_ep = w if e.ctx.ep_overlap else None
 
 
-def _emit_bwd(e: _Emitter, units: list[_Unit], recompute_attention: bool) -> None:
+def _emit_bwd(e: Emitter, units: list[Unit], recompute_attention: bool) -> None:
     ctx = e.ctx
-    rev = list(reversed(units))
+    rev = list(reversed(_backward_order(units)))
     i = 0
     while i < len(rev):
         u = rev[i]
+        if u.module and u.module in ctx.recompute_modules and u.kind in ("gemm", "ew"):
+            # selective recomputation: the module's forward op re-runs right before its backward
+            rec = Emitter(ctx, e.layer, "re", recompute=True)
+            _emit_fwd(rec, [replace(u, fwd_after_ep=False)])
+            e.out += rec.out
         if u.kind == "gemm":
             mm, n, k = u.dims
             f = 2.0 * mm * n * k * u.instances
-            nb = _gemm_bytes(mm, n, k) * u.instances
+            nb = gemm_bytes(mm, n, k) * u.instances
             gather = None
             if u.regather and ctx.tp > 1:
-                gather = e.call("tp", "all_gather", mm * k * _B * u.instances, "tp",
+                gather = e.call("tp", "all_gather", mm * k * B * u.instances, "tp",
                                 f"{u.name}_input_all_gather", ctx.tp_bwd_overlap, wait_next=False)
-            e.op(f"{u.name}_dgrad", "gemm", f, f, nb, (mm, k, n), u.instances)
+            e.op(f"{u.name}_dgrad", "gemm", f, f, nb, (mm, k, n), u.instances,
+                 after=e.ep_wait(u.bwd_after_ep))
             # The conjugate collective of the input gradient overlaps the weight gradient.
             if i + 1 < len(rev) and rev[i + 1].kind == "tp_enter":
-                _tp_comm(e, rev[i + 1], backward=True)
+                tp_comm(e, rev[i + 1], backward=True)
                 i += 1
             pending, e.pending = e.pending, []
             e.op(f"{u.name}_wgrad", "gemm", f, f, nb, (k, n, mm), u.instances,
@@ -352,23 +201,25 @@ def _emit_bwd(e: _Emitter, units: list[_Unit], recompute_attention: bool) -> Non
             e.pending = pending
         elif u.kind == "ew":
             if u.bwd_bytes:
-                e.op(f"{u.name}_bwd", u.op_kind, 0.0, 0.0, u.bwd_bytes)
+                e.op(f"{u.name}_bwd", u.op_kind, 0.0, 0.0, u.bwd_bytes, after=e.ep_wait(u.bwd_after_ep))
         elif u.kind == "attn":
             if recompute_attention:
-                rec = _Emitter(ctx, e.layer, "re", recompute=True)
-                _attention_fwd(rec)
+                rec = Emitter(ctx, e.layer, "re", recompute=True)
+                attention_fwd(rec)
                 e.out += rec.out
-            _attention_bwd(e)
+            attention_bwd(e)
         elif u.kind in ("tp_enter", "tp_exit"):
-            _tp_comm(e, u, backward=True)
+            tp_comm(e, u, backward=True)
         elif u.kind == "ep" and ctx.ep > 1:
-            e.call("ep", "all_to_all", u.size, "ep", f"{u.name}_bwd", ctx.ep_overlap, wait_next=False)
+            size = u.size if u.bwd_size < 0 else u.bwd_size
+            w = e.call("ep", "all_to_all", size, u.group, f"{u.name}_bwd", ctx.ep_overlap, wait_next=False)
+            e.last_ep = w if ctx.ep_overlap else None
         i += 1
 
 
 def layer_forward(ctx: LayerContext, layer: int) -> list[Step]:
     """Forward steps of global layer ``layer`` for one micro-batch."""
-    e = _Emitter(ctx, layer, "fwd")
+    e = Emitter(ctx, layer, "fwd")
     _emit_fwd(e, _layer_units(ctx, layer))
     return e.out
 
@@ -378,39 +229,41 @@ def layer_backward(ctx: LayerContext, layer: int) -> list[Step]:
     units = _layer_units(ctx, layer)
     out: list[Step] = []
     if ctx.recompute == "full":
-        r = _Emitter(ctx, layer, "re", recompute=True)
+        r = Emitter(ctx, layer, "re", recompute=True)
         _emit_fwd(r, units)
         out += r.out
-    e = _Emitter(ctx, layer, "bwd")
-    _emit_bwd(e, units, ctx.recompute == "selective")
+    e = Emitter(ctx, layer, "bwd")
+    _emit_bwd(e, units, ctx.recompute == "selective" and "core_attn" in ctx.recompute_modules)
     return out + e.out
 
 
-def embedding_steps(ctx: LayerContext, backward: bool) -> list[Step]:
-    """Word (+ learned position) embedding: vocab-parallel lookup, then its TP reduction."""
+def embedding_steps(ctx: LayerContext, backward: bool, layer: int = -1) -> list[Step]:
+    """Word (+ learned position) embedding: vocab-parallel lookup, then its TP reduction
+    (``layer``: the MTP module that looks up the shifted tokens, -1 for the model's input)."""
     m, T, h = ctx.model, ctx.T, ctx.model.hidden
-    e = _Emitter(ctx, -1, "bwd" if backward else "fwd")
-    u = _Unit("tp_exit", "embedding", size=T * h * _B)
+    e = Emitter(ctx, layer, "bwd" if backward else "fwd")
+    u = Unit("tp_exit", "embedding", size=T * h * B)
     pos = 2 if m.position_kind == "learned" else 0
     if not backward:
-        e.op("embedding", "embedding", 0.0, 0.0, T * h * _B * (2 + pos) + ctx.T_sp * h * (1 if m.has_dropout else 0))
-        _tp_comm(e, u, backward=False)
+        e.op("embedding", "embedding", 0.0, 0.0, T * h * B * (2 + pos) + ctx.T_sp * h * (1 if m.has_dropout else 0))
+        tp_comm(e, u, backward=False)
     else:
-        _tp_comm(e, u, backward=True)
-        e.op("embedding_bwd", "embedding", 0.0, 0.0, 3 * T * h * _B)
+        tp_comm(e, u, backward=True)
+        e.op("embedding_bwd", "embedding", 0.0, 0.0, 3 * T * h * B)
     return e.out
 
 
-def logits_steps(ctx: LayerContext, backward: bool) -> list[Step]:
-    """Final norm, output projection (vocab-parallel) and fused cross-entropy."""
+def logits_steps(ctx: LayerContext, backward: bool, layer: int = -1) -> list[Step]:
+    """Final norm, output projection (vocab-parallel) and fused cross-entropy (``layer``: the
+    MTP module's own head, -1 for the model's)."""
     m, T, h = ctx.model, ctx.T, ctx.model.hidden
     v = m.vocab // ctx.tp if m.vocab % ctx.tp == 0 else -(-m.vocab // ctx.tp)
     units = [
-        _Unit("ew", "final_norm", fwd_bytes=2 * ctx.T_sp * h * _B, bwd_bytes=3 * ctx.T_sp * h * _B, op_kind="norm"),
-        _Unit("tp_enter", "logits_in", size=T * h * _B),
-        _Unit("gemm", "logits", (T, v, h), regather=ctx.sp),
+        Unit("ew", "final_norm", fwd_bytes=2 * ctx.T_sp * h * B, bwd_bytes=3 * ctx.T_sp * h * B, op_kind="norm"),
+        Unit("tp_enter", "logits_in", size=T * h * B),
+        Unit("gemm", "logits", (T, v, h), regather=ctx.sp),
     ]
-    e = _Emitter(ctx, -1, "bwd" if backward else "fwd")
+    e = Emitter(ctx, layer, "bwd" if backward else "fwd")
     if not backward:
         _emit_fwd(e, units)
         # fp32 logits: cast, max, exp-sum, loss (Megatron vocab_parallel_cross_entropy)
@@ -420,3 +273,26 @@ def logits_steps(ctx: LayerContext, backward: bool) -> list[Step]:
         e.op("cross_entropy_bwd", "elementwise", 0.0, 0.0, 8.0 * T * v)
         _emit_bwd(e, units, False)
     return e.out
+
+
+def mtp_steps(ctx: LayerContext, depth: int, backward: bool) -> list[Step]:
+    """Multi-token prediction module ``depth`` (0-based; DeepSeek-V3 §2.2, Megatron-Core's
+    MTP on the last pipeline stage), forward or backward: the embedding of the tokens shifted
+    by ``depth + 1``, RMSNorms of it and of the previous hidden state, the projection
+    ``M`` of their concatenation (row-parallel over TP: 2h/tp inputs per rank, then the TP
+    reduction), one transformer layer like the model's last, and its own output head and
+    cross-entropy. Its ``where`` names use layer index ``layers + depth``."""
+    m, T, Tsp, h = ctx.model, ctx.T, ctx.T_sp, ctx.model.hidden
+    L = m.layers + depth
+    norm = dict(fwd_bytes=2 * Tsp * h * B, bwd_bytes=3 * Tsp * h * B, op_kind="norm")
+    units = [Unit("ew", "mtp_norm_hidden", **norm), Unit("ew", "mtp_norm_embedding", **norm),  # type: ignore[arg-type]
+             Unit("tp_enter", "mtp_in", size=2 * T * h * B),
+             Unit("gemm", "mtp_proj", (T, h, 2 * h // ctx.tp)),
+             Unit("tp_exit", "mtp_out", size=T * h * B)]
+    if not backward:
+        e = Emitter(ctx, L, "fwd")
+        _emit_fwd(e, units)
+        return embedding_steps(ctx, False, L) + e.out + layer_forward(ctx, L) + logits_steps(ctx, False, L)
+    e = Emitter(ctx, L, "bwd")
+    _emit_bwd(e, units, False)
+    return logits_steps(ctx, True, L) + layer_backward(ctx, L) + e.out + embedding_steps(ctx, True, L)

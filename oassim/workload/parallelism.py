@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 Recompute = Literal["none", "selective", "full"]
+RecomputeModule = Literal["core_attn", "layernorm", "mla_up_proj", "mlp", "moe_act", "shared_experts"]
 WorkloadPrecision = Literal["bf16", "fp8"]
 Dim = Literal["tp", "cp", "ep", "dp", "pp"]
 DIMS: tuple[str, ...] = ("tp", "cp", "ep", "dp", "pp")
@@ -87,6 +88,25 @@ class ParallelismSpec(SpecModel):
     pipeline_model_parallel_layout : str, optional
         Megatron's explicit layout string, e.g. ``"Ettt|(tttt|)*14ttL"``
         (:mod:`oassim.workload.pipeline_split`).
+    ep_placement : {"consecutive", "domain"}
+        ``consecutive``: ranks laid out in ``order`` on accelerators 0, 1, ... (an EP group of
+        64 straddles two 72-GPU racks); ``domain``: each expert-parallel block (``tp * ep``
+        ranks) starts at a scale-up domain boundary and as many whole blocks as fit share a
+        domain, leaving the rest of it idle (EP 64 on 64 of each rack's 72 GPUs); the cluster
+        may then hold more accelerators than the job uses.
+    moe_token_dispatcher : {"alltoall", "deepep"}
+        ``alltoall``: every routed copy of a token travels to its expert's rank (Megatron-Core
+        ``MoEAlltoAllTokenDispatcher``); ``deepep``: a token crosses the scale-out once per
+        destination scale-up domain, to the rank of the same local index there, which
+        forwards it to the experts' ranks inside the domain (DeepEP's normal kernels; the
+        combine reduces inside the domain first) (:mod:`oassim.workload.dispatch`).
+    moe_max_nodes : int, optional
+        Node-limited routing (DeepSeek-V3 §2.1.2: each token reaches at most 4 nodes): the
+        routed experts of a token lie in at most this many scale-up domains.
+    moe_dispatch_precision : {"bf16", "fp8"}
+        Element type of the forward dispatch and of the backward's gradient dispatch (the
+        combine's backward): fp8 sends 1 byte per element plus one fp32 scale per 128
+        (DeepSeek-V3 §3.3.2); the combines stay bf16.
     """
 
     tp: int = _Pos
@@ -116,6 +136,10 @@ class ParallelismSpec(SpecModel):
     account_for_embedding_in_pipeline_split: bool = False
     account_for_loss_in_pipeline_split: bool = False
     pipeline_model_parallel_layout: str | None = Field(default=None, min_length=3, max_length=4096)
+    ep_placement: Literal["consecutive", "domain"] = "consecutive"
+    moe_token_dispatcher: Literal["alltoall", "deepep"] = "alltoall"
+    moe_max_nodes: int | None = Field(default=None, gt=0, strict=True)
+    moe_dispatch_precision: Literal["bf16", "fp8"] = "bf16"
 
     @field_validator("order")
     @classmethod
@@ -179,6 +203,19 @@ class TrainingSpec(SpecModel):
     framework : str, optional
         Framework generation of ``compute_efficiency.yaml`` (attention kernel, overlap
         defaults); default the accelerator entry's ``default_framework``.
+    recompute_modules : list of str, optional
+        With ``recompute: selective``, the modules recomputed in the backward (Megatron-Core's
+        ``recompute_modules``; default ``[core_attn]``): ``core_attn``, ``layernorm``,
+        ``mla_up_proj``, ``mlp``, ``moe_act``, ``shared_experts``
+        (:mod:`oassim.workload.activations`).
+    offload_layers : int
+        Layers per model chunk whose stored activations are offloaded to host memory between
+        their forward and backward (Megatron-Core / Transformer Engine
+        ``cpu_offloading_num_layers``, also accepted under that name).
+    fp8_activation_cache : bool, optional
+        Cache the inputs of the linear layers in 1-byte FP8 for their backward (Transformer
+        Engine saves the quantized input under an FP8 recipe; DeepSeek-V3 §3.3.2); default:
+        on when ``precision`` is not bf16.
     """
 
     seq_len: int | None = Field(default=None, gt=0, strict=True)
@@ -188,6 +225,24 @@ class TrainingSpec(SpecModel):
     recompute: Recompute = "none"
     grad_precision: Literal["bf16", "fp32"] = "bf16"
     framework: str | None = None
+    recompute_modules: tuple[RecomputeModule, ...] | None = None
+    offload_layers: int = Field(default=0, ge=0, strict=True,
+                                validation_alias=AliasChoices("offload_layers", "cpu_offloading_num_layers"))
+    fp8_activation_cache: bool | None = None
+
+    @property
+    def recomputed_modules(self) -> frozenset[str]:
+        """Modules recomputed by a selective recomputation (empty otherwise)."""
+        if self.recompute != "selective":
+            return frozenset()
+        return frozenset(self.recompute_modules or ("core_attn",))
+
+    @property
+    def fp8_cache(self) -> bool:
+        """Linear-layer inputs are cached in FP8."""
+        if self.fp8_activation_cache is not None:
+            return self.fp8_activation_cache
+        return self.precision != "bf16"
 
     def resolved_seq_len(self, model: ModelSpec) -> int:
         """Sequence length: the training's, else the model's."""
@@ -244,7 +299,10 @@ def check_job(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec,
         Accelerators the job runs on; ``tp * pp * dp * cp`` must equal it.
     """
     p = par
-    if accelerators is not None and p.world != accelerators:
+    if accelerators is not None and p.ep_placement == "domain" and p.world > accelerators:
+        raise _err("parallelism", f"tp*pp*dp*cp = {p.world} ranks but the cluster has {accelerators} "
+                   "accelerators")
+    elif accelerators is not None and p.ep_placement != "domain" and p.world != accelerators:
         raise _err("parallelism", f"tp*pp*dp*cp = {p.tp}*{p.pp}*{p.dp}*{p.cp} = {p.world} "
                    f"but the job has {accelerators} accelerators")
     if model.heads % p.tp:
@@ -256,6 +314,9 @@ def check_job(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec,
     if p.vpp > 1 and p.schedule_name != "interleaved":
         raise _err("parallelism.vpp", f"vpp {p.vpp} needs schedule 'interleaved'")
     stage_layer_counts(model, p)  # refuses a split Megatron would refuse
+    if p.moe_max_nodes is not None and not model.is_moe:
+        raise _err("parallelism.moe_max_nodes", f"moe_max_nodes needs a mixture-of-experts model; "
+                   f"'{model.name}' is dense")
     if p.ep > 1 and not model.is_moe:
         raise _err("parallelism.ep", f"ep {p.ep} needs a mixture-of-experts model; "
                    f"'{model.name}' is dense")
@@ -271,6 +332,12 @@ def check_job(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec,
         if p.tp > 1 and not p.sp:
             raise _err("parallelism.sp", "a mixture-of-experts model with tp > 1 needs sp: true "
                        "(as Megatron-Core requires)")
+    if train.recompute_modules is not None and train.recompute != "selective":
+        raise _err("workload.recompute_modules", "recompute_modules needs recompute: selective "
+                   f"(got recompute: {train.recompute})")
+    if "mla_up_proj" in train.recomputed_modules and not model.is_mla:
+        raise _err("workload.recompute_modules", f"mla_up_proj needs an MLA model (q_lora_rank, "
+                   f"kv_lora_rank); '{model.name}' has standard attention")
     s = train.resolved_seq_len(model)
     if s % (p.cp * (2 if p.cp > 1 else 1)):
         raise _err("workload.seq_len", f"seq_len {s} must be divisible by 2*cp = {2 * p.cp} "

@@ -14,9 +14,15 @@ over the scale-out fabric, which is usually a mistake for tensor parallelism, so
 unless ``allow_straddle`` is set, and reported in the plan either way.
 
 Group names: ``tp``, ``cp``, ``dp``, ``pp`` (the pipeline of one replica, stage order), ``ep``,
-``edp`` (replicas of one expert shard: they reduce expert gradients) and ``dp_cp`` (replicas of
+``edp`` (replicas of one expert shard: they reduce expert gradients), ``dp_cp`` (replicas of
 one dense weight shard, ``dp * cp`` ranks: they reduce dense gradients; Megatron's
-``get_data_parallel_group(with_context_parallel=True)``).
+``get_data_parallel_group(with_context_parallel=True)``), and the two hops of a
+domain-aware token dispatch: ``ep_intra`` (an EP group's ranks inside one scale-up domain)
+and ``ep_inter`` (its ranks of the same local index across its domains).
+
+``ep_placement: domain`` maps the logical ranks onto accelerators so that expert-parallel
+blocks start at scale-up domain boundaries (some accelerators then stay idle); groups hold
+accelerator ranks either way.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from oassim.workload.parallelism import ParallelismSpec
 
 __all__ = ["Placement", "place", "GROUP_NAMES"]
 
-GROUP_NAMES: tuple[str, ...] = ("tp", "cp", "dp", "pp", "ep", "edp", "dp_cp")
+GROUP_NAMES: tuple[str, ...] = ("tp", "cp", "dp", "pp", "ep", "edp", "dp_cp", "ep_intra", "ep_inter")
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -67,10 +73,11 @@ class Placement:
     groups : mapping of str to ndarray of int64, shape (n_groups, group_size)
         Every group of each name in :data:`GROUP_NAMES`; each rank is in exactly one group of
         each name. Arrays are read-only.
-    stage_of_rank : ndarray of int64, shape (world,)
-        Pipeline stage of each rank.
-    domain_of_rank : ndarray of int64, shape (world,), or None
-        Scale-up domain of each rank (None when placed without a fabric).
+    stage_of_rank : ndarray of int64, shape (n_slots,)
+        Pipeline stage of each accelerator rank the job may occupy (-1 for an accelerator
+        left idle by ``ep_placement: domain``).
+    domain_of_rank : ndarray of int64, shape (n_slots,), or None
+        Scale-up domain of each accelerator rank (None when placed without a fabric).
     domain_size : int or None
         Accelerators per scale-up domain.
     straddling : mapping of str to int
@@ -88,7 +95,7 @@ class Placement:
     @property
     def world(self) -> int:
         """Ranks placed."""
-        return len(self.stage_of_rank)
+        return int(np.count_nonzero(self.stage_of_rank >= 0))
 
     def stage_ranks(self, stage: int) -> np.ndarray:
         """Ranks of pipeline stage ``stage``, shape (world / pp,)."""
@@ -111,6 +118,47 @@ class Placement:
         """(source, destination) rank of every pipeline between two stages, shape (n, 2)."""
         g = self.groups["pp"]
         return _readonly(np.stack([g[:, src_stage], g[:, dst_stage]], axis=1))
+
+
+def _physical(par: ParallelismSpec, world: int, dom: np.ndarray | None, dsize: int | None) -> np.ndarray:
+    """Accelerator rank of each logical rank: the identity, or with ``ep_placement: domain``
+    each expert-parallel block of ``tp * ep`` consecutive logical ranks (the expert grid's
+    innermost dimensions) starting at a scale-up domain boundary, as many whole blocks per
+    domain as fit (a block larger than a domain takes whole domains)."""
+    ident = np.arange(world, dtype=np.int64)
+    if par.ep_placement != "domain" or par.ep == 1:
+        return ident
+    order = [d for d in par.order.split("-") if d != "cp"]  # the expert grid
+    sizes = {"dp": par.dp, "pp": par.pp}
+    if any(d != "tp" and sizes[d] > 1 for d in order[:order.index("ep")]):
+        raise SpecError(f"ep_placement domain needs ep innermost after tp in order, got {par.order!r}",
+                        path="parallelism.ep_placement")
+    if dom is None or not dsize:
+        return ident
+    block = par.tp * par.ep
+    per, stride = (dsize // block, dsize) if block <= dsize else (1, -(-block // dsize) * dsize)
+    b, off = np.divmod(ident, block)
+    return (b // per) * stride + (b % per) * block + off
+
+
+def _ep_tiers(ep: np.ndarray, dom: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(intra, inter) groups of every EP group: its ranks in each scale-up domain, and the
+    ranks of the same local index across its domains (DeepEP's two hops). Without domains, or
+    when the group's domains hold unequal shares of it, the whole group is one intra group
+    and every rank its own inter group."""
+    alone = ep.reshape(-1, 1)
+    if dom is None:
+        return ep, alone
+    intra, inter = [], []
+    for row in ep:
+        d = dom[row]
+        ids = np.unique(d)
+        per = [row[d == x] for x in ids]
+        if len({len(x) for x in per}) != 1:
+            return ep, alone
+        intra += per
+        inter += list(np.stack(per, axis=1))
+    return np.array(intra, dtype=np.int64), np.array(inter, dtype=np.int64)
 
 
 def place(par: ParallelismSpec, domain_of_rank: np.ndarray | None = None,
@@ -146,21 +194,25 @@ def place(par: ParallelismSpec, domain_of_rank: np.ndarray | None = None,
         "ep": _grid_groups(expert, sizes, ["ep"]),
         "edp": _grid_groups(expert, sizes, ["edp"]),
     }
-    groups = {k: _readonly(v) for k, v in groups.items()}
     world = par.world
-    stage = np.empty(world, dtype=np.int64)
+    dom_all = None if domain_of_rank is None else np.asarray(domain_of_rank, dtype=np.int64)
+    if dom_all is not None and domain_size is None:
+        domain_size = int(np.bincount(dom_all - dom_all.min()).max())
+    phys = _physical(par, world, dom_all, domain_size)
+    groups = {k: _readonly(phys[v]) for k, v in groups.items()}
+    n_slots = int(phys.max()) + 1
+    stage = np.full(n_slots, -1, dtype=np.int64)
     stage[groups["pp"]] = np.arange(par.pp)[None, :]
     stage.setflags(write=False)
-    straddling: dict[str, int] = {k: 0 for k in groups}
     dom = None
-    if domain_of_rank is not None:
-        dom_all = np.asarray(domain_of_rank, dtype=np.int64)
-        if len(dom_all) < world:
-            raise SpecError(f"the job needs {world} accelerators but the cluster has "
+    if dom_all is not None:
+        if len(dom_all) < n_slots:
+            raise SpecError(f"the job needs {n_slots} accelerators but the cluster has "
                             f"{len(dom_all)}", path="parallelism")
-        dom = _readonly(dom_all[:world])
-        if domain_size is None:
-            domain_size = int(np.bincount(dom - dom.min()).max())
+        dom = _readonly(dom_all[:n_slots])
+    groups.update({k: _readonly(v) for k, v in zip(("ep_intra", "ep_inter"), _ep_tiers(groups["ep"], dom))})
+    straddling: dict[str, int] = {k: 0 for k in groups}
+    if dom is not None:
         for name, g in groups.items():
             d = dom[g]
             straddling[name] = int(np.count_nonzero((d != d[:, :1]).any(axis=1)))

@@ -42,7 +42,7 @@ from oassim.workload.compute import ComputeModel, EfficiencyFile, load_efficienc
 from oassim.workload.memory import MemoryBreakdown, check_memory, chunk_layers, stage_memory
 from oassim.workload.model import ModelSpec, resolve_model
 from oassim.workload.gradsync import GradBuckets, optimizer_steps, segment_label, with_param_gathers
-from oassim.workload.ops import LayerContext, embedding_steps, layer_backward, layer_forward, logits_steps
+from oassim.workload.ops import LayerContext, embedding_steps, layer_backward, layer_forward, logits_steps, mtp_steps
 from oassim.workload.parallelism import ParallelismSpec, TrainingSpec, check_job, n_microbatches
 from oassim.workload.placement import Placement, place
 from oassim.workload.schedules import SCHEDULES
@@ -262,6 +262,8 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
     if accelerators is None:
         accelerators = fabric.n_accelerators if fabric is not None else par.world
     check_job(m, par, train, accelerators)
+    if par.ep_placement == "domain":  # the job may leave accelerators of the cluster idle
+        accelerators = par.world
     eff_file = efficiency_file if isinstance(efficiency_file, EfficiencyFile) else load_efficiency(efficiency_file)
     eff, eff_key = eff_file.for_accelerator(acc.name)
     fw_name = train.framework or eff.default_framework
@@ -326,7 +328,7 @@ def _timed(steps: list[Step], cm: ComputeModel) -> tuple[Step, ...]:
 def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn: str,
                    overlap: Mapping[str, bool], cm: ComputeModel, pl: Placement, stage: int,
                    n_micro: int, s: int, acc: Accelerator) -> StagePlan:
-    groups = {k: pl.stage_groups(k, stage) for k in ("tp", "cp", "ep", "edp", "dp_cp")}
+    groups = {k: pl.stage_groups(k, stage) for k in ("tp", "cp", "ep", "edp", "dp_cp", "ep_intra", "ep_inter")}
     groups["cp_ring"] = _ring_pairs(groups["cp"])
     zero = par.zero_stage
     gbytes = 2.0 if train.grad_precision == "bf16" else 4.0
@@ -344,7 +346,10 @@ def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn
                            sp=par.sequence_parallel, groups=groups, attention_kernel=attn,
                            recompute=train.recompute, tp_overlap=overlap["tp_comm_overlap"],
                            tp_bwd_overlap=overlap["tp_bwd_overlap"],
-                           ep_overlap=overlap["ep_comm_overlap"], prefix=prefix)
+                           ep_overlap=overlap["ep_comm_overlap"], prefix=prefix,
+                           recompute_modules=train.recomputed_modules,
+                           dispatcher=par.moe_token_dispatcher, ep_domains=int(groups["ep_inter"].shape[1]),
+                           moe_max_nodes=par.moe_max_nodes, dispatch_fp8=par.moe_dispatch_precision == "fp8")
         layers = tuple(chunk_layers(m, par, stage, c))
         vocab_p = m.vocab * m.hidden / par.tp
 
@@ -354,14 +359,23 @@ def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn
 
         emb_p = vocab_p + (m.embedding_params(s) - m.vocab * m.hidden)
         out_p = m.norm_params + (vocab_p if (not m.is_tied or par.pp > 1) else 0.0)
+
+        def mtp_params(depth: int) -> tuple[float, float]:
+            # one module's dense and expert parameters; the first carries the embedding copy
+            e = m.expert_params(m.layers - 1)
+            dense = (m.mtp_params // m.mtp_layers - e) / par.tp
+            return dense + (vocab_p if par.pp > 1 and depth == 0 else 0.0), e / (par.tp * par.ep)
+
         fwd_segs: list[tuple[list[Step], float, float]] = []
         if vs == 0:
             fwd_segs.append((embedding_steps(ctx, False), emb_p, 0.0))
         fwd_segs += [(layer_forward(ctx, L), *seg_params(L)) for L in layers]
         if vs == n_vs - 1:
             fwd_segs.append((logits_steps(ctx, False), out_p, 0.0))
+            fwd_segs += [(mtp_steps(ctx, d, False), *mtp_params(d)) for d in range(m.mtp_layers)]
         bwd_segs: list[tuple[list[Step], float, float]] = []
         if vs == n_vs - 1:
+            bwd_segs += [(mtp_steps(ctx, d, True), *mtp_params(d)) for d in reversed(range(m.mtp_layers))]
             bwd_segs.append((logits_steps(ctx, True), out_p, 0.0))
         bwd_segs += [(layer_backward(ctx, L), *seg_params(L)) for L in reversed(layers)]
         if vs == 0:

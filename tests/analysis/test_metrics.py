@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from oassim.analysis.metrics import breakdown, critical_rank, summary
+from oassim.analysis.metrics import breakdown, busy_by_member, critical_rank, summary
 from oassim.scheduler import simulate
 from oassim.topology.cluster import build_fabric
 from oassim.workload import compile_plan
@@ -57,11 +57,57 @@ def test_breakdown_adds_up_to_the_iteration_time(run):
 
 
 def test_bubble_is_the_critical_ranks_pipeline_waiting(run):
-    """bubble_s sums the critical rank's 'pipeline' idle intervals and nothing else."""
+    """bubble + imbalance sum the critical rank's 'pipeline' idle intervals and nothing else."""
     who = critical_rank(run)
     w = run.waits[(run.waits["stage"] == who[0]) & (run.waits["rank"] == who[1])]
     pipe = w[w["reason"] == "pipeline"]
-    assert breakdown(run)["bubble"] == pytest.approx(float((pipe["end_s"] - pipe["start_s"]).sum()))
+    b = breakdown(run)
+    assert b["bubble"] + b["imbalance"] == pytest.approx(float((pipe["end_s"] - pipe["start_s"]).sum()))
+    assert b["bubble"] >= 0 and b["imbalance"] >= 0
+
+
+# Untied (SwiGLU family) and a small vocabulary: the logits add ~3% to the last stage.
+FLAT = dict(name="flat", layers=8, hidden=1024, ffn_hidden=4096, heads=8, vocab=1024, seq_len=512,
+            activation="swiglu")
+
+
+def _pipeline(par, train):
+    fabric = build_fabric("dgx-a100-superpod", 8)
+    plan = compile_plan(FLAT, {"dp": 1, **par}, "a100-sxm", fabric, accelerators=par["pp"],
+                        training={"micro_batch": 1, "framework": "megatron-core", **train})
+    return simulate(plan, fabric)
+
+
+@pytest.mark.parametrize("pp, m, vpp", [(4, 8, 1), (2, 8, 1), (4, 8, 2)])
+def test_balanced_pipeline_bubble_is_the_closed_form(pp, m, vpp):
+    """Equal stages: the bubble is the schedule's own, (p-1)/(m v + p - 1) of the pipelined
+    part of the iteration (the optimizer step excluded; Narayanan et al. 2021 §2.2, 1F1B for
+    v = 1, interleaved for v = 2), within 10% (p2p latency, the first stage's embedding); the
+    last stage's logits are the only imbalance, under 6% of the iteration."""
+    res = _pipeline({"pp": pp, "vpp": vpp}, {"global_batch": m})
+    s = summary(res)
+    T = s["iteration_time_s"] - s["optimizer_s"]
+    assert s["bubble_s"] / T == pytest.approx((pp - 1) / (m * vpp + pp - 1), rel=0.10)
+    assert s["imbalance_s"] < 0.06 * T
+
+
+def test_imbalanced_pipeline_shows_imbalance_not_bubble():
+    """A middle stage with twice the layers of the others (2/4/2 on pp 3): the first stage,
+    critical because it runs the last backward, waits for it; that waiting is imbalance (the
+    busy-time difference, over 40% of the iteration), and what is left as bubble stays below
+    the closed form of the slow stage, (p-1)/m x its busy time."""
+    p, m = 3, 8
+    res = _pipeline({"pp": p, "first_stage_layers": 2, "last_stage_layers": 2}, {"global_batch": m})
+    s = summary(res)
+    busy = busy_by_member(res)
+    assert s["critical_stage"] == 0
+    assert s["imbalance_s"] == pytest.approx(max(busy.values()) - busy[(0, 0)], rel=1e-6)
+    assert s["imbalance_s"] > 0.4 * s["iteration_time_s"]
+    assert 0 < s["bubble_s"] < (p - 1) / m * max(busy.values())
+    # the slow stage ending last instead: it is critical and waits for nobody's work
+    res = _pipeline({"pp": 2, "first_stage_layers": 2, "last_stage_layers": 6}, {"global_batch": m})
+    s = summary(res)
+    assert s["critical_stage"] == 1 and s["imbalance_s"] == 0.0
 
 
 def test_bottlenecks_name_collectives_and_tiers(run):

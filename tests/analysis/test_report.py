@@ -141,3 +141,18 @@ def test_uncalibrated_runs_are_marked_next_to_their_numbers():
     assert len(marked) == 5
     assert "entry 'default'" in text and "memory" not in " ".join(marked)
     assert "uncalibrated" not in text_summary({**base, "calibrated": True})
+
+
+def test_stage_imbalance_is_its_own_finding_and_headline():
+    """Imbalance above 5% of the iteration is reported apart from the bubble, naming the
+    busiest stage; below it, no finding; the text summary prints it as its own line."""
+    res = _results([_coll(1, "ep", "all_to_all", 2.0)], iteration=10.0, compute_s=4.0, plan=_plan(pp=2, m=16))
+    lines = bottleneck_report(res, {"bubble_s": 0.3, "imbalance_s": 4.0, "busiest_stage": 1,
+                                    "exposed_comm_s": 2.0, "compute_s": 4.0})
+    line = next(x for x in lines if x.startswith("Stage imbalance"))
+    assert "4.00 s (40% of the iteration)" in line and "(stage 1)" in line and "balance the stages" in line
+    assert not any(x.startswith("The pipeline bubble") for x in lines)  # 3% bubble: below the threshold
+    lines = bottleneck_report(res, {"bubble_s": 0.3, "imbalance_s": 0.4, "exposed_comm_s": 2.0, "compute_s": 4.0})
+    assert not any(x.startswith("Stage imbalance") for x in lines)
+    text = text_summary({"name": "t", "iteration_time_s": 10.0, "bubble_s": 0.3, "imbalance_s": 4.0})
+    assert "stage imbalance    4.00 s" in text

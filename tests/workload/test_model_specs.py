@@ -21,7 +21,7 @@ PUBLISHED = {
     "llama3-70b": (70.6, 0.005),
     "llama3-405b": (405.9, 0.005),
     "mixtral-8x7b": (46.7, 0.005),     # Jiang et al. 2024 §2: 46.7B total
-    "deepseek-v3": (671.0, 0.01),      # DeepSeek-AI 2024: 671B (MLA approximated as MHA)
+    "deepseek-v3": (671.0, 0.01),      # DeepSeek-AI 2024: 671B (MLA, MTP not counted)
 }
 
 

@@ -32,7 +32,8 @@ def test_every_rank_in_exactly_one_group_per_dimension(tp, cp, dp, pp, ep_div, o
     par = ParallelismSpec(tp=tp, cp=cp, dp=dp, pp=pp, ep=ep, order=order)
     pl = place(par)
     world = par.world
-    sizes = {"tp": tp, "cp": cp, "dp": dp, "pp": pp, "ep": ep, "edp": dp * cp // ep, "dp_cp": dp * cp}
+    sizes = {"tp": tp, "cp": cp, "dp": dp, "pp": pp, "ep": ep, "edp": dp * cp // ep, "dp_cp": dp * cp,
+             "ep_intra": ep, "ep_inter": 1}  # no fabric: one domain per EP group
     for name, g in pl.groups.items():
         assert g.shape == (world // sizes[name], sizes[name]), name
         _assert_partition(g, world)
