@@ -1,0 +1,124 @@
+"""``oassim.reliability(SCENARIO, ...)``: a failure/checkpoint campaign of a scenario's job.
+
+What it does: reads the scenario (:func:`oassim.experiments.scenario.load_scenario`), builds its
+cluster with the topology builder and takes the counts of ``oassim topo info``
+(:func:`oassim.topology.metrics.cluster_info`), sizes the checkpoint from the model's
+parameters (14 bytes per parameter, :mod:`oassim.reliability.checkpoint`) and the storage
+write bandwidth, and runs :func:`oassim.reliability.run.campaign`. The CLI's
+``oassim reliability`` and notebooks call it (docs/architecture.md, one composition root).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, MutableMapping
+
+from oassim.errors import SpecError
+from oassim.experiments.runner import _resolve_model
+from oassim.experiments.scenario import Scenario, load_scenario
+from oassim.reliability import CampaignResult, ClusterShape, campaign, checkpoint_bytes, load_rates
+
+__all__ = ["reliability", "cluster_counts", "DEFAULT_STORAGE_GBPS"]
+
+#: Aggregate checkpoint write bandwidth assumed when none is given, GB/s (no published figure
+#: for a given cluster; reported among the assumptions).
+DEFAULT_STORAGE_GBPS = 1000.0
+
+
+def cluster_counts(ref: str, accelerators: int | None, cache: MutableMapping | None = None
+                   ) -> tuple[dict[str, Any], Any]:
+    """(``cluster_info`` mapping, ResolvedCluster) of a cluster, built once per cache."""
+    from oassim.topology.cluster import build_cluster
+    from oassim.topology.cluster_spec import load_cluster
+    from oassim.topology.fabric import freeze
+    from oassim.topology.metrics import cluster_info
+
+    key = (ref, accelerators)
+    if cache is not None and key in cache:
+        return cache[key]
+    rc = load_cluster(ref, accelerators)
+    g = build_cluster(rc)
+    out = (cluster_info(g, freeze(g)), rc)
+    if cache is not None:
+        cache[key] = out
+    return out
+
+
+def _shape(info: dict[str, Any], rc: Any, per_host: Mapping[str, int]) -> ClusterShape:
+    family = rc.supernode.family if rc.supernode is not None else None
+    aph = per_host.get(rc.spec.name)
+    if aph is None and family == "switched" and rc.domain_size <= 8:
+        aph = rc.domain_size  # an HGX/DGX baseboard: the scale-up domain is the host
+    cube = getattr(rc.supernode.spec, "cube", None) if rc.supernode is not None else None
+    return ClusterShape(name=rc.spec.name, family=family, accelerator=rc.accelerator.name,
+                        accelerators=int(info["accelerators"]), domain_size=int(rc.domain_size),
+                        accelerators_per_host=aph, ocs_group=math.prod(cube) if cube else None)
+
+
+def reliability(scenario: str | Path | Mapping[str, Any] | Scenario, *, days: float = 54.0, samples: int = 100,
+                seed: int | None = None, checkpoint_interval_s: float | None = None,
+                checkpoint_write_s: float | None = None, storage_GBps: float | None = None,
+                detect_s: float = 300.0, restart_s: float = 600.0, repair_h: float = 24.0,
+                spare_accelerators: int | None = None, straggler_slowdown: float = 0.0,
+                comm_fraction: float = 1.0, rates: str | Path | None = None,
+                accelerator_rates: str | None = None, overrides: list[str] | tuple[str, ...] = (),
+                cluster_cache: MutableMapping | None = None) -> CampaignResult:
+    """Simulate failure/checkpoint campaigns of a scenario's job on its cluster.
+
+    Parameters
+    ----------
+    scenario : path, mapping or Scenario
+        A scenario file (docs/architecture.md "Scenario files"); its cluster, accelerator
+        count, model (checkpoint size) and seed are used.
+    days, samples : float, int
+        Campaign length (days) and number of seeded campaigns.
+    seed : int, optional
+        Root seed; default the scenario's ``seed``.
+    checkpoint_interval_s : float, optional
+        Compute time between checkpoints, s; default Daly's optimum.
+    checkpoint_write_s : float, optional
+        Checkpoint write time, s; default the checkpoint size over ``storage_GBps``.
+    storage_GBps : float, optional
+        Aggregate checkpoint write bandwidth, GB/s (default :data:`DEFAULT_STORAGE_GBPS`, assumed).
+    detect_s, restart_s, repair_h, spare_accelerators, straggler_slowdown, comm_fraction
+        As :func:`oassim.reliability.run.campaign`.
+    rates : path, optional
+        A reliability catalog file (default ``topologies/hardware/reliability.yaml``).
+    accelerator_rates : str, optional
+        Use this accelerator generation's rates (e.g. ``h100-sxm``) for parts with none.
+    overrides : list of str
+        ``--set`` edits of the scenario.
+    cluster_cache : mutable mapping, optional
+        Built clusters' counts by (reference, accelerators), reused across calls.
+
+    Returns
+    -------
+    CampaignResult
+        ``.summary()`` is the JSON record (keys of docs/metrics.md, "Reliability").
+    """
+    sc, source = load_scenario(scenario, overrides)
+    catalog = load_rates(rates)
+    info, rc = cluster_counts(sc.cluster.ref, sc.cluster.accelerators, cluster_cache)
+    notes = []
+    if checkpoint_write_s is None:
+        bw = DEFAULT_STORAGE_GBPS if storage_GBps is None else float(storage_GBps)
+        if not bw > 0 or math.isinf(bw):
+            raise SpecError(f"must be a finite number > 0, got {storage_GBps!r}", source="argument --storage-GBps")
+        model = _resolve_model(sc, source)
+        size = checkpoint_bytes(model.total_params(sc.workload.seq_len))
+        checkpoint_write_s = size / (bw * 1e9)
+        if storage_GBps is None:
+            notes.append(f"checkpoint storage writes {bw:g} GB/s ({size / 1e12:.2f} TB in {checkpoint_write_s:.1f} s)")
+    for name, value, default in (("detect", detect_s, 300.0), ("restart", restart_s, 600.0),
+                                 ("repair", repair_h * 3600.0, 24 * 3600.0)):
+        if value == default:
+            notes.append(f"{name} time {value / 60:g} min (default, no published figure)")
+    if comm_fraction == 1.0:
+        notes.append("a degraded tier sets the whole iteration time (comm_fraction 1, an upper bound)")
+    return campaign(info, _shape(info, rc, catalog.accelerators_per_host), catalog, days=days, samples=samples,
+                    seed=sc.seed if seed is None else seed, checkpoint_interval_s=checkpoint_interval_s,
+                    checkpoint_write_s=float(checkpoint_write_s), detect_s=detect_s, restart_s=restart_s,
+                    repair_h=repair_h, spare_accelerators=spare_accelerators,
+                    straggler_slowdown=straggler_slowdown, comm_fraction=comm_fraction,
+                    accelerator_rates=accelerator_rates, assumptions=notes)
