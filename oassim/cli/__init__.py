@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Subcommand modules of this package: each defines ``add_parsers(sub)`` and ``COMMANDS``, a
 # mapping of command name to ``handler(args) -> exit status``.
-_COMMAND_MODULES: tuple[str, ...] = ("sweep", "evaluate")
+_COMMAND_MODULES: tuple[str, ...] = ("sweep", "evaluate", "reliability")
 
 
 def _command_modules() -> list[Any]:

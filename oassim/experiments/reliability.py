@@ -61,7 +61,7 @@ def reliability(scenario: str | Path | Mapping[str, Any] | Scenario, *, days: fl
                 checkpoint_write_s: float | None = None, storage_GBps: float | None = None,
                 detect_s: float = 300.0, restart_s: float = 600.0, repair_h: float = 24.0,
                 spare_accelerators: int | None = None, straggler_slowdown: float = 0.0,
-                comm_fraction: float = 1.0, rates: str | Path | None = None,
+                comm_fraction: float = 1.0, link_loss: str = "stop", rates: str | Path | None = None,
                 accelerator_rates: str | None = None, overrides: list[str] | tuple[str, ...] = (),
                 cluster_cache: MutableMapping | None = None) -> CampaignResult:
     """Simulate failure/checkpoint campaigns of a scenario's job on its cluster.
@@ -81,7 +81,7 @@ def reliability(scenario: str | Path | Mapping[str, Any] | Scenario, *, days: fl
         Checkpoint write time, s; default the checkpoint size over ``storage_GBps``.
     storage_GBps : float, optional
         Aggregate checkpoint write bandwidth, GB/s (default :data:`DEFAULT_STORAGE_GBPS`, assumed).
-    detect_s, restart_s, repair_h, spare_accelerators, straggler_slowdown, comm_fraction
+    detect_s, restart_s, repair_h, spare_accelerators, straggler_slowdown, comm_fraction, link_loss
         As :func:`oassim.reliability.run.campaign`.
     rates : path, optional
         A reliability catalog file (default ``topologies/hardware/reliability.yaml``).
@@ -114,11 +114,80 @@ def reliability(scenario: str | Path | Mapping[str, Any] | Scenario, *, days: fl
                                  ("repair", repair_h * 3600.0, 24 * 3600.0)):
         if value == default:
             notes.append(f"{name} time {value / 60:g} min (default, no published figure)")
+    if link_loss == "stop":
+        notes.append("a fabric link or spine failure stops the job (single-path RDMA), which then runs degraded")
     if comm_fraction == 1.0:
         notes.append("a degraded tier sets the whole iteration time (comm_fraction 1, an upper bound)")
     return campaign(info, _shape(info, rc, catalog.accelerators_per_host), catalog, days=days, samples=samples,
                     seed=sc.seed if seed is None else seed, checkpoint_interval_s=checkpoint_interval_s,
                     checkpoint_write_s=float(checkpoint_write_s), detect_s=detect_s, restart_s=restart_s,
                     repair_h=repair_h, spare_accelerators=spare_accelerators,
-                    straggler_slowdown=straggler_slowdown, comm_fraction=comm_fraction,
+                    straggler_slowdown=straggler_slowdown, comm_fraction=comm_fraction, link_loss=link_loss,
                     accelerator_rates=accelerator_rates, assumptions=notes)
+
+
+#: The scenario of the Llama 3 54-day check (16,384 H100 on the DGX H100 SuperPOD preset).
+LLAMA3_SCENARIO = Path(__file__).resolve().parents[2] / "experiments" / "llama3-405b-16k-h100.yaml"
+
+
+def _stop_rate_at(ref: str, accelerators: int, cache: MutableMapping | None) -> tuple[float, Any]:
+    from oassim.reliability import exposures, resolve_rates
+    from oassim.reliability.validation import stop_mtbf_hours
+
+    catalog = load_rates()
+    info, rc = cluster_counts(ref, accelerators, cache)
+    shape = _shape(info, rc, catalog.accelerators_per_host)
+    exps, _ = exposures(info, shape, resolve_rates(catalog, shape.accelerator))
+    return stop_mtbf_hours(exps), (exps, shape)
+
+
+def validation_report(samples: int = 100, seed: int = 0, cache: MutableMapping | None = None) -> dict[str, Any]:
+    """The three validation tables: Llama 3 by cause, other sources, UB-Mesh availability.
+
+    Returns
+    -------
+    dict
+        ``llama3`` (rows of :func:`oassim.reliability.validation.llama3_rows`), ``other``
+        (source, figure, published, model, note), ``ubmesh`` and ``summary`` (the Llama 3
+        campaign's record).
+    """
+    from oassim.reliability.validation import llama3_rows, ubmesh_rows
+
+    cache = {} if cache is None else cache
+    res = reliability(LLAMA3_SCENARIO, days=54, samples=samples, seed=seed, cluster_cache=cache)
+    s = res.summary()
+    exps, shape = _stop_rate_at("dgx-h100-superpod", 16384, cache)[1]
+    hosts = shape.accelerators // (shape.accelerators_per_host or 1)
+    per_node_day = 1000.0 * 24.0 * sum(e.per_hour for e in exps if e.action == "stop") / hosts
+    n = s["interruptions"]["mean"]
+    by = s["interruptions_by_cause"]
+    net_elems = sum(e.count for e in exps if e.cause == "network")
+    other = [
+        {"source": "S26 RSC-1 (A100, 16k)", "figure": "failures per 1000 node-days", "published": 6.5,
+         "model": round(per_node_day, 2), "note": "other generation (A100); all jobs of the cluster"},
+        {"source": "S26 RSC-2 (A100, 8k)", "figure": "failures per 1000 node-days", "published": 2.34,
+         "model": round(per_node_day, 2), "note": "other generation (A100)"},
+    ]
+    for gpus, pub, unit in ((8, 47.7 * 24, "job MTTF, 8 GPUs, h"), (1024, 7.9, "job MTTF, 1,024 GPUs, h"),
+                            (16384, 1.8, "job MTTF, 16,384 GPUs (projected), h")):
+        mtbf = _stop_rate_at("dgx-h100-superpod", gpus, cache)[0]
+        other.append({"source": "S26 RSC (A100)", "figure": unit, "published": round(pub, 1),
+                      "model": round(mtbf, 1), "note": "secondary notes; A100 generation"})
+    other += [
+        {"source": "S09 Llama 3", "figure": "effective training time", "published": "> 0.90",
+         "model": s["ettr"]["mean"], "note": "restart 15 min assumed (no published figure)"},
+        {"source": "S16 MegaScale (12k GPUs)", "figure": "ETTR", "published": "> 0.90", "model": s["ettr"]["mean"],
+         "note": "model at 16,384 H100"},
+        {"source": "S09 Llama 3", "figure": "share GPU issues", "published": 0.587,
+         "model": round(by.get("gpu", 0) / n, 3), "note": "row F0023 (press)"},
+        {"source": "S09 Llama 3", "figure": "share network switch/cable", "published": 0.084,
+         "model": round(by.get("network", 0) / n, 3), "note": "every link and switch failure stops the job"},
+        {"source": "S09 vs S27", "figure": "network FIT per element", "published": round(35 / (net_elems * 1296) * 1e9),
+         "model": "780 link / 698 switch", "note": "S09's 35 over this preset's links and switches (D)"},
+        {"source": "S27 Alibaba HPN", "figure": "crashes per month, one job", "published": "1-2",
+         "model": round(by.get("network", 0) / 54 * 30.44, 1),
+         "note": "network stops of the 16k job; the source's job size is not stated"},
+        {"source": "S29 Crusoe (H200)", "figure": "share InfiniBand", "published": 0.341,
+         "model": round(by.get("network", 0) / n, 3), "note": "sum of three IB rows; secondary"},
+    ]
+    return {"llama3": llama3_rows(s), "other": other, "ubmesh": ubmesh_rows(), "summary": s}

@@ -7,7 +7,8 @@ failure loses the work since the last completed checkpoint, then costs detection
 when it takes hardware out, the restart takes spares from the pool (a SimPy ``Container``)
 or waits until a repair puts units back, and the failed units return to the pool after the
 repair time. A ``degraded`` failure slows the job by ``comm_fraction * f / (1 - f)`` until its
-repair; stragglers slow it by a constant fraction throughout. Failures that arrive while the
+repair (and, with ``link_loss="stop"``, also stops it first); stragglers slow it by a
+constant fraction throughout. Failures that arrive while the
 job is down add a restart (they are interruptions too) but lose no work.
 
 Why this shape: docs/architecture.md decision 13 and conventions (borrow the event kernel,
@@ -42,7 +43,11 @@ class CampaignParams:
     time, ``detect_s`` + ``restart_s`` the time from a failure to training again, ``repair_h``
     the time a failed part is out, ``spare_accelerators`` the pool, ``straggler_slowdown`` a
     constant fractional slowdown and ``comm_fraction`` the share of the iteration a degraded
-    tier's bandwidth sets.
+    tier's bandwidth sets. ``link_loss`` says what a ``degraded`` failure (a fabric link, a
+    spine) does to a running job: ``"stop"``, single-path RDMA connections break, the job
+    stops and restarts on the rerouted fabric and runs degraded until the repair (what the
+    Llama 3 table shows: network failures interrupted the job); ``"degrade"``, the transport
+    survives (multipath or dual-plane), the job only runs degraded.
     """
 
     days: float
@@ -54,6 +59,7 @@ class CampaignParams:
     spare_accelerators: int
     straggler_slowdown: float = 0.0
     comm_fraction: float = 1.0
+    link_loss: str = "stop"
 
 
 @dataclass
@@ -150,7 +156,8 @@ def _campaign(env: simpy.Environment, p: CampaignParams, exps: list[Exposure], t
             yield env.timeout(t - env.now)
         if exp.action == "degraded":
             job.slow.append((t + p.repair_h, p.comm_fraction * exp.fraction / max(1e-9, 1.0 - exp.fraction), exp))
-            continue
+            if p.link_loss == "degrade":
+                continue
         tally.interruptions += 1
         tally.interruptions_by_cause[exp.cause] = tally.interruptions_by_cause.get(exp.cause, 0) + 1
         job.fail(exp)  # nothing to lose when it struck during a restart: the work is already 0

@@ -14,7 +14,8 @@ training job that uses the whole cluster:
   switch-to-switch link, one NVSwitch chip of an NVL72 rack, one UB-Mesh direct link), at an
   iteration time longer by ``comm_fraction * f / (1 - f)`` until the repair, where ``f`` is the
   share of a synchronised rank's bandwidth on that tier the element carried (one of its ``k``
-  parallel links: ``f = 1/k``).
+  parallel links: ``f = 1/k``). Whether the job also stops first (single-path RDMA
+  connections break) is the campaign's ``link_loss`` choice (:class:`~oassim.reliability.campaign.CampaignParams`).
 
 Why structural: the blast radius follows from the family (docs/architecture.md decision 13);
 the degraded slowdown uses the tier's parallelism, not a re-costing of the collectives on the
@@ -28,7 +29,7 @@ from typing import Any, Literal
 
 from oassim.reliability.rates import HOURS_PER_FIT, ResolvedRate
 
-__all__ = ["Exposure", "ClusterShape", "exposures", "component_counts"]
+__all__ = ["Exposure", "ClusterShape", "exposures", "component_counts", "blast_radius"]
 
 Action = Literal["stop", "degraded"]
 
@@ -127,7 +128,7 @@ def _uplink_fraction(info: dict[str, Any], tier: str, link_tier: str) -> float:
     return min(1.0, n_low / links) if n_low and links else 1.0
 
 
-def _effect(comp: str, tier: str, info: dict[str, Any], shape: ClusterShape) -> tuple[Action, int, float, str]:
+def blast_radius(comp: str, tier: str, info: dict[str, Any], shape: ClusterShape) -> tuple[Action, int, float, str]:
     """(action, accelerators out, degraded fraction, words) of one failure of ``comp`` on ``tier``.
 
     A host part of a cluster with no known host size takes out its own accelerator only.
@@ -195,6 +196,6 @@ def exposures(info: dict[str, Any], shape: ClusterShape,
             continue
         if n <= 0:
             continue
-        action, units, frac, words = _effect(comp, tier, info, shape)
+        action, units, frac, words = blast_radius(comp, tier, info, shape)
         out.append(Exposure(comp, tier, r.cause, n, r.rate_FIT, action, units, frac, words))
     return out, unset

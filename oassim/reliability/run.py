@@ -36,7 +36,7 @@ def campaign(info: dict[str, Any], shape: ClusterShape, catalog: ReliabilityCata
              samples: int = 100, seed: int = 0, checkpoint_interval_s: float | None = None,
              checkpoint_write_s: float = 60.0, detect_s: float = 300.0, restart_s: float = 600.0,
              repair_h: float = 24.0, spare_accelerators: int | None = UNLIMITED,
-             straggler_slowdown: float = 0.0, comm_fraction: float = 1.0,
+             straggler_slowdown: float = 0.0, comm_fraction: float = 1.0, link_loss: str = "stop",
              accelerator_rates: str | None = None, assumptions: list[str] | None = None) -> CampaignResult:
     """Simulate ``samples`` campaigns of ``days`` on a cluster.
 
@@ -69,6 +69,8 @@ def campaign(info: dict[str, Any], shape: ClusterShape, catalog: ReliabilityCata
     comm_fraction : float
         Share of the iteration time a degraded tier's bandwidth sets (1 = fully
         communication-bound, an upper bound on degraded slowdowns).
+    link_loss : {"stop", "degrade"}
+        What a fabric link or spine failure does to the running job (``CampaignParams``).
     accelerator_rates : str, optional
         Take the per-accelerator rates of this generation (an assumption, reported).
 
@@ -84,6 +86,8 @@ def campaign(info: dict[str, Any], shape: ClusterShape, catalog: ReliabilityCata
                     ("--restart-s", restart_s), ("--repair-h", repair_h),
                     ("--straggler-slowdown", straggler_slowdown), ("--comm-fraction", comm_fraction)):
         _check(name, float(v))
+    if link_loss not in ("stop", "degrade"):
+        raise SpecError(f"expected stop or degrade, got {link_loss!r}", source="argument --link-loss")
     if comm_fraction > 1:
         raise SpecError(f"must be at most 1 (a share of the iteration), got {comm_fraction!r}",
                         source="argument --comm-fraction")
@@ -102,7 +106,7 @@ def campaign(info: dict[str, Any], shape: ClusterShape, catalog: ReliabilityCata
                             f"({a:,}); give at most {a:,}", source="argument --spares")
     rates = resolve_rates(catalog, shape.accelerator, accelerator_rates)
     exps, unset = exposures(info, shape, rates)
-    stop_rate = sum(e.per_hour for e in exps if e.action == "stop")
+    stop_rate = sum(e.per_hour for e in exps if e.action == "stop" or link_loss == "stop")
     if checkpoint_interval_s is None:
         mtbf_s = 3600.0 / stop_rate if stop_rate > 0 else float("inf")
         interval = min(daly_interval_s(checkpoint_write_s, mtbf_s) if checkpoint_write_s > 0 else hours * 3600.0,
@@ -115,7 +119,7 @@ def campaign(info: dict[str, Any], shape: ClusterShape, catalog: ReliabilityCata
     params = CampaignParams(days=float(days), interval_s=float(interval), write_s=float(checkpoint_write_s),
                             detect_s=float(detect_s), restart_s=float(restart_s), repair_h=float(repair_h),
                             spare_accelerators=int(pool), straggler_slowdown=float(straggler_slowdown),
-                            comm_fraction=float(comm_fraction))
+                            comm_fraction=float(comm_fraction), link_loss=link_loss)
     tallies = simulate_samples(exps, params, int(samples), int(seed))
     notes = list(assumptions or [])
     if accelerator_rates:

@@ -97,11 +97,12 @@ def summarise(res: CampaignResult) -> dict[str, Any]:
                        "rule": res.checkpoint_rule},
         "params": {"detect_s": p.detect_s, "restart_s": p.restart_s, "repair_h": p.repair_h,
                    "spare_accelerators": res.spare_accelerators, "straggler_slowdown": p.straggler_slowdown,
-                   "comm_fraction": p.comm_fraction},
+                   "comm_fraction": p.comm_fraction, "link_loss": p.link_loss},
         "exposures": [
             {"component": e.component, "tier": e.tier, "cause": e.cause, "count": e.count, "rate_FIT": e.rate_FIT,
-             "failures_per_day": round(e.per_hour * 24.0, 4), "action": e.action, "units_out": e.units_out,
-             "blast_radius": e.blast}
+             "failures_per_day": round(e.per_hour * 24.0, 4),
+             "action": "stop, then degraded" if e.action == "degraded" and p.link_loss == "stop" else e.action,
+             "units_out": e.units_out, "blast_radius": e.blast}
             for e in res.exposures
         ],
         "unset": [{"component": c, "tier": tr, "count": k} for c, tr, k in res.unset],
@@ -136,10 +137,10 @@ def text_report(rec: dict[str, Any]) -> str:
         right = f"{b[i][0]:<22} {b[i][1]:>9.2f}" if i < len(b) else ""
         lines.append(f"{left}    {right}")
     lines.append("")
-    lines.append(f"{'failure source':<34} {'count':>9} {'FIT':>8} {'per day':>8}  {'action':<9} blast radius")
+    lines.append(f"{'failure source':<34} {'count':>9} {'FIT':>8} {'per day':>8}  {'action':<19} blast radius")
     for e in rec["exposures"]:
         lines.append(f"{e['component'] + ':' + e['tier']:<34} {e['count']:>9,} {e['rate_FIT']:>8g} "
-                     f"{e['failures_per_day']:>8.3f}  {e['action']:<9} {e['blast_radius']}")
+                     f"{e['failures_per_day']:>8.3f}  {e['action']:<19} {e['blast_radius']}")
     if rec["unset"]:
         names = ", ".join(f"{u['component']}:{u['tier']}" + (f" ({u['count']:,})" if u["count"] else "")
                           for u in rec["unset"])
