@@ -139,8 +139,10 @@ def blast_radius(comp: str, tier: str, info: dict[str, Any], shape: ClusterShape
     if comp in ("software", "collective_timeout"):
         return "stop", 0, 0.0, "the job (restart in place)"
     if comp in ("accelerator", "hbm", "host", "host_maintenance", "nic"):
+        if not aph:
+            return "stop", 1, 0.0, "its accelerator (host size unknown)"
         what = "an NVL72 compute tray" if shape.family == "switched" and dom > 8 else "a host"
-        return "stop", host, 0.0, f"{what} ({aph or '?'} accelerators)"
+        return "stop", host, 0.0, f"{what} ({aph} accelerators)"
     if comp == "rack":
         return "stop", dom, 0.0, f"a rack ({dom} accelerators)"
     if comp == "optical_link" and tier == "host":
@@ -149,8 +151,8 @@ def blast_radius(comp: str, tier: str, info: dict[str, Any], shape: ClusterShape
         nics = _count(info, "nic", "nic")
         leaves = _count(info, "switch", "leaf") or 1
         ports = -(-nics // leaves)  # rail-optimised: each NIC port under a leaf is on another host
-        return "stop", ports * host, 0.0, f"a leaf: one rail of {ports} hosts"
-    if shape.family == "torus" and comp in ("optical_link", "copper_link", "ocs"):
+        return "stop", min(a, ports * host), 0.0, f"a leaf: the hosts of its {ports} NIC ports (one rail)"
+    if shape.family == "torus" and (comp == "ocs" or tier in ("ici", "ocs-circuit")):
         cube = shape.ocs_group or dom
         return "stop", cube, 0.0, f"a torus ring: a cube of {cube} chips swapped in through the OCS"
     if comp == "scaleup_switch":
@@ -166,9 +168,10 @@ def blast_radius(comp: str, tier: str, info: dict[str, Any], shape: ClusterShape
     if comp == "optical_link" and _below(tier):
         f = _uplink_fraction(info, tier, tier)
         return "degraded", 0, f, f"a {tier} link (1/{1 / f:.0f} of one switch's uplinks)"
-    # direct links between peers (full mesh, NVLink cable cartridges): one of a rank's k links
+    # one of a rank's k scale-up links: to a switch (switched, Clos domains: k = links / ranks)
+    # or to a peer (full mesh: each link has two ranks, k = 2 links / ranks)
     links = _links(info, tier)
-    k = 2 * links / a if a else 1.0
+    k = (links if shape.family in ("switched", "clos2") else 2 * links) / a if a else 1.0
     f = min(1.0, 1.0 / k) if k > 0 else 1.0
     return "degraded", 0, f, f"one {tier} link (1/{1 / f:.0f} of a rank's links)"
 
