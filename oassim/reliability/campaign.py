@@ -7,8 +7,9 @@ failure loses the work since the last completed checkpoint, then costs detection
 when it takes hardware out, the restart takes spares from the pool (a SimPy ``Container``)
 or waits until a repair puts units back, and the failed units return to the pool after the
 repair time. A ``degraded`` failure slows the job by ``comm_fraction * f / (1 - f)`` until its
-repair (and, with ``link_loss="stop"``, also stops it first); stragglers slow it by a
-constant fraction throughout. Failures that arrive while the
+repair (and, with ``link_loss="stop"``, also stops it first); overlapping degradations
+on different elements slow the synchronous job as much as the worst of them; stragglers slow
+it by a constant fraction throughout. Failures that arrive while the
 job is down add a restart (they are interruptions too) but lose no work.
 
 Why this shape: docs/architecture.md decision 13 and conventions (borrow the event kernel,
@@ -108,18 +109,21 @@ class _Job:
             t0 = t
 
     def _segment(self, length: float, active: list[tuple[float, Exposure]]) -> None:
+        # A synchronous job runs at the pace of its slowest rank: of several degradations on
+        # different elements only the worst one counts (they rarely hit the same element).
         strag = self.p.straggler_slowdown
-        total = 1.0 + strag + sum(s for s, _ in active)
-        speed = 1.0 / total
+        worst = max(active, key=lambda a: a[0]) if active else None
+        extra = strag + (worst[0] if worst else 0.0)
+        speed = 1.0 / (1.0 + extra)
         o1 = self.offset + length
         comp = self._compute_in(o1) - self._compute_in(self.offset)
         self.tally.time["checkpoint"] += length - comp
         self.tally.time["useful"] += comp * speed
         lost = comp * (1.0 - speed)
-        if lost > 0:  # shared among the slowdowns in proportion to their size
-            self.tally.lose(None, "straggler", lost * strag / (total - 1.0))
-            for s, x in active:
-                self.tally.lose(x, "degraded", lost * s / (total - 1.0))
+        if lost > 0:  # shared between stragglers and the worst degradation in proportion
+            self.tally.lose(None, "straggler", lost * strag / extra)
+            if worst is not None:
+                self.tally.lose(worst[1], "degraded", lost * worst[0] / extra)
         if o1 >= self.cycle:  # a checkpoint completed in this segment
             self.offset = o1 % self.cycle
             self.work = min(self.offset, self.tau) * speed

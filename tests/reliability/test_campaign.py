@@ -84,3 +84,14 @@ def test_degraded_failures_slow_without_stopping_when_the_transport_survives():
     assert np.mean([s.time["degraded"] for s in out]) == pytest.approx(expected, rel=0.1)
     stopped = simulate_samples([_exp(lam, "degraded", fraction=f, comp="optical_link")], _params(repair_h=5.0), 20, 6)
     assert sum(s.interruptions for s in stopped) > 0
+
+
+def test_overlapping_degradations_slow_the_job_as_the_worst_one():
+    """Many degradations at once (lambda x repair = 100): the job runs at 1/(1+s), not 1/(1+sum s)."""
+    f = 0.2
+    p = _params(link_loss="degrade", repair_h=100.0)
+    (s,) = simulate_samples([_exp(1.0, "degraded", fraction=f, comp="optical_link")], p, 1, seed=7)
+    compute = s.time["useful"] + s.time["degraded"]
+    slow = f / (1 - f)
+    # the first hours, before the first failure, run at full speed: allow 1%
+    assert s.time["degraded"] / compute == pytest.approx(slow / (1 + slow), rel=0.01)
