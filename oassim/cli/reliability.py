@@ -64,6 +64,8 @@ def add_parsers(sub: Any) -> None:
                    help="share of the iteration a degraded tier's bandwidth sets (default 1, an upper bound)")
     r.add_argument("--link-loss", choices=["stop", "degrade"], default="stop",
                    help="a fabric link or spine failure stops the job then degrades it (default), or only degrades it")
+    r.add_argument("--no-recost", dest="recost", action="store_false",
+                   help="degraded slowdowns from the structural share f/(1-f), not re-costed by the network model")
     r.add_argument("--rates", metavar="FILE", default=None,
                    help="reliability catalog (default topologies/hardware/reliability.yaml)")
     r.add_argument("--accelerator-rates", metavar="NAME", default=None,
@@ -100,7 +102,7 @@ def _cmd_reliability(args: argparse.Namespace) -> int:
                       repair_h=args.repair_h, spare_accelerators=args.spares,
                       straggler_slowdown=args.straggler_slowdown, comm_fraction=args.comm_fraction,
                       link_loss=args.link_loss, rates=args.rates, accelerator_rates=args.accelerator_rates,
-                      overrides=args.overrides)
+                      overrides=args.overrides, recost=args.recost)
     rec = res.summary()
     if args.json:
         json.dump(rec, sys.stdout, indent=2)

@@ -27,8 +27,8 @@ DEFAULT_STORAGE_GBPS = 1000.0
 
 
 def cluster_counts(ref: str, accelerators: int | None, cache: MutableMapping | None = None
-                   ) -> tuple[dict[str, Any], Any]:
-    """(``cluster_info`` mapping, ResolvedCluster) of a cluster, built once per cache."""
+                   ) -> tuple[dict[str, Any], Any, Any]:
+    """(``cluster_info`` mapping, ResolvedCluster, Fabric) of a cluster, built once per cache."""
     from oassim.topology.cluster import build_cluster
     from oassim.topology.cluster_spec import load_cluster
     from oassim.topology.fabric import freeze
@@ -39,7 +39,8 @@ def cluster_counts(ref: str, accelerators: int | None, cache: MutableMapping | N
         return cache[key]
     rc = load_cluster(ref, accelerators)
     g = build_cluster(rc)
-    out = (cluster_info(g, freeze(g)), rc)
+    fabric = freeze(g)
+    out = (cluster_info(g, fabric), rc, fabric)
     if cache is not None:
         cache[key] = out
     return out
@@ -63,7 +64,7 @@ def reliability(scenario: str | Path | Mapping[str, Any] | Scenario, *, days: fl
                 spare_accelerators: int | None = None, straggler_slowdown: float = 0.0,
                 comm_fraction: float = 1.0, link_loss: str = "stop", rates: str | Path | None = None,
                 accelerator_rates: str | None = None, overrides: list[str] | tuple[str, ...] = (),
-                cluster_cache: MutableMapping | None = None) -> CampaignResult:
+                recost: bool = True, cluster_cache: MutableMapping | None = None) -> CampaignResult:
     """Simulate failure/checkpoint campaigns of a scenario's job on its cluster.
 
     Parameters
@@ -89,6 +90,9 @@ def reliability(scenario: str | Path | Mapping[str, Any] | Scenario, *, days: fl
         Use this accelerator generation's rates (e.g. ``h100-sxm``) for parts with none.
     overrides : list of str
         ``--set`` edits of the scenario.
+    recost : bool
+        Re-cost each degraded failure's slowdown with the network model (a 1 GiB all-reduce on
+        the degraded fabric, :mod:`oassim.reliability.recost`); False: the structural bound.
     cluster_cache : mutable mapping, optional
         Built clusters' counts by (reference, accelerators), reused across calls.
 
@@ -99,7 +103,7 @@ def reliability(scenario: str | Path | Mapping[str, Any] | Scenario, *, days: fl
     """
     sc, source = load_scenario(scenario, overrides)
     catalog = load_rates(rates)
-    info, rc = cluster_counts(sc.cluster.ref, sc.cluster.accelerators, cluster_cache)
+    info, rc, fabric = cluster_counts(sc.cluster.ref, sc.cluster.accelerators, cluster_cache)
     notes = []
     if checkpoint_write_s is None:
         bw = DEFAULT_STORAGE_GBPS if storage_GBps is None else float(storage_GBps)
@@ -123,7 +127,9 @@ def reliability(scenario: str | Path | Mapping[str, Any] | Scenario, *, days: fl
                     checkpoint_write_s=float(checkpoint_write_s), detect_s=detect_s, restart_s=restart_s,
                     repair_h=repair_h, spare_accelerators=spare_accelerators,
                     straggler_slowdown=straggler_slowdown, comm_fraction=comm_fraction, link_loss=link_loss,
-                    accelerator_rates=accelerator_rates, assumptions=notes)
+                    accelerator_rates=accelerator_rates, assumptions=notes, fabric=fabric if recost else None,
+                    recost_memo=None if cluster_cache is None else cluster_cache.setdefault(
+                        ("recost", sc.cluster.ref, sc.cluster.accelerators), {}))
 
 
 #: The scenario of the Llama 3 54-day check (16,384 H100 on the DGX H100 SuperPOD preset).
@@ -135,7 +141,7 @@ def _stop_rate_at(ref: str, accelerators: int, cache: MutableMapping | None) -> 
     from oassim.reliability.validation import stop_mtbf_hours
 
     catalog = load_rates()
-    info, rc = cluster_counts(ref, accelerators, cache)
+    info, rc, _ = cluster_counts(ref, accelerators, cache)
     shape = _shape(info, rc, catalog.accelerators_per_host)
     exps, _ = exposures(info, shape, resolve_rates(catalog, shape.accelerator))
     return stop_mtbf_hours(exps), (exps, shape)

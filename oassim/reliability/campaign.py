@@ -6,7 +6,8 @@ then blocks ``delta`` writing a checkpoint, over and over. Every exposure
 failure loses the work since the last completed checkpoint, then costs detection plus restart;
 when it takes hardware out, the restart takes spares from the pool (a SimPy ``Container``)
 or waits until a repair puts units back, and the failed units return to the pool after the
-repair time. A ``degraded`` failure slows the job by ``comm_fraction * f / (1 - f)`` until its
+repair time. A ``degraded`` failure slows the job by ``comm_fraction`` times the exposure's
+degraded slowdown (re-costed by the network model, or ``f / (1 - f)``) until its
 repair (and, with ``link_loss="stop"``, also stops it first); overlapping degradations
 on different elements slow the synchronous job as much as the worst of them; stragglers slow
 it by a constant fraction throughout. Failures that arrive while the
@@ -159,7 +160,7 @@ def _campaign(env: simpy.Environment, p: CampaignParams, exps: list[Exposure], t
             job.run(env.now, t)
             yield env.timeout(t - env.now)
         if exp.action == "degraded":
-            job.slow.append((t + p.repair_h, p.comm_fraction * exp.fraction / max(1e-9, 1.0 - exp.fraction), exp))
+            job.slow.append((t + p.repair_h, p.comm_fraction * exp.degraded_slowdown, exp))
             if p.link_loss == "degrade":
                 continue
         tally.interruptions += 1

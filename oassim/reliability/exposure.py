@@ -19,7 +19,8 @@ training job that uses the whole cluster:
 
 Why structural: the blast radius follows from the family (docs/architecture.md decision 13);
 the degraded slowdown uses the tier's parallelism, not a re-costing of the collectives on the
-degraded fabric by the network model (listed as not built in docs/reliability.md).
+degraded fabric by the network model unless asked (:mod:`oassim.reliability.recost` does that
+and sets ``Exposure.slowdown``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,14 @@ class Exposure:
     units_out: int  # accelerators taken out until repaired (0: none)
     fraction: float  # degraded: share of a rank's bandwidth on the tier that is lost
     blast: str  # what one failure takes down, in words
+    slowdown: float | None = None  # degraded: re-costed collective slowdown (None: f / (1 - f))
+
+    @property
+    def degraded_slowdown(self) -> float:
+        """Fractional slowdown of the communication a degraded element sets."""
+        if self.slowdown is not None:
+            return self.slowdown
+        return self.fraction / max(1e-9, 1.0 - self.fraction)
 
     @property
     def per_hour(self) -> float:
@@ -120,11 +129,13 @@ def _below(tier: str) -> tuple[str, str] | None:
             "scaleup-l2": ("switch", "scaleup-l1")}.get(tier)
 
 
-def _uplink_fraction(info: dict[str, Any], tier: str, link_tier: str) -> float:
-    """Share of one lower element's uplink bandwidth that one element of ``tier`` carries."""
+def _uplink_fraction(info: dict[str, Any], tier: str, link_tier: str, per: str = "cables") -> float:
+    """Share of one lower element's uplink bandwidth that one element of ``tier`` carries: one of
+    its uplink cables (``per="cables"``), or one of the switches it connects to, which takes
+    the whole bundle of cables to it (``per="edges"``: one edge per switch pair)."""
     low = _below(tier)
     n_low = _count(info, *low) if low else 0
-    links = _links(info, link_tier)
+    links = sum(int(r[per]) for r in info["links"] if r["tier"] == link_tier)
     return min(1.0, n_low / links) if n_low and links else 1.0
 
 
@@ -159,12 +170,12 @@ def blast_radius(comp: str, tier: str, info: dict[str, Any], shape: ClusterShape
         if dom <= 8 or tier == "scaleup-l1":
             return "stop", host, 0.0, "a scale-up switch on the host board: its host"
         per_domain = _count(info, "switch", tier) / max(1, a // max(dom, 1))
-        f = _uplink_fraction(info, tier, tier) if tier == "scaleup-l2" else 1.0 / max(per_domain, 1.0)
+        f = _uplink_fraction(info, tier, tier, "edges") if tier == "scaleup-l2" else 1.0 / max(per_domain, 1.0)
         return "degraded", 0, f, f"one scale-up switch plane (1/{1 / f:.0f} of the domain bandwidth)"
     if comp == "switch":
         link_tier = {"spine": "leaf-spine", "core": "spine-core"}.get(tier, tier)
-        f = _uplink_fraction(info, tier, link_tier)
-        return "degraded", 0, f, f"a {tier} switch (1/{1 / f:.0f} of each leaf's uplinks)"
+        f = _uplink_fraction(info, tier, link_tier, "edges")
+        return "degraded", 0, f, f"a {tier} switch (1/{1 / f:.0f} of the uplinks of the switches below)"
     if comp == "optical_link" and _below(tier):
         f = _uplink_fraction(info, tier, tier)
         return "degraded", 0, f, f"a {tier} link (1/{1 / f:.0f} of one switch's uplinks)"

@@ -19,6 +19,7 @@ from oassim.reliability.campaign import CampaignParams, simulate_samples
 from oassim.reliability.checkpoint import daly_interval_s
 from oassim.reliability.exposure import ClusterShape, exposures
 from oassim.reliability.rates import ReliabilityCatalog, resolve_rates
+from oassim.reliability.recost import recost_exposures
 from oassim.reliability.summary import CampaignResult
 
 __all__ = ["campaign", "UNLIMITED"]
@@ -37,7 +38,8 @@ def campaign(info: dict[str, Any], shape: ClusterShape, catalog: ReliabilityCata
              checkpoint_write_s: float = 60.0, detect_s: float = 300.0, restart_s: float = 600.0,
              repair_h: float = 24.0, spare_accelerators: int | None = UNLIMITED,
              straggler_slowdown: float = 0.0, comm_fraction: float = 1.0, link_loss: str = "stop",
-             accelerator_rates: str | None = None, assumptions: list[str] | None = None) -> CampaignResult:
+             accelerator_rates: str | None = None, assumptions: list[str] | None = None,
+             fabric: Any = None, recost_memo: dict | None = None) -> CampaignResult:
     """Simulate ``samples`` campaigns of ``days`` on a cluster.
 
     Parameters
@@ -73,6 +75,12 @@ def campaign(info: dict[str, Any], shape: ClusterShape, catalog: ReliabilityCata
         What a fabric link or spine failure does to the running job (``CampaignParams``).
     accelerator_rates : str, optional
         Take the per-accelerator rates of this generation (an assumption, reported).
+    fabric : Fabric, optional
+        The cluster's frozen fabric: when given, each degraded failure's slowdown is re-costed
+        by the network model (:func:`oassim.reliability.recost.recost_exposures`); else the
+        structural ``f / (1 - f)``.
+    recost_memo : dict, optional
+        Re-costed slowdowns of this fabric kept between calls.
 
     Raises
     ------
@@ -106,6 +114,9 @@ def campaign(info: dict[str, Any], shape: ClusterShape, catalog: ReliabilityCata
                             f"({a:,}); give at most {a:,}", source="argument --spares")
     rates = resolve_rates(catalog, shape.accelerator, accelerator_rates)
     exps, unset = exposures(info, shape, rates)
+    recost_notes: list[str] = []
+    if fabric is not None:
+        exps, recost_notes = recost_exposures(fabric, exps, recost_memo)
     stop_rate = sum(e.per_hour for e in exps if e.action == "stop" or link_loss == "stop")
     if checkpoint_interval_s is None:
         mtbf_s = 3600.0 / stop_rate if stop_rate > 0 else float("inf")
@@ -122,10 +133,13 @@ def campaign(info: dict[str, Any], shape: ClusterShape, catalog: ReliabilityCata
                             comm_fraction=float(comm_fraction), link_loss=link_loss)
     tallies = simulate_samples(exps, params, int(samples), int(seed))
     notes = list(assumptions or [])
+    if fabric is None and any(e.action == "degraded" for e in exps):
+        notes.append("degraded slowdowns structural, f / (1 - f): not re-costed by the network model")
     if accelerator_rates:
         notes.append(f"per-accelerator, host and NIC rates of the {accelerator_rates} generation")
     if spare_accelerators is None:
         notes.append("spare pool large enough that no restart waits for a repair")
     return CampaignResult(cluster=str(info.get("name", "")), accelerators=a, params=params, samples=tallies,
                           exposures=exps, unset=unset, seed=int(seed), checkpoint_rule=rule, assumptions=notes,
-                          accelerator_rates=accelerator_rates, spare_accelerators=spare_accelerators)
+                          accelerator_rates=accelerator_rates, spare_accelerators=spare_accelerators,
+                          recost_notes=recost_notes)

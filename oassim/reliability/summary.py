@@ -44,6 +44,7 @@ class CampaignResult:
     assumptions: list[str] = field(default_factory=list)
     accelerator_rates: str | None = None
     spare_accelerators: int | None = None  # as given (None: unlimited)
+    recost_notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready record (:func:`summarise`)."""
@@ -102,12 +103,15 @@ def summarise(res: CampaignResult) -> dict[str, Any]:
             {"component": e.component, "tier": e.tier, "cause": e.cause, "count": e.count, "rate_FIT": e.rate_FIT,
              "failures_per_day": round(e.per_hour * 24.0, 4),
              "action": "stop, then degraded" if e.action == "degraded" and p.link_loss == "stop" else e.action,
-             "units_out": e.units_out, "blast_radius": e.blast}
+             "units_out": e.units_out, "blast_radius": e.blast,
+             "degraded_slowdown": round(e.degraded_slowdown, 5) if e.action == "degraded" else None,
+             "recosted": e.slowdown is not None}
             for e in res.exposures
         ],
         "unset": [{"component": c, "tier": tr, "count": k} for c, tr, k in res.unset],
         "accelerator_rates": res.accelerator_rates,
         "assumptions": list(res.assumptions),
+        "recost": list(res.recost_notes),
     }
 
 
@@ -145,6 +149,8 @@ def text_report(rec: dict[str, Any]) -> str:
         names = ", ".join(f"{u['component']}:{u['tier']}" + (f" ({u['count']:,})" if u["count"] else "")
                           for u in rec["unset"])
         lines.append(f"# unset (no citable rate; not in the campaign): {names}")
+    for r_ in rec.get("recost", []):
+        lines.append(f"# re-costed: {r_}")
     for a_ in rec["assumptions"]:
         lines.append(f"# assumed: {a_}")
     return "\n".join(lines) + "\n"

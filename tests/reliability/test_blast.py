@@ -10,7 +10,7 @@ from oassim.reliability.exposure import blast_radius
 
 
 def _effects(ref: str, n: int, cache: dict) -> dict[tuple[str, str], tuple]:
-    info, rc = cluster_counts(ref, n, cache)
+    info, rc, _ = cluster_counts(ref, n, cache)
     shape = _shape(info, rc, load_rates().accelerators_per_host)
     return {(c, t): blast_radius(c, t, info, shape) for c, t, _ in component_counts(info, shape)}, info
 
@@ -23,7 +23,7 @@ def test_dgx_node_and_rail(counts_cache):
     assert eff[("scaleup_switch", "scaleup")][:2] == ("stop", 8)
     leaves = next(r["count"] for r in info["nodes"] if r["tier"] == "leaf")
     assert eff[("switch", "leaf")][:2] == ("stop", 8 * 1024 // leaves)
-    uplinks = next(r["cables"] for r in info["links"] if r["tier"] == "leaf-spine") / leaves
+    uplinks = next(r["edges"] for r in info["links"] if r["tier"] == "leaf-spine") / leaves  # spines per leaf
     action, units, f, _ = eff[("switch", "spine")]
     assert (action, units) == ("degraded", 0) and f == pytest.approx(1 / uplinks)
     assert eff[("software", "accelerator")][:2] == ("stop", 0)
