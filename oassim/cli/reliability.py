@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from oassim.cli._common import positive_int
 
-__all__ = ["add_parsers", "COMMANDS"]
+__all__ = ["add_parsers", "COMMANDS", "run_section"]
 
 
 def _number(text: str) -> float:
@@ -110,6 +110,20 @@ def _cmd_reliability(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text_report(rec))
     return 0
+
+
+def run_section(sec: dict[str, Any]) -> str:
+    """The text of the reliability section of ``oassim run --reliability DAYS``."""
+    g, e, n = sec["goodput"], sec["ettr"], sec["interruptions_per_day"]
+    unset = ", ".join(f"{u['component']}:{u['tier']}" for u in sec["unset"]) or "none"
+    return (f"\nreliability over {sec['days']:g} days ({sec['samples']} samples; oassim reliability for the detail)\n"
+            f"  interruptions/day   {n['mean']:.2f} (95% of campaigns {n['ci95'][0]:.2f}-{n['ci95'][1]:.2f}), "
+            f"job MTBF {sec['mtbf_hours']} h\n"
+            f"  goodput             {g['mean']:.4f}, ETTR {e['mean']:.4f}; "
+            f"{sec['effective_tokens_per_s']:,.0f} tokens/s kept\n"
+            f"  checkpoint          every {sec['checkpoint_every_iterations']} iterations (Daly optimum); "
+            f"degraded tiers set {100 * sec['comm_fraction']:.1f}% of an iteration (its exposed communication)\n"
+            f"  unset rates         {unset}\n")
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"reliability": _cmd_reliability}

@@ -197,3 +197,36 @@ def validation_report(samples: int = 100, seed: int = 0, cache: MutableMapping |
          "model": round(by.get("network", 0) / n, 3), "note": "sum of three IB rows; secondary"},
     ]
     return {"llama3": llama3_rows(s), "other": other, "ubmesh": ubmesh_rows(), "summary": s}
+
+
+def run_reliability(record: Mapping[str, Any], scenario: str | Path | Mapping[str, Any] | Scenario, *,
+                    days: float, samples: int = 100, overrides: list[str] | tuple[str, ...] = (),
+                    cluster_cache: MutableMapping | None = None) -> dict[str, Any]:
+    """The reliability section of an ``oassim run`` report: a campaign of the run's job.
+
+    The share of the iteration that exposed communication takes (``exposed_comm_s /
+    iteration_time_s`` of the run) is the ``comm_fraction`` a degraded fabric slows; tokens/s
+    times goodput is the throughput the campaign keeps, and the checkpoint interval is given in
+    iterations of the run.
+
+    Parameters
+    ----------
+    record : mapping
+        :func:`oassim.experiments.report_dict` of the run.
+    scenario, overrides
+        The run's scenario and ``--set`` edits.
+    days, samples : float, int
+        Campaign length and samples.
+    """
+    it = float(record["iteration_time_s"])
+    comm = min(1.0, max(0.0, float(record.get("exposed_comm_s", 0.0)) / it)) if it > 0 else 1.0
+    s = reliability(scenario, days=days, samples=samples, overrides=overrides, comm_fraction=comm,
+                    cluster_cache=cluster_cache).summary()
+    return {
+        "days": days, "samples": samples, "comm_fraction": round(comm, 4),
+        "interruptions_per_day": s["interruptions_per_day"], "mtbf_hours": s["mtbf_hours"],
+        "goodput": s["goodput"], "ettr": s["ettr"],
+        "effective_tokens_per_s": round(float(record["tokens_per_s"]) * s["goodput"]["mean"], 1),
+        "checkpoint_every_iterations": round(s["checkpoint"]["interval_s"] / it, 1) if it > 0 else None,
+        "lost_hours_by_cause": s["lost_hours_by_cause"], "unset": s["unset"], "assumptions": s["assumptions"],
+    }

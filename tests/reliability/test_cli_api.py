@@ -80,3 +80,18 @@ def test_text_report_names_unset_parts(capsys, monkeypatch):
     assert code == 0
     assert "# unset (no citable rate; not in the campaign): scaleup_switch:scaleup" in out
     assert "goodput" in out and "ETTR" in out
+
+
+def test_run_report_gets_a_reliability_section(capsys, monkeypatch):
+    """oassim run --reliability DAYS: the campaign uses the run's exposed-communication share and
+    keeps tokens/s x goodput."""
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    code, out, err = _run(["run", "experiments/gpt3-175b-3k-a100.yaml", "--json", "--reliability", "10"], capsys)
+    assert code == 0, err
+    rec = json.loads(out)
+    sec = rec["reliability"]
+    assert sec["comm_fraction"] == pytest.approx(rec["exposed_comm_s"] / rec["iteration_time_s"], abs=1e-4)
+    assert sec["effective_tokens_per_s"] == pytest.approx(rec["tokens_per_s"] * sec["goodput"]["mean"], rel=1e-6)
+    assert any(u["component"] == "accelerator" for u in sec["unset"])  # no published A100 rates
