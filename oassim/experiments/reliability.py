@@ -14,12 +14,16 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, MutableMapping
 
+from pydantic import Field
+
 from oassim.errors import SpecError
 from oassim.experiments.runner import _resolve_model
 from oassim.experiments.scenario import Scenario, load_scenario
 from oassim.reliability import CampaignResult, ClusterShape, campaign, checkpoint_bytes, load_rates
+from oassim.specio import SpecModel
 
-__all__ = ["reliability", "cluster_counts", "DEFAULT_STORAGE_GBPS"]
+__all__ = ["reliability", "cluster_counts", "validation_report", "run_reliability", "ReliabilitySweep",
+           "sweep_columns", "SWEEP_COLUMNS", "DEFAULT_STORAGE_GBPS"]
 
 #: Aggregate checkpoint write bandwidth assumed when none is given, GB/s (no published figure
 #: for a given cluster; reported among the assumptions).
@@ -34,7 +38,7 @@ def cluster_counts(ref: str, accelerators: int | None, cache: MutableMapping | N
     from oassim.topology.fabric import freeze
     from oassim.topology.metrics import cluster_info
 
-    key = (ref, accelerators)
+    key = ("reliability-counts", ref, accelerators)
     if cache is not None and key in cache:
         return cache[key]
     rc = load_cluster(ref, accelerators)
@@ -230,3 +234,35 @@ def run_reliability(record: Mapping[str, Any], scenario: str | Path | Mapping[st
         "checkpoint_every_iterations": round(s["checkpoint"]["interval_s"] / it, 1) if it > 0 else None,
         "lost_hours_by_cause": s["lost_hours_by_cause"], "unset": s["unset"], "assumptions": s["assumptions"],
     }
+
+
+class ReliabilitySweep(SpecModel):
+    """The ``reliability:`` section of a sweep file: a campaign per point (docs/sweeps.md).
+
+    Parameters
+    ----------
+    days : float
+        Campaign length, days.
+    samples : int
+        Seeded campaigns per point.
+    """
+
+    days: float = Field(default=54.0, gt=0, le=3650)
+    samples: int = Field(default=20, ge=1, le=1000, strict=True)
+
+
+#: Columns a sweep point gets from its campaign.
+SWEEP_COLUMNS = ("goodput", "ettr", "interruptions_per_day", "mtbf_hours", "effective_tokens_per_s")
+
+
+def sweep_columns(row: Mapping[str, Any], scenario: Mapping[str, Any], *, days: float, samples: int,
+                  cache: MutableMapping | None = None) -> dict[str, Any]:
+    """The reliability columns of one finished sweep point (means over the samples).
+
+    ``row`` holds the point's headline metrics (``iteration_time_s``, ``exposed_comm_s``,
+    ``tokens_per_s``); the campaign runs on the point's resolved ``scenario``.
+    """
+    sec = run_reliability(row, dict(scenario), days=days, samples=samples, cluster_cache=cache)
+    out = {k: sec[k]["mean"] if isinstance(sec[k], dict) else sec[k] for k in SWEEP_COLUMNS}
+    out["reliability_days"] = days
+    return out
