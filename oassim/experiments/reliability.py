@@ -4,7 +4,7 @@ What it does: reads the scenario (:func:`oassim.experiments.scenario.load_scenar
 cluster with the topology builder and takes the counts of ``oassim topo info``
 (:func:`oassim.topology.metrics.cluster_info`), sizes the checkpoint from the model's
 parameters (14 bytes per parameter, :mod:`oassim.reliability.checkpoint`) and the storage
-write bandwidth, and runs :func:`oassim.reliability.run.campaign`. The CLI's
+write bandwidth, and runs :func:`oassim.reliability.run.run_campaign`. The CLI's
 ``oassim reliability`` and notebooks call it (docs/architecture.md, one composition root).
 """
 
@@ -19,7 +19,7 @@ from pydantic import Field
 from oassim.errors import SpecError
 from oassim.experiments.runner import _resolve_model
 from oassim.experiments.scenario import Scenario, load_scenario
-from oassim.reliability import CampaignResult, ClusterShape, campaign, checkpoint_bytes, load_rates
+from oassim.reliability import CampaignResult, ClusterShape, checkpoint_bytes, load_rates, run_campaign
 from oassim.specio import SpecModel
 
 __all__ = ["reliability", "cluster_counts", "validation_report", "run_reliability", "ReliabilitySweep",
@@ -87,7 +87,7 @@ def reliability(scenario: str | Path | Mapping[str, Any] | Scenario, *, days: fl
     storage_GBps : float, optional
         Aggregate checkpoint write bandwidth, GB/s (default :data:`DEFAULT_STORAGE_GBPS`, assumed).
     detect_s, restart_s, repair_h, spare_accelerators, straggler_slowdown, comm_fraction, link_loss
-        As :func:`oassim.reliability.run.campaign`.
+        As :func:`oassim.reliability.run.run_campaign`.
     rates : path, optional
         A reliability catalog file (default ``topologies/hardware/reliability.yaml``).
     accelerator_rates : str, optional
@@ -126,14 +126,15 @@ def reliability(scenario: str | Path | Mapping[str, Any] | Scenario, *, days: fl
         notes.append("a fabric link or spine failure stops the job (single-path RDMA), which then runs degraded")
     if comm_fraction == 1.0:
         notes.append("a degraded tier sets the whole iteration time (comm_fraction 1, an upper bound)")
-    return campaign(info, _shape(info, rc, catalog.accelerators_per_host), catalog, days=days, samples=samples,
-                    seed=sc.seed if seed is None else seed, checkpoint_interval_s=checkpoint_interval_s,
-                    checkpoint_write_s=float(checkpoint_write_s), detect_s=detect_s, restart_s=restart_s,
-                    repair_h=repair_h, spare_accelerators=spare_accelerators,
-                    straggler_slowdown=straggler_slowdown, comm_fraction=comm_fraction, link_loss=link_loss,
-                    accelerator_rates=accelerator_rates, assumptions=notes, fabric=fabric if recost else None,
-                    recost_memo=None if cluster_cache is None else cluster_cache.setdefault(
-                        ("recost", sc.cluster.ref, sc.cluster.accelerators), {}))
+    memo = None if cluster_cache is None else cluster_cache.setdefault(
+        ("recost", sc.cluster.ref, sc.cluster.accelerators), {})
+    return run_campaign(info, _shape(info, rc, catalog.accelerators_per_host), catalog, days=days, samples=samples,
+                        seed=sc.seed if seed is None else seed, checkpoint_interval_s=checkpoint_interval_s,
+                        checkpoint_write_s=float(checkpoint_write_s), detect_s=detect_s, restart_s=restart_s,
+                        repair_h=repair_h, spare_accelerators=spare_accelerators,
+                        straggler_slowdown=straggler_slowdown, comm_fraction=comm_fraction, link_loss=link_loss,
+                        accelerator_rates=accelerator_rates, assumptions=notes, fabric=fabric if recost else None,
+                        recost_memo=memo)
 
 
 #: The scenario of the Llama 3 54-day check (16,384 H100 on the DGX H100 SuperPOD preset).

@@ -11,7 +11,7 @@ against published failure statistics.
 
 ``oassim.reliability(SCENARIO, days=54, ...)`` is also a function: calling the package runs
 :func:`oassim.experiments.reliability.reliability` (the composition root reads the scenario
-file, builds the cluster and calls :func:`~oassim.reliability.run.campaign`).
+file, builds the cluster and calls :func:`~oassim.reliability.run.run_campaign`).
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from oassim.reliability.campaign import CampaignParams, SampleTally, simulate_sa
 from oassim.reliability.checkpoint import checkpoint_bytes, daly_interval_s, young_interval_s
 from oassim.reliability.exposure import ClusterShape, Exposure, component_counts, exposures
 from oassim.reliability.rates import COMPONENT_TYPES, ReliabilityCatalog, load_rates, resolve_rates
-from oassim.reliability.run import campaign
+from oassim.reliability.run import run_campaign
 from oassim.reliability.summary import CampaignResult, summarise, text_report
 
 __all__ = [
     "CampaignParams", "SampleTally", "simulate_samples", "checkpoint_bytes", "daly_interval_s",
     "young_interval_s", "ClusterShape", "Exposure", "component_counts", "exposures", "COMPONENT_TYPES",
-    "ReliabilityCatalog", "load_rates", "resolve_rates", "campaign", "CampaignResult", "summarise",
+    "ReliabilityCatalog", "load_rates", "resolve_rates", "run_campaign", "CampaignResult", "summarise",
     "text_report",
 ]
 

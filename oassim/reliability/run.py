@@ -1,6 +1,6 @@
 """One reliability campaign from a cluster's counts: exposures, checkpoint rule, samples, Results.
 
-What is modelled: :func:`campaign` joins the pieces of this package. It resolves the rates of
+What is modelled: :func:`run_campaign` joins the pieces of this package. It resolves the rates of
 the cluster's accelerator generation, turns the topology counts into failure sources with
 their blast radius, picks the checkpoint interval (the user's, or Daly's optimum for the job
 MTBF that the stop failures give), checks the inputs and runs the seeded samples.
@@ -22,7 +22,7 @@ from oassim.reliability.rates import ReliabilityCatalog, resolve_rates
 from oassim.reliability.recost import recost_exposures
 from oassim.reliability.summary import CampaignResult
 
-__all__ = ["campaign", "UNLIMITED"]
+__all__ = ["run_campaign", "UNLIMITED"]
 
 #: ``spare_accelerators=None``: a pool large enough that no restart waits for a repair.
 UNLIMITED = None
@@ -33,13 +33,13 @@ def _check(name: str, value: float, *, low: float = 0.0, strict: bool = False) -
         raise SpecError(f"must be {'>' if strict else '>='} {low:g}, got {value!r}", source=f"argument {name}")
 
 
-def campaign(info: dict[str, Any], shape: ClusterShape, catalog: ReliabilityCatalog, *, days: float = 54.0,
-             samples: int = 100, seed: int = 0, checkpoint_interval_s: float | None = None,
-             checkpoint_write_s: float = 60.0, detect_s: float = 300.0, restart_s: float = 600.0,
-             repair_h: float = 24.0, spare_accelerators: int | None = UNLIMITED,
-             straggler_slowdown: float = 0.0, comm_fraction: float = 1.0, link_loss: str = "stop",
-             accelerator_rates: str | None = None, assumptions: list[str] | None = None,
-             fabric: Any = None, recost_memo: dict | None = None) -> CampaignResult:
+def run_campaign(info: dict[str, Any], shape: ClusterShape, catalog: ReliabilityCatalog, *, days: float = 54.0,
+                 samples: int = 100, seed: int = 0, checkpoint_interval_s: float | None = None,
+                 checkpoint_write_s: float = 60.0, detect_s: float = 300.0, restart_s: float = 600.0,
+                 repair_h: float = 24.0, spare_accelerators: int | None = UNLIMITED,
+                 straggler_slowdown: float = 0.0, comm_fraction: float = 1.0, link_loss: str = "stop",
+                 accelerator_rates: str | None = None, assumptions: list[str] | None = None,
+                 fabric: Any = None, recost_memo: dict | None = None) -> CampaignResult:
     """Simulate ``samples`` campaigns of ``days`` on a cluster.
 
     Parameters

@@ -33,7 +33,7 @@ def test_json_has_the_issue_keys_and_matches_the_api(capsys, monkeypatch):
     assert rec["interruptions_per_day"]["ci95"][0] <= rec["interruptions_per_day"]["mean"]
     api = oassim.reliability(SCENARIO, days=20, samples=10, overrides=["cluster.accelerators=256"]).summary()
     assert api == rec
-    assert callable(oassim.reliability) and hasattr(oassim.reliability, "campaign")
+    assert callable(oassim.reliability) and hasattr(oassim.reliability, "run_campaign")
 
 
 @pytest.mark.parametrize("argv, words", [
