@@ -206,7 +206,8 @@ def validation_report(samples: int = 100, seed: int = 0, cache: MutableMapping |
 
 def run_reliability(record: Mapping[str, Any], scenario: str | Path | Mapping[str, Any] | Scenario, *,
                     days: float, samples: int = 100, overrides: list[str] | tuple[str, ...] = (),
-                    cluster_cache: MutableMapping | None = None) -> dict[str, Any]:
+                    cluster_cache: MutableMapping | None = None, accelerator_rates: str | None = None,
+                    recost: bool = True) -> dict[str, Any]:
     """The reliability section of an ``oassim run`` report: a campaign of the run's job.
 
     The share of the iteration that exposed communication takes (``exposed_comm_s /
@@ -222,11 +223,13 @@ def run_reliability(record: Mapping[str, Any], scenario: str | Path | Mapping[st
         The run's scenario and ``--set`` edits.
     days, samples : float, int
         Campaign length and samples.
+    cluster_cache, accelerator_rates, recost
+        As :func:`reliability`.
     """
     it = float(record["iteration_time_s"])
     comm = min(1.0, max(0.0, float(record.get("exposed_comm_s", 0.0)) / it)) if it > 0 else 1.0
     s = reliability(scenario, days=days, samples=samples, overrides=overrides, comm_fraction=comm,
-                    cluster_cache=cluster_cache).summary()
+                    cluster_cache=cluster_cache, accelerator_rates=accelerator_rates, recost=recost).summary()
     return {
         "days": days, "samples": samples, "comm_fraction": round(comm, 4),
         "interruptions_per_day": s["interruptions_per_day"], "mtbf_hours": s["mtbf_hours"],
