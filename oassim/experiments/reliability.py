@@ -20,6 +20,7 @@ from oassim.errors import SpecError
 from oassim.experiments.runner import _resolve_model
 from oassim.experiments.scenario import Scenario, load_scenario
 from oassim.reliability import CampaignResult, ClusterShape, checkpoint_bytes, load_rates, run_campaign
+from oassim.reliability.run import check_inputs
 from oassim.specio import SpecModel
 
 __all__ = ["reliability", "cluster_counts", "validation_report", "run_reliability", "ReliabilitySweep",
@@ -106,6 +107,10 @@ def reliability(scenario: str | Path | Mapping[str, Any] | Scenario, *, days: fl
         ``.summary()`` is the JSON record (keys of docs/metrics.md, "Reliability").
     """
     sc, source = load_scenario(scenario, overrides)
+    check_inputs(days=days, samples=samples, checkpoint_interval_s=checkpoint_interval_s,
+                 checkpoint_write_s=checkpoint_write_s or 0.0, detect_s=detect_s, restart_s=restart_s,
+                 repair_h=repair_h, straggler_slowdown=straggler_slowdown, comm_fraction=comm_fraction,
+                 link_loss=link_loss)  # before the cluster is built
     catalog = load_rates(rates)
     info, rc, fabric = cluster_counts(sc.cluster.ref, sc.cluster.accelerators, cluster_cache)
     notes = []

@@ -12,6 +12,7 @@ builds the cluster and calls it (docs/architecture.md, layers).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from oassim.errors import SpecError
@@ -22,15 +23,47 @@ from oassim.reliability.rates import ReliabilityCatalog, resolve_rates
 from oassim.reliability.recost import recost_exposures
 from oassim.reliability.summary import CampaignResult
 
-__all__ = ["run_campaign", "UNLIMITED"]
+__all__ = ["run_campaign", "check_inputs", "UNLIMITED"]
 
 #: ``spare_accelerators=None``: a pool large enough that no restart waits for a repair.
 UNLIMITED = None
 
 
 def _check(name: str, value: float, *, low: float = 0.0, strict: bool = False) -> None:
-    if not (value > low if strict else value >= low) or value != value:
-        raise SpecError(f"must be {'>' if strict else '>='} {low:g}, got {value!r}", source=f"argument {name}")
+    if not (value > low if strict else value >= low) or not math.isfinite(value):
+        raise SpecError(f"must be a finite number {'>' if strict else '>='} {low:g}, got {value!r}",
+                        source=f"argument {name}")
+
+
+def check_inputs(*, days: float, samples: int, checkpoint_interval_s: float | None = None,
+                 checkpoint_write_s: float = 0.0, detect_s: float = 0.0, restart_s: float = 0.0,
+                 repair_h: float = 0.0, straggler_slowdown: float = 0.0, comm_fraction: float = 1.0,
+                 link_loss: str = "stop") -> None:
+    """The checks of :func:`run_campaign` that need no cluster (callers run them before building one).
+
+    Raises
+    ------
+    SpecError
+        One line naming the argument and what is allowed.
+    """
+    _check("--days", days, strict=True)
+    _check("--samples", samples, low=1)
+    for name, v in (("--checkpoint-write-s", checkpoint_write_s), ("--detect-s", detect_s),
+                    ("--restart-s", restart_s), ("--repair-h", repair_h),
+                    ("--straggler-slowdown", straggler_slowdown), ("--comm-fraction", comm_fraction)):
+        _check(name, float(v))
+    if link_loss not in ("stop", "degrade"):
+        raise SpecError(f"expected stop or degrade, got {link_loss!r}", source="argument --link-loss")
+    if comm_fraction > 1:
+        raise SpecError(f"must be at most 1 (a share of the iteration), got {comm_fraction!r}",
+                        source="argument --comm-fraction")
+    hours = days * 24.0
+    if checkpoint_interval_s is not None:
+        _check("--checkpoint-interval-s", checkpoint_interval_s, strict=True)
+        if checkpoint_interval_s > hours * 3600.0:
+            raise SpecError(f"{checkpoint_interval_s / 3600:g} h is longer than the campaign ({hours:g} h = "
+                            f"--days {days:g}); give at most {hours * 3600:g} s",
+                            source="argument --checkpoint-interval-s")
 
 
 def run_campaign(info: dict[str, Any], shape: ClusterShape, catalog: ReliabilityCatalog, *, days: float = 54.0,
@@ -88,24 +121,10 @@ def run_campaign(info: dict[str, Any], shape: ClusterShape, catalog: Reliability
         A negative or non-finite parameter, a checkpoint interval longer than the campaign,
         a spare pool larger than the cluster (one line naming the argument).
     """
-    _check("--days", days, strict=True)
-    _check("--samples", samples, low=1)
-    for name, v in (("--checkpoint-write-s", checkpoint_write_s), ("--detect-s", detect_s),
-                    ("--restart-s", restart_s), ("--repair-h", repair_h),
-                    ("--straggler-slowdown", straggler_slowdown), ("--comm-fraction", comm_fraction)):
-        _check(name, float(v))
-    if link_loss not in ("stop", "degrade"):
-        raise SpecError(f"expected stop or degrade, got {link_loss!r}", source="argument --link-loss")
-    if comm_fraction > 1:
-        raise SpecError(f"must be at most 1 (a share of the iteration), got {comm_fraction!r}",
-                        source="argument --comm-fraction")
+    check_inputs(days=days, samples=samples, checkpoint_interval_s=checkpoint_interval_s,
+                 checkpoint_write_s=checkpoint_write_s, detect_s=detect_s, restart_s=restart_s, repair_h=repair_h,
+                 straggler_slowdown=straggler_slowdown, comm_fraction=comm_fraction, link_loss=link_loss)
     hours = days * 24.0
-    if checkpoint_interval_s is not None:
-        _check("--checkpoint-interval-s", checkpoint_interval_s, strict=True)
-        if checkpoint_interval_s > hours * 3600.0:
-            raise SpecError(f"{checkpoint_interval_s / 3600:g} h is longer than the campaign ({hours:g} h = "
-                            f"--days {days:g}); give at most {hours * 3600:g} s",
-                            source="argument --checkpoint-interval-s")
     a = int(info["accelerators"])
     if spare_accelerators is not None:
         _check("--spares", spare_accelerators)
