@@ -127,7 +127,9 @@ def text_report(rec: dict[str, Any]) -> str:
 
     lines.append(f"interruptions           {stat('interruptions', '.1f')}")
     lines.append(f"interruptions per day   {stat('interruptions_per_day', '.2f')}")
-    lines.append(f"job MTBF                {rec['mtbf_hours']} h")
+    mtbf = rec["mtbf_hours"]
+    lines.append(f"job MTBF                {mtbf} h" if mtbf is not None else
+                 "job MTBF                no interruptions")
     lines.append(f"goodput                 {stat('goodput', '.4f')}")
     lines.append(f"ETTR                    {stat('ettr', '.4f')}")
     ck = rec["checkpoint"]
