@@ -1,8 +1,9 @@
 """Write the notebooks whose cells are defined beside this file (outputs stripped); strip others.
 
 Cells: ``compare_supernodes.ipynb`` (``_cells_compare.CELLS``), ``parameter_sweep.ipynb``
-(``_cells_sweep.SWEEP_CELLS``) and ``interconnect_spec_evaluation.ipynb``
-(``_cells_spec.SPEC_CELLS``), listed in :data:`NOTEBOOKS`. ``python notebooks/_build.py``
+(``_cells_sweep.SWEEP_CELLS``), ``interconnect_spec_evaluation.ipynb``
+(``_cells_spec.SPEC_CELLS``) and ``reliability.ipynb`` (``_cells_reliability.RELIABILITY_CELLS``),
+listed in :data:`NOTEBOOKS`. ``python notebooks/_build.py``
 regenerates all of them after a cell was edited (``python notebooks/_build.py
 parameter_sweep.ipynb`` only the ones named); the notebooks are generated, so edit the cell
 modules rather than the .ipynb when changing the shipped versions. Cell ids are fixed
@@ -22,6 +23,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the cell modules beside this file
 from _cells_compare import CELLS  # noqa: E402
+from _cells_reliability import RELIABILITY_CELLS  # noqa: E402
 from _cells_spec import SPEC_CELLS  # noqa: E402
 from _cells_sweep import SWEEP_CELLS  # noqa: E402
 
@@ -32,6 +34,7 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
     "compare_supernodes.ipynb": CELLS,
     "parameter_sweep.ipynb": SWEEP_CELLS,
     "interconnect_spec_evaluation.ipynb": SPEC_CELLS,
+    "reliability.ipynb": RELIABILITY_CELLS,
 }
 
 

@@ -1,7 +1,7 @@
 """oassim: a discrete-event simulator of 10k-card AI supernode clusters.
 
 Layers, bottom to top (docs/architecture.md): hardware -> topology -> network -> collectives ->
-workload -> scheduler -> analysis -> experiments -> cli. Importing the package does no work:
+workload -> scheduler -> reliability -> analysis -> experiments -> cli. Importing the package does no work:
 ``oassim.run`` (the composition root, :func:`oassim.experiments.runner.run`) loads on first use.
 """
 
@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["__version__", "run", "numba_cache_dir"]
+__all__ = ["__version__", "run", "reliability", "numba_cache_dir"]
 
 __version__ = "0.1.0"
 
@@ -31,7 +31,13 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
 
 def __getattr__(name: str) -> Any:
     """``oassim.run`` is :func:`oassim.experiments.runner.run`, imported on first use so that
-    ``import oassim`` stays free of numpy, pandas, networkx and numba (PEP 562)."""
+    ``import oassim`` stays free of numpy, pandas, networkx and numba (PEP 562).
+    ``oassim.reliability`` is the reliability package, callable as
+    :func:`oassim.experiments.reliability.reliability` (``oassim.reliability(SCENARIO, days=54)``)."""
+    if name == "reliability":
+        import importlib
+
+        return importlib.import_module("oassim.reliability")
     if name == "run":
         from oassim.experiments.runner import run
 

@@ -5,6 +5,7 @@
     python -m oassim.bench run [--network analytical flow] [--large]
     python -m oassim.bench network [--endpoints 10000] [--radix 48] [--flows 10000 100000]
     python -m oassim.bench sweep [--workers 2] [--points 1000] [--overhead-points 100]
+    python -m oassim.bench reliability [--accelerators 16384] [--days 54] [--samples 100]
 
 Each size runs in a fresh subprocess so that its peak resident memory is its own.
 """
@@ -19,7 +20,7 @@ import sys
 import time
 
 __all__ = ["main", "bench_topology_once", "bench_collective_once", "bench_run_once", "bench_network_once", "RUN_JOB",
-           "bench_sweep_once", "SWEEP_BENCH"]
+           "bench_sweep_once", "SWEEP_BENCH", "bench_reliability_once"]
 
 
 def _peak_rss_GB() -> float:
@@ -400,6 +401,21 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_reliability_once(accelerators: int = 16384, days: float = 54.0, samples: int = 100) -> dict:
+    """A failure/checkpoint campaign of the Llama 3 scenario (DGX H100): cluster counts, then campaigns."""
+    from oassim.experiments.reliability import LLAMA3_SCENARIO, cluster_counts, reliability
+
+    cache: dict = {}
+    t0 = time.perf_counter()
+    cluster_counts("dgx-h100-superpod", accelerators, cache)
+    t1 = time.perf_counter()
+    s = reliability(LLAMA3_SCENARIO, days=days, samples=samples, overrides=[f"cluster.accelerators={accelerators}"],
+                    cluster_cache=cache).summary()
+    return {"accelerators": accelerators, "days": days, "samples": samples, "counts_s": t1 - t0,
+            "campaign_s": time.perf_counter() - t1, "interruptions": s["interruptions"]["mean"],
+            "goodput": s["goodput"]["mean"], "peak_rss_GB": _peak_rss_GB()}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_network_one":
@@ -456,7 +472,13 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--points", type=int, default=1000, help="points of the full run (0: skip it)")
     sw.add_argument("--overhead-points", type=int, default=100,
                     help="points of the inline / local / Dask comparison (0 to skip)")
+    rl = sub.add_parser("reliability", help="a 54-day failure/checkpoint campaign, 100 samples")
+    for flag, kind, default in (("--accelerators", int, 16384), ("--days", float, 54.0), ("--samples", int, 100)):
+        rl.add_argument(flag, type=kind, default=default)
     args = p.parse_args(argv)
+    if args.what == "reliability":
+        print(json.dumps(bench_reliability_once(args.accelerators, args.days, args.samples)))
+        return 0
     if args.what == "sweep":
         return _sweep(args)
     if args.what == "network":

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Subcommand modules of this package: each defines ``add_parsers(sub)`` and ``COMMANDS``, a
 # mapping of command name to ``handler(args) -> exit status``.
-_COMMAND_MODULES: tuple[str, ...] = ("sweep", "evaluate")
+_COMMAND_MODULES: tuple[str, ...] = ("sweep", "evaluate", "reliability")
 
 
 def _command_modules() -> list[Any]:
@@ -92,6 +92,8 @@ def _run_parser(sub: Any) -> None:
                    help="override a scenario key, e.g. --set parallelism.tp=4 (repeatable)")
     r.add_argument("--full-rank", action="store_true",
                    help="simulate every rank, not one representative per pipeline stage (slower)")
+    r.add_argument("--reliability", type=float, metavar="DAYS", default=None,
+                   help="add a failure/checkpoint campaign of DAYS days to the report (see oassim reliability)")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -101,6 +103,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     results = run(args.scenario, network=args.network, overrides=args.overrides, full_rank=args.full_rank)
     record = report_dict(results)
+    if args.reliability is not None:
+        from oassim.experiments.reliability import run_reliability
+
+        record["reliability"] = run_reliability(record, args.scenario, days=args.reliability, overrides=args.overrides)
     for flag, path, write in (
         ("--out", args.out, lambda p: write_outputs(results, p, record)),
         ("--trace", args.trace, lambda p: write_chrome_trace(results, p, detail=args.trace_detail)),
@@ -117,6 +123,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(text_summary(record))
+        if "reliability" in record:
+            from oassim.cli.reliability import run_section
+
+            sys.stdout.write(run_section(record["reliability"]))
     return 0
 
 

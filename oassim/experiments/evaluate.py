@@ -309,6 +309,7 @@ def _training(cand: Candidate, folder: Path, s: Suite, say: Progress) -> list[di
     from oassim.experiments.runner import run
 
     out = []
+    rel_cache: dict = {}  # the reference cluster's counts, built once per size
     for wl in s.training:
         path = folder / "scenarios" / f"{wl.name}.yaml"
         scenario = wl.scenario(cand.name, "../cluster.yaml", network=s.network, seed=s.seed)
@@ -335,10 +336,29 @@ def _training(cand: Candidate, folder: Path, s: Suite, say: Progress) -> list[di
             breakdown=r.get("breakdown", {}), bottleneck=limiter(r.get("breakdown", {}), findings),
             findings=findings, wall_s=time.perf_counter() - t,
         )
+        rec.update(_goodput(r, path, rel_cache))
         out.append(rec)
         say(f"{cand.name}: {wl.name} {rec['tokens_per_s']:,.0f} tokens/s, MFU {rec['mfu']:.1%} "
             f"({rec['wall_s']:.1f} s)")
     return out
+
+
+#: The goodput term (docs/oas-bench.md): a campaign of this many days and samples, with the
+#: H100-generation per-accelerator rates for every candidate (the same for all: only the
+#: interconnect's links, switches and blast radius differ) and structural degraded slowdowns.
+GOODPUT_DAYS, GOODPUT_SAMPLES, GOODPUT_RATES = 54.0, 20, "h100-sxm"
+
+
+def _goodput(record: dict[str, Any], scenario: Path, cache: dict) -> dict[str, Any]:
+    """``goodput`` of a training workload's job on the reference cluster, and the tokens/s per
+    accelerator it keeps (shown beside the rank, not folded into it)."""
+    from oassim.experiments.reliability import run_reliability
+
+    sec = run_reliability(record, scenario, days=GOODPUT_DAYS, samples=GOODPUT_SAMPLES, cluster_cache=cache,
+                          accelerator_rates=GOODPUT_RATES, recost=False)
+    g = sec["goodput"]["mean"]
+    return {"goodput": g, "interruptions_per_day": sec["interruptions_per_day"]["mean"],
+            "goodput_tokens_per_s_per_accelerator": record["tokens_per_s"] * g / record["accelerators"]}
 
 
 _PART_WORDS = {"exposed_tp": ("exposed TP communication", "TP "), "exposed_cp": ("exposed CP communication", "CP "),

@@ -100,6 +100,7 @@ class ClusterCache(OrderedDict):
 
 
 _CLUSTERS = ClusterCache()
+_RELIABILITY = ClusterCache()  # the reliability campaigns' counts, fabrics and re-costed slowdowns
 
 
 def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,6 +132,10 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
         except Exception:  # facts are extra columns: never fail a simulated point for them
             facts = None
         row = result_row(task, results, facts, wall_s=time.perf_counter() - t0, worker=worker)
+        if task.get("reliability"):  # the sweep asked for a failure/checkpoint campaign per point
+            from oassim.experiments.reliability import sweep_columns
+
+            row.update(sweep_columns(row, results.scenario, cache=_RELIABILITY, **task["reliability"]))
     except Exception as exc:
         row = error_row(task, exc, wall_s=time.perf_counter() - t0, worker=worker, version=__version__,
                         git=git_state())
@@ -410,7 +415,11 @@ def run_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec | SweepPlan, out
         progress.start()
         if todo:
             assert executor is not None
-            for row in executor.run([point_task(p) for p in todo]):
+            tasks = [point_task(p) for p in todo]
+            if plan.spec.reliability is not None:
+                for t in tasks:
+                    t["reliability"] = plan.spec.reliability.model_dump()
+            for row in executor.run(tasks):
                 store.write(row)
                 ok = row.get("status") == "ok"
                 ran += 1

@@ -257,13 +257,14 @@ def _training_blocks(ev: Evaluation) -> list[Block]:
         for c in ev.ranked():
             r = next(x for x in c.training if x["workload"] == t.name)
             if r.get("status") != "ok":
-                rows.append([c.name, r.get("status", "failed"), *["n/a"] * 6, r["scenario_file"]])
+                rows.append([c.name, r.get("status", "failed"), *["n/a"] * 7, r["scenario_file"]])
                 continue
             rows.append([c.name, f"{r['iteration_time_s']:.3f}", f"{r['tokens_per_s']:,.0f}",
-                         f"{r['tokens_per_s_per_accelerator']:,.1f}", _pct(r["mfu"]), f"{r['exposed_comm_s']:.3f}",
-                         f"{r['bubble_s']:.3f}", r["bottleneck"], "inputs/" + r["scenario_file"]])
-        b.append(("table", ["candidate", "iteration s", "tokens/s", "tokens/s/acc.", "MFU", "exposed comm s",
-                            "bubble s", "bottleneck", "scenario"], rows))
+                         f"{r['tokens_per_s_per_accelerator']:,.1f}", _pct(r["mfu"]), _num(r.get("goodput"), ".3f"),
+                         f"{r['exposed_comm_s']:.3f}", f"{r['bubble_s']:.3f}", r["bottleneck"],
+                         "inputs/" + r["scenario_file"]])
+        b.append(("table", ["candidate", "iteration s", "tokens/s", "tokens/s/acc.", "MFU", "goodput",
+                            "exposed comm s", "bubble s", "bottleneck", "scenario"], rows))
     return b
 
 

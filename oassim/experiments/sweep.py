@@ -42,6 +42,7 @@ import numpy as np
 from pydantic import Field
 
 from oassim.errors import SpecError
+from oassim.experiments.reliability import ReliabilitySweep
 from oassim.experiments.scenario import Network, Scenario, apply_overrides, load_scenario
 from oassim.experiments.sweep_axes import Axis, parse_axis
 from oassim.experiments.sweep_expr import Expr, compile_expr, known_names
@@ -91,6 +92,10 @@ class SweepSpec(SpecModel):
         Boolean expressions; a point is kept when all are true.
     network : {"analytical", "flow"}, optional
         Network fidelity of every point (default: the base scenario's).
+    reliability : mapping, optional
+        ``{days, samples}``: also run a failure/checkpoint campaign per point and store its
+        ``goodput``, ``ettr``, ``interruptions_per_day``, ``mtbf_hours`` and
+        ``effective_tokens_per_s`` (:class:`~oassim.experiments.reliability.ReliabilitySweep`).
     """
 
     name: str
@@ -104,6 +109,7 @@ class SweepSpec(SpecModel):
     derived: dict[str, str] = Field(default_factory=dict)
     constraints: list[str] = Field(default_factory=list)
     network: Network | None = None
+    reliability: ReliabilitySweep | None = None
 
 
 def _check_samples(spec: SweepSpec, source: str | None) -> None:
