@@ -332,7 +332,7 @@ class CollectiveEngine:
         if sym is not None:
             _, doms, d0 = sym
             self.stats["symmetric"] += 1
-        res = net.transfer(Flows(src, dst, wire), self.salt)
+        res = net.transfer(Flows(src, dst, wire, p.count if sym is None else None), self.salt)
         self.stats["transfers"] += 1
         lat = 0.0
         if p.steps > 1 and len(src):  # extra steps pay the path latency again

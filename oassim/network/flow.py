@@ -33,6 +33,7 @@ import numpy as np
 from oassim.network import _kernels as K
 from oassim.network.analytical import SubFlows, link_capacity_Bps, stripe
 from oassim.network.base import Flows, TransferResult
+from oassim.network.routing_modes import grouped, scaleout_routing
 from oassim.topology.fabric import Fabric, Paths
 
 __all__ = ["maxmin_rates", "FlowRun", "FlowNetwork"]
@@ -119,6 +120,7 @@ class FlowNetwork:
         self.fabric = fabric
         self.eps = float(eps)
         self._cap = link_capacity_Bps(fabric)
+        self.routing = scaleout_routing(fabric)
 
     def __repr__(self) -> str:
         return f"FlowNetwork(fabric={self.fabric.name!r}, eps={self.eps:g})"
@@ -138,7 +140,10 @@ class FlowNetwork:
         tx = np.empty(m)
         rate0 = np.empty(m)
         delivered = np.empty(m)
-        events = int(K.flow_completion(sub.ptr, sub.links, self._cap, sub.size_bytes, self.eps, tx, rate0, delivered))
+        view = grouped(self.fabric, sub.links, sub.owner, sub.hops, flows.count, self.routing, self._cap)
+        links, cap = (sub.links, self._cap) if view is None else view[:2]
+        events = int(K.flow_completion(sub.ptr, np.ascontiguousarray(links), cap, sub.size_bytes, self.eps, tx,
+                                       rate0, delivered))
         sub_finish = tx + sub.latency_s
         finish = sub.flow_max(sub_finish)
         link_bytes = sub.link_bytes(self.fabric.n_links)
