@@ -183,7 +183,6 @@ class AnalyticalNetwork:
             ``link_busy_s`` (n_links,).
         """
         sub = stripe(self.fabric, flows, salt)
-        n_links = self.fabric.n_links
         view = grouped(self.fabric, sub.links, sub.owner, sub.hops, flows.count, self.routing, self._cap)
         links, cap = (sub.links, self._cap) if view is None else view[:2]
         n_ext = len(cap)

@@ -33,7 +33,8 @@ import numpy as np
 from oassim.topology.fabric import Fabric
 from oassim.topology.routing import equal_cost_groups
 
-__all__ = ["Routing", "ROUTINGS", "scaleout_routing", "LinkGroups", "link_groups", "ecmp_excess", "grouped_capacity", "grouped"]
+__all__ = ["Routing", "ROUTINGS", "scaleout_routing", "LinkGroups", "link_groups", "ecmp_excess", "grouped_capacity",
+           "grouped"]
 
 Routing = Literal["ecmp", "adaptive"]
 ROUTINGS: tuple[str, ...] = ("ecmp", "adaptive")
