@@ -8,8 +8,12 @@ tiers every block is a leaf). Rank ``i`` sends one flow to each block ``B``, car
 sends to all of ``B`` outside its own domain (``count`` = the rank-to-rank flows it stands
 for). Members are ordered by (position in domain, domain); the flow goes to the member at
 ``i``'s own position in its pod (pod blocks) or one past its position in its leaf (leaf
-blocks), moved on past members of ``i``'s domain where one is hit. Ranks of the
-same domain exchange rank to rank over the scale-up links, in the same phase. Flows: about
+blocks), swapped with another source's where that member shares ``i``'s domain; a block larger than the
+source's own leaf or pod is taken in chunks of that size, one flow each. Ranks of the
+same domain exchange over the scale-up links in the same phase: rank to rank in meshes, tori
+and two-level supernodes, and in one-stage switched domains (NVSwitch) as one flow to the next
+rank of the domain standing for all of them, which loads every rank's ports exactly as the
+pairs do. Flows: about
 ``n (leaves per pod + pods + domain size)`` per group instead of ``n (n - 1)``; 16,384 H100
 ranks (512 leaves in 16 pods, 8 per domain) give 0.9 M flows instead of 268 M.
 
@@ -36,7 +40,8 @@ import numpy as np
 from oassim.collectives.caps import FabricCaps
 from oassim.collectives.phases import Phase
 
-__all__ = ["AGGREGATE_ABOVE", "can_aggregate", "aggregated_all_to_all_phases", "destination_error_bytes"]
+__all__ = ["AGGREGATE_ABOVE", "can_aggregate", "aggregated_all_to_all_phases", "destination_error_bytes",
+           "single_stage_domains"]
 
 AGGREGATE_ABOVE = 250_000
 """Rank-to-rank flows above which an all-to-all stage is aggregated (where the fabric allows)."""
@@ -58,16 +63,28 @@ def _ordered(keys: np.ndarray, local: np.ndarray, dom: np.ndarray) -> tuple[np.n
     return order, pos
 
 
-def _rotate(members: np.ndarray, start: np.ndarray, src_dom: np.ndarray, dom: np.ndarray) -> np.ndarray:
-    """Member ``start mod |B|`` of the block, moved on to the next one outside the source's
-    domain where it falls inside (those ranks are reached over the scale-up links)."""
-    k = len(members)
-    at = start % k
-    for _ in range(k):
-        clash = dom[members[at]] == src_dom
-        if not clash.any():
-            break
-        at = np.where(clash, (at + 1) % k, at)
+def _rotate(members: np.ndarray, start: np.ndarray, src_dom: np.ndarray, dom: np.ndarray,
+            src_unit: np.ndarray) -> np.ndarray:
+    """Member ``start mod |B|`` of the block for each source; where that member shares the
+    source's domain (it is reached over the scale-up links), the source swaps targets with
+    another source of its unit (leaf or pod), so that the map from each unit stays as balanced
+    as the rotation (a bijection stays one)."""
+    at = start % len(members)
+    target_dom = dom[members[at]]
+    for i in np.flatnonzero(target_dom == src_dom):
+        if target_dom[i] != src_dom[i]:
+            continue  # fixed by an earlier swap
+        ok = (target_dom != src_dom[i]) & (src_dom != target_dom[i]) & (src_unit == src_unit[i])
+        j = np.flatnonzero(ok)
+        if len(j):
+            j = j[0]
+            at[i], at[j] = at[j], at[i]
+        else:  # no partner: the next member outside the domain
+            k = at[i]
+            while dom[members[k]] == src_dom[i]:
+                k = (k + 1) % len(members)
+            at[i] = k
+        target_dom = dom[members[at]]
     return members[at]
 
 
@@ -83,30 +100,74 @@ def _plan(ranks: np.ndarray, caps: FabricCaps):
     local = caps.local_of_rank[ranks]
     by_leaf, pos_leaf = _ordered(leaf, local, dom)
     by_pod, pos_pod = _ordered(pod, local, dom)
-    blocks = [(m, pos_leaf, True) for m in np.split(by_leaf, np.flatnonzero(np.diff(leaf[by_leaf])) + 1)]
-    blocks += [(m, pos_pod, False) for m in np.split(by_pod, np.flatnonzero(np.diff(pod[by_pod])) + 1)]
-    for members, pos, is_leaf in blocks:
+    unit_leaf = np.bincount(np.unique(leaf, return_inverse=True)[1])[np.unique(leaf, return_inverse=True)[1]]
+    unit_pod = np.bincount(np.unique(pod, return_inverse=True)[1])[np.unique(pod, return_inverse=True)[1]]
+    blocks = [(m, pos_leaf, unit_leaf, True) for m in np.split(by_leaf, np.flatnonzero(np.diff(leaf[by_leaf])) + 1)]
+    if len(np.unique(pod)) > 1:
+        blocks += [(m, pos_pod, unit_pod, False) for m in np.split(by_pod, np.flatnonzero(np.diff(pod[by_pod])) + 1)]
+    for members, pos, unit, is_leaf in blocks:
         same_pod = pod == pod[members[0]]
-        srcs = np.flatnonzero(same_pod if is_leaf else ~same_pod)
-        if len(np.unique(pod)) == 1 and not is_leaf:
-            continue
-        doms, per_dom = np.unique(dom[members], return_counts=True)
-        at = np.clip(np.searchsorted(doms, dom[srcs]), 0, len(doms) - 1)
-        outside = len(members) - np.where(doms[at] == dom[srcs], per_dom[at], 0)
-        has = outside > 0
-        srcs, outside = srcs[has], outside[has]
-        if not len(srcs):
-            continue
-        # leaf blocks of the own pod: one position on, so that the own leaf never maps a rank
-        # to itself and a rail-aligned leaf never to the rank's own domain (members alternate
-        # domains); a translation, hence a bijection between equal blocks
-        yield srcs, _rotate(members, pos[srcs] + int(is_leaf), dom[srcs], dom), members, outside
+        every = np.flatnonzero(same_pod if is_leaf else ~same_pod)
+        # a source's unit (its leaf or pod) may be smaller than the block: it then sends to
+        # each chunk of the block of its unit's size, so that a unit covers every member
+        for size in np.unique(unit[every]):
+            for lo in range(0, len(members), int(size)):
+                chunk = members[lo:lo + int(size)]
+                srcs = every[unit[every] == size]
+                doms, per_dom = np.unique(dom[chunk], return_counts=True)
+                at = np.clip(np.searchsorted(doms, dom[srcs]), 0, len(doms) - 1)
+                outside = len(chunk) - np.where(doms[at] == dom[srcs], per_dom[at], 0)
+                has = outside > 0
+                srcs, outside = srcs[has], outside[has]
+                if not len(srcs):
+                    continue
+                # leaf blocks of the own pod: one position on, so that the own leaf never
+                # maps a rank to itself and a rail-aligned leaf never to the rank's own domain
+                # (members alternate domains); a translation, hence a bijection between equal
+                # blocks
+                src_unit = (leaf if is_leaf else pod)[srcs]
+                yield srcs, _rotate(chunk, pos[srcs] + int(is_leaf), dom[srcs], dom, src_unit), chunk, outside
 
 
 def _block_bytes(m: np.ndarray, srcs: np.ndarray, members: np.ndarray, dom: np.ndarray) -> np.ndarray:
     """Bytes each source sends to the block's members outside its own domain."""
     outside = dom[srcs][:, None] != dom[members][None, :]
     return (m[np.ix_(srcs, members)] * outside).sum(axis=1)
+
+
+def single_stage_domains(caps: FabricCaps) -> bool:
+    """Scale-up domains of one switch stage (NVSwitch-style: every rank one hop from every
+    other through the same switch chips), where a rank's traffic to its domain aggregates
+    exactly too."""
+    return caps.sub_of_rank is None and caps.grid is None
+
+
+def _domain_bytes(m: np.ndarray, i: np.ndarray, ranks: np.ndarray, caps: FabricCaps) -> np.ndarray:
+    """What each source position of :func:`_domain_flows` sends inside its domain."""
+    if not single_stage_domains(caps):
+        j = _domain_pairs(ranks, caps)[1]
+        return m[i, j]
+    dom = caps.domain_of_rank[ranks]
+    same = dom[i][:, None] == dom[None, :]
+    return (m[i] * same).sum(axis=1)
+
+
+def _domain_flows(ranks: np.ndarray, caps: FabricCaps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flows inside domains: ``(source, destination, count)`` positions. One-stage switched
+    domains: one flow per rank to the next of its domain (a bijection) standing for all its
+    domain's ranks; other domains (meshes, tori, two-level supernodes): every pair."""
+    if not single_stage_domains(caps):
+        i, j = _domain_pairs(ranks, caps)
+        return i, j, np.ones(len(i))
+    dom = caps.domain_of_rank[ranks]
+    order, pos = _ordered(dom, caps.local_of_rank[ranks], dom)
+    sizes = np.bincount(np.unique(dom, return_inverse=True)[1])
+    size_of = sizes[np.unique(dom, return_inverse=True)[1]]
+    first = np.searchsorted(dom[order], dom, side="left")
+    keep = size_of > 1
+    i = np.flatnonzero(keep)
+    j = order[first[i] + (pos[i] + 1) % size_of[i]]
+    return i, j, (size_of[i] - 1).astype(np.float64)
 
 
 def _domain_pairs(ranks: np.ndarray, caps: FabricCaps) -> tuple[np.ndarray, np.ndarray]:
@@ -159,13 +220,13 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
             dst.append(ranks[d[keep]])
             size.append(b[keep])
             count.append(c[keep])
-        i, j = _domain_pairs(ranks, caps)
-        b = np.full(len(i), float(per_pair or 0.0)) if m is None else m[i, j]
+        i, j, c = _domain_flows(ranks, caps)
+        b = c * float(per_pair or 0.0) if m is None else _domain_bytes(m, i, ranks, caps)
         keep = b > 0
         src.append(ranks[i[keep]])
         dst.append(ranks[j[keep]])
         size.append(b[keep])
-        count.append(np.ones(int(keep.sum())))
+        count.append(c[keep])
     if not sum(len(x) for x in src):
         return []
     return [Phase(np.concatenate(src), np.concatenate(dst), np.concatenate(size), label=label,
@@ -182,7 +243,7 @@ def destination_error_bytes(groups: np.ndarray, caps: FabricCaps, pair_bytes: np
         np.fill_diagonal(m, 0.0)
         for s, d, members, _ in _plan(ranks, caps):
             np.add.at(out[gi], d, _block_bytes(m, s, members, caps.domain_of_rank[ranks]))
-        i, j = _domain_pairs(ranks, caps)
-        np.add.at(out[gi], j, m[i, j])
+        i, j, _ = _domain_flows(ranks, caps)
+        np.add.at(out[gi], j, _domain_bytes(m, i, ranks, caps))
         out[gi] -= m.sum(axis=0)
     return out
