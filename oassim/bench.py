@@ -5,6 +5,7 @@
     python -m oassim.bench run [--network analytical flow] [--large]
     python -m oassim.bench network [--endpoints 10000] [--radix 48] [--flows 10000 100000]
     python -m oassim.bench sweep [--workers 2] [--points 1000] [--overhead-points 100]
+    python -m oassim.bench alltoall [--preset dgx-h100-superpod] [--accelerators 16384] [--network analytical flow]
 
 Each size runs in a fresh subprocess so that its peak resident memory is its own.
 """
@@ -414,6 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "_sweep_one":
         print(json.dumps(bench_sweep_once(argv[1], argv[2], argv[3], int(argv[4]), int(argv[5]))))
         return 0
+    if argv and argv[0] == "_alltoall_one":
+        from oassim.bench_alltoall import bench_all_to_all_once
+
+        print(json.dumps(bench_all_to_all_once(argv[1], int(argv[2]), int(argv[3]), argv[4], argv[5] == "1")))
+        return 0
     if argv and argv[0] == "_collective_one":
         print(json.dumps(bench_collective_once(argv[1], int(argv[2]), int(argv[3]), argv[4], argv[5],
                                                argv[6].split(","))))
@@ -436,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--memory-preset", default="dgx-a100-superpod",
                    help="preset for the memory case (dgx-h100's 3-tier NDR fat-tree stops at 65,536)")
     c.add_argument("--memory-accelerators", type=int, default=131072, help="0 to skip")
+    a = sub.add_parser("alltoall", help="1 GiB all-to-all of every rank (auto): wall time, flows listed, memory")
+    a.add_argument("--preset", default="dgx-h100-superpod")
+    a.add_argument("--accelerators", type=int, nargs="+", default=[16384])
+    a.add_argument("--network", nargs="+", default=["analytical", "flow"])
+    a.add_argument("--size", default="1G")
+    a.add_argument("--uneven", action="store_true", help="also an uneven byte matrix (n x n floats in memory)")
     r = sub.add_parser("run", help="one training iteration (Llama 3 405B) end to end: build, plan, simulate")
     r.add_argument("--preset", default="dgx-h100-superpod")
     r.add_argument("--accelerators", type=int, default=16384)
@@ -465,6 +477,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     if args.what == "collective":
         return _collective(args)
+    if args.what == "alltoall":
+        from oassim.bench_alltoall import alltoall
+
+        return alltoall(args)
     return _topology(args)
 
 
