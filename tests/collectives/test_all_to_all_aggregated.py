@@ -170,3 +170,20 @@ def test_auto_does_not_materialise_n_squared_flows():
     res = e.run(req)
     listed = sum(len(p.src) for p in e.phases(req, res.algorithm))
     assert listed < 4096**2 / 10
+
+
+def test_auto_decides_on_the_flow_model(two_tier, monkeypatch):
+    """With the flow model, auto compares the candidates on flow results and says so; above the
+    flow cap it compares analytical estimates and says why."""
+    import oassim.collectives.engine as engine_mod
+
+    e = CollectiveEngine(two_tier, "flow")
+    req = CollectiveRequest("all_to_all", GiB, make_groups(e.caps), "auto")
+    res = e.run(req, memo=False)
+    assert any("flow model" in n for n in res.notes)
+    for name, t in res.candidates.items():  # every estimate is the flow model's own time
+        assert t == pytest.approx(e.run(CollectiveRequest("all_to_all", GiB, make_groups(e.caps), name),
+                                        memo=False).time_s, rel=1e-12)
+    monkeypatch.setattr(engine_mod, "AUTO_FLOW_MAX_FLOWS", 10)
+    res = CollectiveEngine(two_tier, "flow").run(req, memo=False)
+    assert any("more than the 10 auto costs on the flow model" in n for n in res.notes)
