@@ -54,7 +54,7 @@ from oassim.topology.fabric import Fabric
 
 __all__ = ["CollectiveEngine", "AUTO_FLOW_MAX_FLOWS"]
 
-AUTO_FLOW_MAX_FLOWS = 4_000_000
+AUTO_FLOW_MAX_FLOWS = 1_000_000
 """Listed flows (all candidates together) up to which ``auto`` under the ``flow`` model costs
 every candidate on it; beyond, it compares analytical estimates and the result says so."""
 
