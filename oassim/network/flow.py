@@ -146,7 +146,11 @@ class FlowNetwork:
                                        rate0, delivered))
         sub_finish = tx + sub.latency_s
         finish = sub.flow_max(sub_finish)
-        link_bytes = sub.link_bytes(self.fabric.n_links)
+        if view is None:
+            link_bytes = sub.link_bytes(self.fabric.n_links)
+        else:  # a group's bytes shared by its links in proportion to capacity
+            ext = np.bincount(links, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(cap))
+            link_bytes = view[2].expand(ext, self._cap)
         result = TransferResult(
             float(finish.max()) if len(finish) else 0.0, finish, link_bytes, link_bytes / self._cap
         )
