@@ -14,8 +14,9 @@ same domain exchange over the scale-up links in the same phase: rank to rank in 
 and two-level supernodes, and in one-stage switched domains (NVSwitch) as one flow to the next
 rank of the domain standing for all of them, which loads every rank's ports exactly as the
 pairs do. Flows: about
-``n (leaves per pod + pods + domain size)`` per group instead of ``n (n - 1)``; 16,384 H100
-ranks (512 leaves in 16 pods, 8 per domain) give 0.9 M flows instead of 268 M.
+``n (leaves per pod + pods + 1)`` per group instead of ``n (n - 1)`` (one-stage domains);
+16,384 H100 ranks (512 leaves in 16 pods) give 786 k flows instead of 268 M. Uneven traffic
+still takes the (G, n, n) byte matrix as input, so its memory grows as n^2.
 
 Exactness (analytical model, adaptive routing, where the models cost equal-cost link groups as
 one link: :mod:`oassim.network.routing_modes`). Source NIC links, leaf uplink groups, pod
