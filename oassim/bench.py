@@ -6,6 +6,7 @@
     python -m oassim.bench network [--endpoints 10000] [--radix 48] [--flows 10000 100000]
     python -m oassim.bench sweep [--workers 2] [--points 1000] [--overhead-points 100]
     python -m oassim.bench reliability [--accelerators 16384] [--days 54] [--samples 100]
+    python -m oassim.bench alltoall [--preset dgx-h100-superpod] [--accelerators 16384] [--network analytical flow]
 
 Each size runs in a fresh subprocess so that its peak resident memory is its own.
 """
@@ -20,7 +21,7 @@ import sys
 import time
 
 __all__ = ["main", "bench_topology_once", "bench_collective_once", "bench_run_once", "bench_network_once", "RUN_JOB",
-           "bench_sweep_once", "SWEEP_BENCH", "bench_reliability_once"]
+           "bench_sweep_once", "SWEEP_BENCH"]
 
 
 def _peak_rss_GB() -> float:
@@ -401,21 +402,6 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def bench_reliability_once(accelerators: int = 16384, days: float = 54.0, samples: int = 100) -> dict:
-    """A failure/checkpoint campaign of the Llama 3 scenario (DGX H100): cluster counts, then campaigns."""
-    from oassim.experiments.reliability import LLAMA3_SCENARIO, cluster_counts, reliability
-
-    cache: dict = {}
-    t0 = time.perf_counter()
-    cluster_counts("dgx-h100-superpod", accelerators, cache)
-    t1 = time.perf_counter()
-    s = reliability(LLAMA3_SCENARIO, days=days, samples=samples, overrides=[f"cluster.accelerators={accelerators}"],
-                    cluster_cache=cache).summary()
-    return {"accelerators": accelerators, "days": days, "samples": samples, "counts_s": t1 - t0,
-            "campaign_s": time.perf_counter() - t1, "interruptions": s["interruptions"]["mean"],
-            "goodput": s["goodput"]["mean"], "peak_rss_GB": _peak_rss_GB()}
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_network_one":
@@ -429,6 +415,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv and argv[0] == "_sweep_one":
         print(json.dumps(bench_sweep_once(argv[1], argv[2], argv[3], int(argv[4]), int(argv[5]))))
+        return 0
+    if argv and argv[0] == "_alltoall_one":
+        from oassim.bench_alltoall import bench_all_to_all_once
+
+        print(json.dumps(bench_all_to_all_once(argv[1], int(argv[2]), int(argv[3]), argv[4], argv[5] == "1")))
         return 0
     if argv and argv[0] == "_collective_one":
         print(json.dumps(bench_collective_once(argv[1], int(argv[2]), int(argv[3]), argv[4], argv[5],
@@ -452,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--memory-preset", default="dgx-a100-superpod",
                    help="preset for the memory case (dgx-h100's 3-tier NDR fat-tree stops at 65,536)")
     c.add_argument("--memory-accelerators", type=int, default=131072, help="0 to skip")
+    a = sub.add_parser("alltoall", help="1 GiB all-to-all of every rank (auto): wall time, flows listed, memory")
+    a.add_argument("--preset", default="dgx-h100-superpod")
+    a.add_argument("--accelerators", type=int, nargs="+", default=[16384])
+    a.add_argument("--network", nargs="+", default=["analytical", "flow"])
+    a.add_argument("--size", default="1G")
+    a.add_argument("--uneven", action="store_true", help="also an uneven byte matrix (n x n floats in memory)")
     r = sub.add_parser("run", help="one training iteration (Llama 3 405B) end to end: build, plan, simulate")
     r.add_argument("--preset", default="dgx-h100-superpod")
     r.add_argument("--accelerators", type=int, default=16384)
@@ -477,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         rl.add_argument(flag, type=kind, default=default)
     args = p.parse_args(argv)
     if args.what == "reliability":
+        from oassim.bench_reliability import bench_reliability_once
         print(json.dumps(bench_reliability_once(args.accelerators, args.days, args.samples)))
         return 0
     if args.what == "sweep":
@@ -487,6 +485,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     if args.what == "collective":
         return _collective(args)
+    if args.what == "alltoall":
+        from oassim.bench_alltoall import alltoall
+
+        return alltoall(args)
     return _topology(args)
 
 

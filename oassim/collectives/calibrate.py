@@ -17,8 +17,9 @@ NVSwitch gen3 fabric, NCCL 2.20.5), plus the NVIDIA figure for NVLink 4 *ring* a
 370 GB/s (calibration row C0208, source S21), which no fitted row constrains.
 
 Then every published system row of :mod:`~oassim.collectives.calibrate_systems` (calibration
-sources S21 GTC slides, S22 NCCL issues: NVLS on 5-8 H100, NVLink 5 on 8 and 72 GPUs, RDMA NICs, multi-node
-DGX) is printed per row on a cluster matching its system, with the leave-one-out refits of
+sources S21 GTC slides, S22 NCCL issues: NVLS on 5-8 H100, NVLink 5 on 8 and 72 GPUs, RDMA NICs,
+multi-node DGX; S24 DeepEP expert-parallel all-to-all) is printed per row on a cluster matching
+its system, with the leave-one-out refits of
 the NVSwitch gen4 reduction rate and the RDMA NIC fraction.
 
 How: each row is costed by the engine (8 ranks = one node of the preset, the algorithm the

@@ -24,10 +24,16 @@ they belong to a part, not to a run:
 
 Each is refitted on all rows but one and checked on the one left out.
 
-Hook for other ops. :data:`SYSTEM_ROWS` is keyed by row id; rows of other ops (the S24
-all-to-all rows) are added as more :class:`SystemRow` entries with their op, and
-:data:`ROW_FILTERS` holds, per op, the predicates that pick which CSV rows a calibration
-covers, so those rows can join without changing this module's code.
+Expert-parallel all-to-all (calibration source S24, DeepEP). Each row runs as an even
+all-to-all of its EP ranks (``auto``) at the kernels' logical bytes per GPU, compared in the
+row's own metric: V1's RDMA "bottleneck bandwidth" is the bytes a GPU sends out of its node per
+second (``rdma``), V2's "logical bandwidth incl. local-rank traffic" all its bytes per second
+(``algbw``). Rows are printed not held where the figure cannot be a link rate (above the
+NIC's line rate), where the GPU, not the fabric, limits the kernel (minimum-SM runs), where
+no preset matches (H800 NVLink) and for the latency-bound low-latency kernels.
+
+:data:`SYSTEM_ROWS` is keyed by row id; :data:`ROW_FILTERS` holds, per op, the predicates
+that pick which CSV rows a calibration covers.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ class SystemRow:
     op: str = "all_reduce"
     held: bool = True
     why_not: str = ""
+    metric: str = "busbw"  # busbw (nccl-tests), algbw (bytes / time), rdma (cross-domain bytes / time)
 
 
 _H = "dgx-h100-superpod"
@@ -109,10 +116,54 @@ SYSTEM_ROWS: dict[str, SystemRow] = {
        for i in range(315, 325)},
 }
 
-#: per op, predicates on a CSV record that select the rows a calibration covers (the S24
-#: all-to-all rows join by adding a predicate under "all_to_all" and their SystemRow entries)
+# Expert-parallel all-to-all, DeepEP (calibration source S24): even token routing is assumed
+# (every EP rank sends as much to every other), sizes are the kernels' logical bytes per GPU:
+# tokens x hidden 7168 x top-8 experts, FP8 dispatch (1 byte) and BF16 combine (2 bytes).
+# H800 nodes run on DGX H100 nodes (the same 400G CX7 NIC per GPU; the rows are NIC-bound).
+_V1, _V2 = 4096 * 7168 * 8, 8192 * 7168 * 8
+_B = "dgx-b200"
+_LOGICAL = ("DeepEP's 'bottleneck bandwidth' exceeds the 50 GB/s line rate of one CX7 400G: it counts "
+            "logical bytes, not what the NIC carries")
+SYSTEM_ROWS.update({
+    # V1 normal kernels, RDMA bottleneck bandwidth: cross-node bytes per GPU / time
+    "C0283": SystemRow(_H, 16, 16, "auto", size_bytes=_V1, op="all_to_all", metric="rdma"),
+    "C0284": SystemRow(_H, 16, 16, "auto", size_bytes=2 * _V1, op="all_to_all", metric="rdma"),
+    "C0285": SystemRow(_H, 32, 32, "auto", size_bytes=_V1, op="all_to_all", metric="rdma", held=False,
+                       why_not=_LOGICAL),
+    "C0286": SystemRow(_H, 32, 32, "auto", size_bytes=2 * _V1, op="all_to_all", metric="rdma", held=False,
+                       why_not=_LOGICAL),
+    "C0287": SystemRow(_H, 64, 64, "auto", size_bytes=_V1, op="all_to_all", metric="rdma", held=False,
+                       why_not=_LOGICAL),
+    "C0288": SystemRow(_H, 64, 64, "auto", size_bytes=2 * _V1, op="all_to_all", metric="rdma"),
+    "C0281": SystemRow(_H, 8, 8, "auto", size_bytes=_V1, op="all_to_all", metric="algbw", held=False,
+                       why_not="H800 NVLink (8 links, ~160 GB/s) has no preset; H100's 18 links run faster"),
+    "C0282": SystemRow(_H, 8, 8, "auto", size_bytes=2 * _V1, op="all_to_all", metric="algbw", held=False,
+                       why_not="H800 NVLink (8 links, ~160 GB/s) has no preset; H100's 18 links run faster"),
+    # V2: 'logical bandwidth incl. local-rank traffic' = all bytes per GPU / time
+    "C0301": SystemRow(_H, 16, 16, "auto", size_bytes=_V2, op="all_to_all", metric="algbw"),
+    "C0302": SystemRow(_H, 16, 16, "auto", size_bytes=2 * _V2, op="all_to_all", metric="algbw", held=False,
+                       why_not="SM90 combine on 12 SMs is GPU-bound: SM100 with the same NIC reaches 91 (C0306)"),
+    "C0303": SystemRow(_H, 32, 32, "auto", size_bytes=_V2, op="all_to_all", metric="algbw"),
+    "C0304": SystemRow(_H, 32, 32, "auto", size_bytes=2 * _V2, op="all_to_all", metric="algbw"),
+    "C0305": SystemRow(_B, 16, 16, "auto", size_bytes=_V2, op="all_to_all", metric="algbw"),
+    "C0306": SystemRow(_B, 16, 16, "auto", size_bytes=2 * _V2, op="all_to_all", metric="algbw"),
+    "C0307": SystemRow(_B, 8, 8, "auto", size_bytes=_V2, op="all_to_all", metric="algbw"),
+    "C0308": SystemRow(_B, 8, 8, "auto", size_bytes=2 * _V2, op="all_to_all", metric="algbw"),
+    "C0309": SystemRow(_B, 8, 8, "auto", size_bytes=_V2, op="all_to_all", metric="algbw", held=False,
+                       why_not="run on the minimum 24 SMs: SM-bound, not link-bound"),
+    "C0310": SystemRow(_B, 8, 8, "auto", size_bytes=2 * _V2, op="all_to_all", metric="algbw", held=False,
+                       why_not="run on the minimum 24 SMs: SM-bound, not link-bound"),
+    **{f"C0{i}": SystemRow(_H, 8 * max(1, (8 << ((i - 289) // 2)) // 8), 8 << ((i - 289) // 2), "auto",
+                           size_bytes=(128 * 7168 * 8) << ((i - 289) % 2), op="all_to_all", metric="rdma",
+                           held=False, why_not="low-latency kernels (pure RDMA, IBGDA per token): "
+                           "latency-bound sends the engine's collective model does not describe")
+       for i in range(289, 301)},
+})
+
+#: per op, predicates on a CSV record that select the rows a calibration covers
 ROW_FILTERS: dict[str, list[Callable[[dict[str, str]], bool]]] = {
     "all_reduce": [lambda r: r["source_id"] in ("S21", "S22") and r["row_id"] in SYSTEM_ROWS],
+    "all_to_all": [lambda r: r["source_id"] == "S24" and r["row_id"] in SYSTEM_ROWS],
 }
 
 
@@ -158,11 +209,18 @@ def _fabric(preset: str, accelerators: int):
 
 
 def predict_row(spec: SystemRow, size: float, tuning: Tuning) -> tuple[float, str]:
-    """Predicted busbw (GB/s) and the algorithm used for one row's setup."""
+    """Predicted figure of the row's metric (GB/s; busbw unless ``spec.metric`` says otherwise)
+    and the algorithm used for one row's setup."""
     e = CollectiveEngine(_fabric(spec.preset, spec.accelerators), "analytical", tuning)
     groups = make_groups(e.caps, spec.ranks, spec.groups)
     res = e.run(CollectiveRequest(spec.op, size, groups, spec.algorithm), memo=False)
     n = groups.shape[1]
+    if spec.metric == "algbw":
+        return size / res.time_s / 1e9, res.algorithm
+    if spec.metric == "rdma":  # bytes each rank sends out of its domain, even traffic
+        dom = e.caps.domain_of_rank[groups[0]]
+        away = float(np.mean([(dom != d).sum() for d in dom])) / n
+        return size * away / res.time_s / 1e9, res.algorithm
     return size * busbw_factor(spec.op, n) / res.time_s / 1e9, res.algorithm
 
 

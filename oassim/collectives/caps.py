@@ -24,6 +24,7 @@ import numpy as np
 
 from oassim.topology.fabric import Fabric, GridGeometry
 from oassim.topology.graph import NODE_KINDS
+from oassim.topology.routing import rank_blocks
 
 __all__ = ["FabricCaps"]
 
@@ -68,6 +69,9 @@ class FabricCaps:
         Family, dimensions and per-dimension link rate of a direct-connect scale-up domain
         (torus, full mesh), for the topology-aware algorithms
         (:attr:`~oassim.topology.fabric.Fabric.supernode_grid`).
+    leaf_of_rank, pod_of_rank : ndarray of int64, shape (n_ranks,), or None
+        Scale-out leaf switch and pod of each rank's first NIC, where the scale-out is a
+        fat-tree (:func:`~oassim.topology.routing.rank_blocks`), for the aggregated all-to-all.
     """
 
     n_ranks: int
@@ -84,6 +88,8 @@ class FabricCaps:
     link_scaleup: np.ndarray
     domain_nodes: int | None = None
     grid: GridGeometry | None = None
+    leaf_of_rank: np.ndarray | None = None
+    pod_of_rank: np.ndarray | None = None
 
     @property
     def n_domains(self) -> int:
@@ -119,6 +125,7 @@ class FabricCaps:
         dn = None
         if routing.get("router") == "cluster" and routing.get("template") is not None:
             dn = int(routing["domain_nodes"])
+        blocks = rank_blocks(fabric)
         return cls(
             n_ranks=len(acc),
             domain_of_rank=dom,
@@ -128,6 +135,8 @@ class FabricCaps:
             link_scaleup=link_up,
             domain_nodes=dn,
             grid=fabric.supernode_grid,
+            leaf_of_rank=None if blocks is None else blocks[0],
+            pod_of_rank=None if blocks is None else blocks[1],
             **info,
         )
 

@@ -25,8 +25,11 @@ Why it is cheap at 10^4-10^5 ranks:
   choices);
 - identical requests are memoised (op, algorithm, size, groups, root, matrix, network).
 
-``auto`` costs every algorithm that fits on the analytical model (as NCCL's tuner uses a cost
-model, not trial runs), picks the cheapest and reports all the estimates.
+``auto`` costs every algorithm that fits on the network model asked for (the analytical one
+for ``analytical``, as NCCL's tuner uses a cost model, not trial runs; the ``flow`` model for
+``flow``, unless the candidates together list more than ``AUTO_FLOW_MAX_FLOWS`` flows, when it
+compares analytical estimates), picks the cheapest, reports all the estimates and, in the
+result's notes, the model they were compared on and why.
 """
 
 from __future__ import annotations
@@ -49,7 +52,11 @@ from oassim.network.base import Flows, NetworkModel
 from oassim.network.registry import make_network
 from oassim.topology.fabric import Fabric
 
-__all__ = ["CollectiveEngine"]
+__all__ = ["CollectiveEngine", "AUTO_FLOW_MAX_FLOWS"]
+
+AUTO_FLOW_MAX_FLOWS = 1_000_000
+"""Listed flows (all candidates together) up to which ``auto`` under the ``flow`` model costs
+every candidate on it; beyond, it compares analytical estimates and the result says so."""
 
 
 @dataclass(frozen=True)
@@ -224,11 +231,25 @@ class CollectiveEngine:
         # estimates need only each candidate's time: the dense link arrays are built for the
         # chosen one alone (its phases are in the phase cache by then)
         times = {n: self._timed(req, n, self._estimator, memo)[2] for n in fits}
+        basis = self._estimator.name
+        if self.network is not self._estimator:
+            # decide on the fidelity asked for, unless that would cost too many flows
+            listed = {n: sum(len(p.src) for p in ALGORITHMS[n].phases(req, self.caps)) for n in fits}
+            total = sum(listed.values())
+            if len(fits) > 1 and total > AUTO_FLOW_MAX_FLOWS:
+                basis = (f"analytical: the {len(fits)} candidates list {total:,} flows in all, more than "
+                         f"the {AUTO_FLOW_MAX_FLOWS:,} auto costs on the {self.network.name} model")
+            else:
+                times = {n: self._timed(req, n, self.network, memo)[2] for n in fits}
+                basis = self.network.name
         best = min(fits, key=lambda n: (times[n], fits.index(n)))
         # where the fabric's own algorithm does not fit, the result says so (no silent fallback)
         grid = self.caps.grid[0] if self.caps.grid is not None else None
         notes = tuple(f"{n} not used: {why}" for n, why in reasons.items()
                       if why and grid in ALGORITHMS[n].families and req.op in ALGORITHMS[n].ops)
+        if self.network is not self._estimator:
+            notes += (f"auto compared the candidates on the {basis} model" if " " not in basis
+                      else f"auto compared the candidates on the {basis}",)
         return replace(self._evaluate(req, best, self.network, memo), candidates=times, notes=notes)
 
     def _evaluate(self, req: CollectiveRequest, name: str, net: NetworkModel, memo: bool) -> CollectiveResult:
@@ -332,7 +353,7 @@ class CollectiveEngine:
         if sym is not None:
             _, doms, d0 = sym
             self.stats["symmetric"] += 1
-        res = net.transfer(Flows(src, dst, wire), self.salt)
+        res = net.transfer(Flows(src, dst, wire, p.count if sym is None else None), self.salt)
         self.stats["transfers"] += 1
         lat = 0.0
         if p.steps > 1 and len(src):  # extra steps pay the path latency again

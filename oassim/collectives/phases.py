@@ -47,6 +47,9 @@ class Phase:
         In-network phases: payload from *other* ranks that the switches' reduction and
         multicast engines deliver to the busiest rank in one repetition, bytes (the engine
         holds it to the switch's rate; 0: no switch limit).
+    count : ndarray of float64, shape (k,), or None
+        Aggregated phases: rank-to-rank flows each flow stands for (the all-to-all of
+        :mod:`~oassim.collectives.algorithms.all_to_all_blocks`); None: each flow is itself.
     """
 
     src: np.ndarray
@@ -57,6 +60,7 @@ class Phase:
     in_network: bool = False
     label: str = ""
     switch_bytes: float = 0.0
+    count: np.ndarray | None = None
     _digest: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -76,12 +80,17 @@ class Phase:
         object.__setattr__(self, "dst", dst)
         object.__setattr__(self, "size_bytes", size)
         object.__setattr__(self, "repeat", int(self.repeat))
+        if self.count is not None:
+            c = np.ascontiguousarray(self.count, dtype=np.float64).ravel()
+            if len(c) != len(src) or (len(c) and not np.all(c >= 1)):
+                raise ValueError("count must give every flow a count >= 1")
+            object.__setattr__(self, "count", c)
         object.__setattr__(self, "steps", int(self.steps))
 
     @property
     def n_flows(self) -> int:
-        """Flows in one repetition."""
-        return len(self.src)
+        """Flows in one repetition (rank-to-rank flows, aggregated ones counted as many)."""
+        return len(self.src) if self.count is None else int(round(self.count.sum()))
 
     @property
     def total_bytes(self) -> float:
@@ -97,6 +106,9 @@ class Phase:
             h.update(self.src.tobytes())
             h.update(self.dst.tobytes())
             h.update(self.size_bytes.tobytes())
+            if self.count is not None:
+                h.update(b"agg")
+                h.update(self.count.tobytes())
             self._digest.append(h.digest())
         return self._digest[0]
 

@@ -90,7 +90,8 @@ class CollectiveResult:
         For ``auto``: the estimated time of every algorithm that fits, s.
     notes : tuple of str
         What the result does not model as the fabric would run it, e.g. for ``auto`` why an
-        algorithm built for this fabric's family could not take the request.
+        algorithm built for this fabric's family could not take the request, and (under the
+        ``flow`` model) which model the candidates were compared on.
     """
 
     op: str

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from oassim.network.base import Flows, TransferResult
+from oassim.network.routing_modes import grouped, scaleout_routing
 from oassim.topology.fabric import Fabric
 
 __all__ = ["SubFlows", "stripe", "path_latency_s", "link_capacity_Bps", "AnalyticalNetwork"]
@@ -159,6 +160,7 @@ class AnalyticalNetwork:
     def __init__(self, fabric: Fabric):
         self.fabric = fabric
         self._cap = link_capacity_Bps(fabric)
+        self.routing = scaleout_routing(fabric)
 
     def __repr__(self) -> str:
         return f"AnalyticalNetwork(fabric={self.fabric.name!r})"
@@ -181,22 +183,25 @@ class AnalyticalNetwork:
             ``link_busy_s`` (n_links,).
         """
         sub = stripe(self.fabric, flows, salt)
-        n_links = self.fabric.n_links
-        if len(sub.links) * 8 < n_links:
+        view = grouped(self.fabric, sub.links, sub.owner, sub.hops, flows.count, self.routing, self._cap)
+        links, cap = (sub.links, self._cap) if view is None else view[:2]
+        n_ext = len(cap)
+        if len(links) * 8 < n_ext:
             # few links touched (one domain's pattern, a pipeline hop): work on those alone
-            used, at = np.unique(sub.links, return_inverse=True)
+            used, at = np.unique(links, return_inverse=True)
             load_used = np.bincount(at, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(used))
-            busy_used = load_used / self._cap[used]
-            load, busy = np.zeros(n_links), np.zeros(n_links)
-            load[used], busy[used] = load_used, busy_used
+            busy_used = load_used / cap[used]
+            load = np.zeros(n_ext)
+            load[used] = load_used
             per_link = busy_used[at]
         else:
-            load = sub.link_bytes(n_links)
-            busy = load / self._cap
-            per_link = busy[sub.links]
+            load = np.bincount(links, weights=np.repeat(sub.size_bytes, sub.hops), minlength=n_ext)
+            per_link = (load / cap)[links]
         if len(sub.size_bytes):
             t_sub = np.maximum.reduceat(per_link, sub.ptr[:-1]) + sub.latency_s
         else:
             t_sub = np.zeros(0)
         finish = sub.flow_max(t_sub)
-        return TransferResult(float(finish.max()) if len(finish) else 0.0, finish, load, busy)
+        if view is not None:
+            load = view[2].expand(load, self._cap)
+        return TransferResult(float(finish.max()) if len(finish) else 0.0, finish, load, load / self._cap)

@@ -30,11 +30,17 @@ class Flows:
         Fabric node ids (accelerators for collectives).
     size_bytes : ndarray of float64, shape (n,)
         Bytes each flow carries (> 0).
+    count : ndarray of float64, shape (n,), optional
+        Flows each one stands for (an aggregated all-to-all sends one flow per destination
+        block). Set, the models cost equal-cost link groups as one virtual link and, under
+        static ECMP, derate them by the expected hashing excess of that many flows
+        (:mod:`oassim.network.routing_modes`); None: every flow is itself.
     """
 
     src: np.ndarray
     dst: np.ndarray
     size_bytes: np.ndarray
+    count: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "src", np.asarray(self.src, dtype=np.int64).ravel())
@@ -42,6 +48,11 @@ class Flows:
         object.__setattr__(self, "size_bytes", np.asarray(self.size_bytes, dtype=np.float64).ravel())
         if not (len(self.src) == len(self.dst) == len(self.size_bytes)):
             raise ValueError("src, dst and size_bytes must have the same length")
+        if self.count is not None:
+            c = np.asarray(self.count, dtype=np.float64).ravel()
+            if len(c) != len(self.src) or (len(c) and not np.all(c >= 1)):
+                raise ValueError("count must give every flow a count >= 1")
+            object.__setattr__(self, "count", c)
 
     def __len__(self) -> int:
         return len(self.src)

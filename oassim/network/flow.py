@@ -33,6 +33,7 @@ import numpy as np
 from oassim.network import _kernels as K
 from oassim.network.analytical import SubFlows, link_capacity_Bps, stripe
 from oassim.network.base import Flows, TransferResult
+from oassim.network.routing_modes import grouped, scaleout_routing
 from oassim.topology.fabric import Fabric, Paths
 
 __all__ = ["maxmin_rates", "FlowRun", "FlowNetwork"]
@@ -119,6 +120,7 @@ class FlowNetwork:
         self.fabric = fabric
         self.eps = float(eps)
         self._cap = link_capacity_Bps(fabric)
+        self.routing = scaleout_routing(fabric)
 
     def __repr__(self) -> str:
         return f"FlowNetwork(fabric={self.fabric.name!r}, eps={self.eps:g})"
@@ -138,10 +140,17 @@ class FlowNetwork:
         tx = np.empty(m)
         rate0 = np.empty(m)
         delivered = np.empty(m)
-        events = int(K.flow_completion(sub.ptr, sub.links, self._cap, sub.size_bytes, self.eps, tx, rate0, delivered))
+        view = grouped(self.fabric, sub.links, sub.owner, sub.hops, flows.count, self.routing, self._cap)
+        links, cap = (sub.links, self._cap) if view is None else view[:2]
+        events = int(K.flow_completion(sub.ptr, np.ascontiguousarray(links), cap, sub.size_bytes, self.eps, tx,
+                                       rate0, delivered))
         sub_finish = tx + sub.latency_s
         finish = sub.flow_max(sub_finish)
-        link_bytes = sub.link_bytes(self.fabric.n_links)
+        if view is None:
+            link_bytes = sub.link_bytes(self.fabric.n_links)
+        else:  # a group's bytes shared by its links in proportion to capacity
+            ext = np.bincount(links, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(cap))
+            link_bytes = view[2].expand(ext, self._cap)
         result = TransferResult(
             float(finish.max()) if len(finish) else 0.0, finish, link_bytes, link_bytes / self._cap
         )

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 from pydantic import Field, model_validator
 
@@ -194,11 +194,16 @@ class ScaleOutSpec(DomainSpec):
         Order the NICs rail by rail, so each leaf serves one rail of one scalable unit.
     rails : int or None
         Rails (>= 1); default: the supernode size.
+    routing : {"ecmp", "adaptive"}
+        How switches pick among equal-cost next hops: static per-flow hashing (ecmp) or
+        adaptive routing / packet spraying (InfiniBand AR, Spectrum-X) that spreads traffic
+        evenly (docs/architecture.md decision 12; :mod:`oassim.network.routing_modes`).
     """
 
     nic: NicSpec = Field(default_factory=NicSpec)
     rail_optimized: Flag = True
     rails: Count | None = None
+    routing: Literal["ecmp", "adaptive"] = "ecmp"
 
 
 class ClusterSpec(SpecModel):

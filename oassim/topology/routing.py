@@ -31,6 +31,9 @@ __all__ = [
     "node_paths_to_paths",
     "permute_paths",
     "make_router",
+    "fat_tree_structure",
+    "rank_blocks",
+    "equal_cost_groups",
 ]
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -206,3 +209,75 @@ def make_router(fabric: "Fabric") -> Router:
     except KeyError:
         raise ValueError(f"unknown router {name!r}; known: {', '.join(sorted(ROUTERS))}") from None
     return cls(fabric, **spec)
+
+
+def fat_tree_structure(fabric: "Fabric") -> dict[str, Any] | None:
+    """The fat-tree scale-out record of ``fabric`` (a cluster over a ``fat_tree`` scale-out, or a
+    bare fat-tree), with ``nic_of_rank`` (ranks, NICs) added; None for other fabrics."""
+    r = fabric.routing
+    if r.get("router") == "cluster":
+        so = r.get("scale_out") or {}
+        if so.get("router") != "fat_tree":
+            return None
+        return {**so, "nic_of_rank": np.asarray(r["nic_of_rank"], dtype=np.int64).reshape(len(fabric.accel_node), -1)}
+    if r.get("router") == "fat_tree":
+        return {**r, "nic_of_rank": np.asarray(fabric.accel_node, dtype=np.int64)[:, None]}
+    return None
+
+
+def rank_blocks(fabric: "Fabric") -> tuple[np.ndarray, np.ndarray] | None:
+    """Leaf switch index and pod of each rank's first scale-out port, shape (n_ranks,) each, or
+    None where the scale-out is not a fat-tree. Ranks behind one leaf share every switch link
+    beyond it: the unit the all-to-all aggregation of :mod:`oassim.collectives` works on."""
+    s = fat_tree_structure(fabric)
+    if s is None:
+        return None
+    eps = np.asarray(s["endpoints"], dtype=np.int64)
+    index = np.full(fabric.n_nodes, -1, dtype=np.int64)
+    index[eps] = np.arange(len(eps))
+    ep = index[s["nic_of_rank"][:, 0]]
+    if np.any(ep < 0):
+        return None
+    leaf = np.asarray(s["leaf_of_endpoint"], dtype=np.int64)[ep]
+    pod = np.asarray(s["pod_of_leaf"], dtype=np.int64)[leaf]
+    return leaf, pod
+
+
+def equal_cost_groups(fabric: "Fabric") -> np.ndarray | None:
+    """Equal-cost link group of every directed link (-1: none), or None without a fat-tree.
+
+    Adaptive routing / packet spraying (InfiniBand AR, Spectrum-X) spreads a switch's traffic
+    over every minimal next hop, so at fluid level the links of one group carry equal shares:
+    a leaf's uplinks (group per source leaf), the spine links into a leaf (per destination
+    leaf), a pod's spine-to-core links (per source pod and plane) and the core links into a
+    pod (per destination pod and plane). Shape (n_links,), int64 ids 0..n_groups-1.
+    """
+    s = fat_tree_structure(fabric)
+    if s is None:
+        return None
+    n = fabric.n_nodes
+    role = np.zeros(n, dtype=np.int64)  # 1 leaf, 2 spine, 3 core
+    key = np.full(n, -1, dtype=np.int64)  # leaf: its node id; spine / core: (plane, pod) code
+    leaves = np.asarray(s["leaves"], dtype=np.int64)  # (planes, L)
+    role[leaves.ravel()] = 1
+    key[leaves.ravel()] = leaves.ravel()
+    spines = np.asarray(s["spines"], dtype=np.int64)  # (planes, pods, S)
+    if spines.size:
+        pl, pods, S = spines.shape
+        role[spines.ravel()] = 2
+        key[spines.ravel()] = np.repeat(np.arange(pl * pods), S)
+    cores = np.asarray(s["cores"], dtype=np.int64)
+    if cores.size:
+        role[cores.ravel()] = 3
+    a, b = fabric.link_src, fabric.link_dst
+    ra, rb = role[a], role[b]
+    code = np.full(fabric.n_links, -1, dtype=np.int64)
+    kinds = (((ra == 1) & (rb == 2)), key[a]), (((ra == 2) & (rb == 1)), key[b]), \
+        (((ra == 2) & (rb == 3)), key[a]), (((ra == 3) & (rb == 2)), key[b])
+    for k, (mask, k_id) in enumerate(kinds):
+        code[mask] = k_id[mask] * 4 + k
+    out = np.full(fabric.n_links, -1, dtype=np.int64)
+    used = code >= 0
+    if used.any():
+        out[used] = np.unique(code[used], return_inverse=True)[1]
+    return out

@@ -195,3 +195,18 @@ def test_default_rows_come_from_the_shipped_table():
     """Without --data the fit reads the shipped table."""
     assert cal.default_data() == DATA
     assert cal.load_rows() == cal.load_rows(DATA)
+
+
+def test_expert_parallel_all_to_all_rows(system_checks, capsys):
+    """S24 (DeepEP) expert-parallel all-to-all rows, each on a cluster matching its system and
+    in the row's own metric: every held row within 10% (all are >= 64 MiB); rows whose figure
+    cannot be a link rate, or whose kernel the GPU limits, are printed, not held."""
+    a2a = [c for c in system_checks if c.op == "all_to_all"]
+    with capsys.disabled():
+        print("\nexpert-parallel all-to-all rows (S24), tuning profile nccl-2.18")
+        print(cs.system_table(a2a))
+    held = [c for c in a2a if c.held]
+    assert len(held) >= 10 and all(c.size_bytes >= 64 * 2**20 for c in held)
+    bad = [f"{c.row_id} {c.error:+.1%}" for c in held if abs(c.error) > LARGE]
+    assert not bad, bad
+    assert any(not c.held and "line rate" in c.why_not for c in a2a)

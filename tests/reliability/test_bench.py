@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from oassim.bench import bench_reliability_once
+from oassim.bench_reliability import bench_reliability_once
 
 
 @pytest.mark.bench

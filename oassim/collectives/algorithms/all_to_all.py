@@ -13,6 +13,11 @@ What is modelled. ``pair_bytes[g, i, j]`` is what position i of group g sends to
   unchanged but travel as k(k-1) large rail-aligned flows per rail instead of n(n-1) small
   ones, and never cross rails in the scale-out fabric.
 
+Large stages (more than ``AGGREGATE_ABOVE`` rank-to-rank flows) on fat-tree scale-outs are
+sent as one flow per (rank, destination block) instead
+(:mod:`~oassim.collectives.algorithms.all_to_all_blocks`: exact for even traffic, bounded for
+uneven), so a 16,384-rank all-to-all costs seconds.
+
 Conservation: direct delivers ``pair_bytes`` exactly; hierarchical delivers it with
 forwarding, so every rank's received minus forwarded bytes equals its column sum (the tests
 check both).
@@ -22,6 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from oassim.collectives.algorithms.all_to_all_blocks import (
+    AGGREGATE_ABOVE,
+    aggregated_all_to_all_phases,
+    can_aggregate,
+)
+from oassim.collectives.caps import FabricCaps
 from oassim.collectives.phases import Phase
 
 __all__ = ["direct_all_to_all_phases", "hierarchical_all_to_all_phases", "even_hierarchical_all_to_all_phases"]
@@ -53,7 +64,21 @@ def direct_all_to_all_phases(groups: np.ndarray, pair_bytes: np.ndarray) -> list
     return _phase(src, dst, size, "direct all-to-all (every pair at once)")
 
 
-def even_hierarchical_all_to_all_phases(tensor: np.ndarray, size: float) -> list[Phase]:
+def _rail_exchange(tensor: np.ndarray, caps: FabricCaps | None, per_pair: float | None,
+                   pair_bytes: np.ndarray | None) -> list[Phase] | None:
+    """Stage 2 aggregated per (rank, destination block) when it is large and the fabric allows
+    (:mod:`~oassim.collectives.algorithms.all_to_all_blocks`); None: list the flows."""
+    G, k, m = tensor.shape
+    if caps is None or not can_aggregate(caps) or G * m * k * (k - 1) <= AGGREGATE_ABOVE:
+        return None
+    rails = tensor.transpose(0, 2, 1).reshape(G * m, k)
+    return aggregated_all_to_all_phases(rails, caps, per_pair, pair_bytes,
+                                        label="hierarchical all-to-all: rail-aligned exchange across domains "
+                                        "(aggregated per rank and block)")
+
+
+def even_hierarchical_all_to_all_phases(tensor: np.ndarray, size: float,
+                                        caps: FabricCaps | None = None) -> list[Phase]:
     """The two stages of an even all-to-all (every rank sends ``size / n`` to each other rank)
     without the (G, n, n) byte matrix: stage 1 moves ``k size / n`` from (d, i) to each (d, l),
     l != i; stage 2 moves ``m size / n`` from (d, l) to each (e, l), e != d. Equal to
@@ -66,6 +91,8 @@ def even_hierarchical_all_to_all_phases(tensor: np.ndarray, size: float) -> list
         Ranks: ``tensor[g, d, l]`` is position l of domain d of group g.
     size : float
         nccl-tests size of the all-to-all (bytes each rank sends in all), bytes.
+    caps : FabricCaps, optional
+        Given, a large stage 2 is aggregated per (rank, destination block).
     """
     G, k, m = tensor.shape
     per_pair = size / (k * m)
@@ -76,7 +103,10 @@ def even_hierarchical_all_to_all_phases(tensor: np.ndarray, size: float) -> list
         dst = np.broadcast_to(tensor[:, :, None, :], (G, k, m, m))[:, :, off]
         out.append(Phase(src.ravel(), dst.ravel(), np.full(src.size, k * per_pair),
                          label="hierarchical all-to-all: gather by rail inside the domain"))
-    if k > 1:
+    agg = _rail_exchange(tensor, caps, m * per_pair, None) if k > 1 else None
+    if agg is not None:
+        out += agg
+    elif k > 1:
         off = ~np.eye(k, dtype=bool)
         src = np.broadcast_to(tensor.transpose(0, 2, 1)[:, :, :, None], (G, m, k, k))[:, :, off]
         dst = np.broadcast_to(tensor.transpose(0, 2, 1)[:, :, None, :], (G, m, k, k))[:, :, off]
@@ -85,7 +115,8 @@ def even_hierarchical_all_to_all_phases(tensor: np.ndarray, size: float) -> list
     return out
 
 
-def hierarchical_all_to_all_phases(tensor: np.ndarray, pos: np.ndarray, pair_bytes: np.ndarray) -> list[Phase]:
+def hierarchical_all_to_all_phases(tensor: np.ndarray, pos: np.ndarray, pair_bytes: np.ndarray,
+                                   caps: FabricCaps | None = None) -> list[Phase]:
     """Two-stage all-to-all over a (G, k, m) arrangement (domain, position in domain).
 
     Parameters
@@ -96,6 +127,8 @@ def hierarchical_all_to_all_phases(tensor: np.ndarray, pos: np.ndarray, pair_byt
         Each of those ranks' position in its group (index into ``pair_bytes``).
     pair_bytes : ndarray of float64, shape (G, n, n)
         Bytes position i sends to position j (diagonal ignored).
+    caps : FabricCaps, optional
+        Given, a large stage 2 is aggregated per (rank, destination block).
     """
     G, k, m = tensor.shape
     gi = np.arange(G)[:, None, None]
@@ -118,6 +151,9 @@ def hierarchical_all_to_all_phases(tensor: np.ndarray, pos: np.ndarray, pair_byt
         b = M.sum(axis=2).transpose(0, 1, 3, 2)  # (G, d, l, e)
         di = np.arange(k)
         b[:, di, :, di] = 0.0
+        agg = _rail_exchange(tensor, caps, None, b.transpose(0, 2, 1, 3).reshape(G * m, k, k))
+        if agg is not None:
+            return out + agg
         src = np.broadcast_to(tensor[:, :, :, None], (G, k, m, k))
         dst = np.broadcast_to(tensor.transpose(0, 2, 1)[:, None, :, :], (G, k, m, k))
         out += _phase(src, dst, b, "hierarchical all-to-all: rail-aligned exchange across domains")

@@ -4,13 +4,20 @@ What is modelled: every transfer the op needs is posted at once as one phase and
 shares the links (NCCL's send/recv and all-to-all). For send/recv each group is a
 (sender, receiver) pair moving S bytes, e.g. every pipeline-parallel stage boundary of a job
 at once. All-to-all is :func:`~oassim.collectives.algorithms.all_to_all.direct_all_to_all_phases`.
-A direct all-to-all has n(n-1) flows per group; beyond :data:`MAX_DIRECT_FLOWS` the
-hierarchical algorithm must be used instead.
+A direct all-to-all has n(n-1) flows per group; above ``AGGREGATE_ABOVE`` of them on a
+fat-tree scale-out it sends one flow per (rank, destination block) instead
+(:mod:`~oassim.collectives.algorithms.all_to_all_blocks`), and elsewhere beyond
+:data:`MAX_DIRECT_FLOWS` the hierarchical algorithm must be used.
 """
 
 from __future__ import annotations
 
 from oassim.collectives.algorithms.all_to_all import direct_all_to_all_phases
+from oassim.collectives.algorithms.all_to_all_blocks import (
+    AGGREGATE_ABOVE,
+    aggregated_all_to_all_phases,
+    can_aggregate,
+)
 from oassim.collectives.algorithms.base import Algorithm
 from oassim.collectives.caps import FabricCaps
 from oassim.collectives.ops import CollectiveRequest
@@ -34,7 +41,7 @@ class Direct(Algorithm):
             return why
         n = req.group_size
         flows = req.n_groups * n * (n - 1)
-        if req.op == "all_to_all" and flows > MAX_DIRECT_FLOWS:
+        if req.op == "all_to_all" and flows > MAX_DIRECT_FLOWS and not can_aggregate(caps):
             return (f"it would post {flows:,} flows (more than {MAX_DIRECT_FLOWS:,}); "
                     "use the hierarchical all-to-all")
         return None
@@ -43,4 +50,9 @@ class Direct(Algorithm):
         if req.op == "send_recv":
             g = req.groups
             return [Phase(g[:, 0], g[:, 1], req.size_bytes, label="send/recv")]
+        n = req.group_size
+        if can_aggregate(caps) and req.n_groups * n * (n - 1) > AGGREGATE_ABOVE:
+            if req.matrix is None:
+                return aggregated_all_to_all_phases(req.groups, caps, per_pair=req.size_bytes / n)
+            return aggregated_all_to_all_phases(req.groups, caps, pair_bytes=req.pair_bytes())
         return direct_all_to_all_phases(req.groups, req.pair_bytes())

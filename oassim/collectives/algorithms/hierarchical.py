@@ -307,8 +307,8 @@ class Hierarchical(Algorithm):
             G, k = t.shape[:2]
             t2 = t.reshape(G, k, -1)
             if req.matrix is None:  # even: no byte matrix needed
-                return even_hierarchical_all_to_all_phases(t2, req.size_bytes)
-            return hierarchical_all_to_all_phases(t2, _positions(req.groups, t2), req.pair_bytes())
+                return even_hierarchical_all_to_all_phases(t2, req.size_bytes, caps)
+            return hierarchical_all_to_all_phases(t2, _positions(req.groups, t2), req.pair_bytes(), caps)
         phases = hierarchical_phases(req.op, t, req.size_bytes, self.inner, self.outer)
         if self.pipelined:
             return pipelined(phases, f"{self.name}: {len(phases)} stages overlapped chunk by chunk")

@@ -1,0 +1,250 @@
+"""All-to-all without n x n flows: one flow per (rank, destination block).
+
+What is modelled. On a fat-tree scale-out every switch link beyond a rank's leaf is shared by
+all ranks behind that leaf, so the switch links see an all-to-all only through its totals per
+(source rank, destination leaf). Blocks are the group's ranks behind one leaf in the source's
+own pod, and the group's ranks of one pod for every other pod (three-tier fat-trees; with two
+tiers every block is a leaf). Rank ``i`` sends one flow to each block ``B``, carrying what it
+sends to all of ``B`` outside its own domain (``count`` = the rank-to-rank flows it stands
+for). Members are ordered by (position in domain, domain); the flow goes to the member at
+``i``'s own position in its pod (pod blocks) or one past its position in its leaf (leaf
+blocks), swapped with another source's where that member shares ``i``'s domain; a block larger than the
+source's own leaf or pod is taken in chunks of that size, one flow each. Ranks of the
+same domain exchange over the scale-up links in the same phase: rank to rank in meshes, tori
+and two-level supernodes, and in one-stage switched domains (NVSwitch) as one flow to the next
+rank of the domain standing for all of them, which loads every rank's ports exactly as the
+pairs do. Flows: about
+``n (leaves per pod + pods + 1)`` per group instead of ``n (n - 1)`` (one-stage domains);
+16,384 H100 ranks (512 leaves in 16 pods) give 786 k flows instead of 268 M. Uneven traffic
+still takes the (G, n, n) byte matrix as input, so its memory grows as n^2.
+
+Exactness (analytical model, adaptive routing, where the models cost equal-cost link groups as
+one link: :mod:`oassim.network.routing_modes`). Source NIC links, leaf uplink groups, pod
+uplink groups and the core links into a pod carry exactly the bytes of the n x n flows, for
+any traffic. With even traffic and blocks of equal size the rotation is a bijection between
+equal blocks, so every destination NIC link and every spine-to-leaf group also carries
+exactly its n x n load: the phase time is exact. Uneven traffic (a byte matrix) can differ
+only on destination-side links: destination rank ``d`` receives ``A_d`` (the block totals of
+the sources mapped to it) instead of its column sum ``D_d``, so each destination NIC link
+and each spine-to-leaf group carries at most ``sum |A_d - D_d|`` over the ranks behind it
+more or less, and the phase time differs from the n x n time by at most that over the link's
+capacity (:func:`destination_error_bytes` gives the per-rank ``A_d - D_d``; the tests hold
+the time to it). Under static ECMP the aggregated flows cannot be hashed one by one: the
+groups carry their mean load times the expected hashing excess of the real flow count
+(:func:`~oassim.network.routing_modes.ecmp_excess`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oassim.collectives.caps import FabricCaps
+from oassim.collectives.phases import Phase
+
+__all__ = ["AGGREGATE_ABOVE", "can_aggregate", "aggregated_all_to_all_phases", "destination_error_bytes",
+           "single_stage_domains"]
+
+AGGREGATE_ABOVE = 250_000
+"""Rank-to-rank flows above which an all-to-all stage is aggregated (where the fabric allows)."""
+
+
+def can_aggregate(caps: FabricCaps) -> bool:
+    """The fabric records the leaf of every rank (a fat-tree scale-out)."""
+    return caps.leaf_of_rank is not None
+
+
+def _ordered(keys: np.ndarray, local: np.ndarray, dom: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Entries sorted by (key, position in domain, domain), and each one's position within its
+    key in that order: consecutive members of a block then lie in different domains."""
+    order = np.lexsort((dom, local, keys))
+    sk = keys[order]
+    start = np.searchsorted(sk, sk, side="left")
+    pos = np.empty(len(keys), dtype=np.int64)
+    pos[order] = np.arange(len(keys)) - start
+    return order, pos
+
+
+def _rotate(members: np.ndarray, start: np.ndarray, src_dom: np.ndarray, dom: np.ndarray,
+            src_unit: np.ndarray) -> np.ndarray:
+    """Member ``start mod |B|`` of the block for each source; where that member shares the
+    source's domain (it is reached over the scale-up links), the source swaps targets with
+    another source of its unit (leaf or pod), so that the map from each unit stays as balanced
+    as the rotation (a bijection stays one)."""
+    at = start % len(members)
+    target_dom = dom[members[at]]
+    for i in np.flatnonzero(target_dom == src_dom):
+        if target_dom[i] != src_dom[i]:
+            continue  # fixed by an earlier swap
+        ok = (target_dom != src_dom[i]) & (src_dom != target_dom[i]) & (src_unit == src_unit[i])
+        j = np.flatnonzero(ok)
+        if len(j):
+            j = j[0]
+            at[i], at[j] = at[j], at[i]
+        else:  # no partner: the next member outside the domain
+            k = at[i]
+            while dom[members[k]] == src_dom[i]:
+                k = (k + 1) % len(members)
+            at[i] = k
+        target_dom = dom[members[at]]
+    return members[at]
+
+
+def _plan(ranks: np.ndarray, caps: FabricCaps):
+    """Yield ``(sources, destination, members, outside)`` per destination block of one group:
+    source positions, each one's destination position, the block's positions and how many of
+    them lie outside each source's domain."""
+    leaf = caps.leaf_of_rank[ranks]
+    dom = caps.domain_of_rank[ranks]
+    pod = caps.pod_of_rank[ranks] if caps.pod_of_rank is not None else np.zeros(len(ranks), dtype=np.int64)
+    if len(np.unique(pod)) == 1:
+        pod = np.zeros(len(ranks), dtype=np.int64)
+    local = caps.local_of_rank[ranks]
+    by_leaf, pos_leaf = _ordered(leaf, local, dom)
+    by_pod, pos_pod = _ordered(pod, local, dom)
+    unit_leaf = np.bincount(np.unique(leaf, return_inverse=True)[1])[np.unique(leaf, return_inverse=True)[1]]
+    unit_pod = np.bincount(np.unique(pod, return_inverse=True)[1])[np.unique(pod, return_inverse=True)[1]]
+    blocks = [(m, pos_leaf, unit_leaf, True) for m in np.split(by_leaf, np.flatnonzero(np.diff(leaf[by_leaf])) + 1)]
+    if len(np.unique(pod)) > 1:
+        blocks += [(m, pos_pod, unit_pod, False) for m in np.split(by_pod, np.flatnonzero(np.diff(pod[by_pod])) + 1)]
+    for members, pos, unit, is_leaf in blocks:
+        same_pod = pod == pod[members[0]]
+        every = np.flatnonzero(same_pod if is_leaf else ~same_pod)
+        # a source's unit (its leaf or pod) may be smaller than the block: it then sends to
+        # each chunk of the block of its unit's size, so that a unit covers every member
+        for size in np.unique(unit[every]):
+            for lo in range(0, len(members), int(size)):
+                chunk = members[lo:lo + int(size)]
+                srcs = every[unit[every] == size]
+                doms, per_dom = np.unique(dom[chunk], return_counts=True)
+                at = np.clip(np.searchsorted(doms, dom[srcs]), 0, len(doms) - 1)
+                outside = len(chunk) - np.where(doms[at] == dom[srcs], per_dom[at], 0)
+                has = outside > 0
+                srcs, outside = srcs[has], outside[has]
+                if not len(srcs):
+                    continue
+                # leaf blocks of the own pod: one position on, so that the own leaf never
+                # maps a rank to itself and a rail-aligned leaf never to the rank's own domain
+                # (members alternate domains); a translation, hence a bijection between equal
+                # blocks
+                src_unit = (leaf if is_leaf else pod)[srcs]
+                yield srcs, _rotate(chunk, pos[srcs] + int(is_leaf), dom[srcs], dom, src_unit), chunk, outside
+
+
+def _block_bytes(m: np.ndarray, srcs: np.ndarray, members: np.ndarray, dom: np.ndarray) -> np.ndarray:
+    """Bytes each source sends to the block's members outside its own domain."""
+    outside = dom[srcs][:, None] != dom[members][None, :]
+    return (m[np.ix_(srcs, members)] * outside).sum(axis=1)
+
+
+def single_stage_domains(caps: FabricCaps) -> bool:
+    """Scale-up domains of one switch stage (NVSwitch-style: every rank one hop from every
+    other through the same switch chips), where a rank's traffic to its domain aggregates
+    exactly too."""
+    return caps.sub_of_rank is None and caps.grid is None
+
+
+def _domain_bytes(m: np.ndarray, i: np.ndarray, ranks: np.ndarray, caps: FabricCaps) -> np.ndarray:
+    """What each source position of :func:`_domain_flows` sends inside its domain."""
+    if not single_stage_domains(caps):
+        j = _domain_pairs(ranks, caps)[1]
+        return m[i, j]
+    dom = caps.domain_of_rank[ranks]
+    same = dom[i][:, None] == dom[None, :]
+    return (m[i] * same).sum(axis=1)
+
+
+def _domain_flows(ranks: np.ndarray, caps: FabricCaps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flows inside domains: ``(source, destination, count)`` positions. One-stage switched
+    domains: one flow per rank to the next of its domain (a bijection) standing for all its
+    domain's ranks; other domains (meshes, tori, two-level supernodes): every pair."""
+    if not single_stage_domains(caps):
+        i, j = _domain_pairs(ranks, caps)
+        return i, j, np.ones(len(i))
+    dom = caps.domain_of_rank[ranks]
+    order, pos = _ordered(dom, caps.local_of_rank[ranks], dom)
+    sizes = np.bincount(np.unique(dom, return_inverse=True)[1])
+    size_of = sizes[np.unique(dom, return_inverse=True)[1]]
+    first = np.searchsorted(dom[order], dom, side="left")
+    keep = size_of > 1
+    i = np.flatnonzero(keep)
+    j = order[first[i] + (pos[i] + 1) % size_of[i]]
+    return i, j, (size_of[i] - 1).astype(np.float64)
+
+
+def _domain_pairs(ranks: np.ndarray, caps: FabricCaps) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (i, j), i != j, of the group's ranks that share a domain (sent one by one)."""
+    dom = caps.domain_of_rank[ranks]
+    order = np.argsort(dom, kind="stable")
+    sd = dom[order]
+    cut = np.flatnonzero(np.diff(sd)) + 1
+    src, dst = [], []
+    for blk in np.split(order, cut):
+        if len(blk) > 1:
+            a, b = np.meshgrid(blk, blk, indexing="ij")
+            off = a != b
+            src.append(a[off])
+            dst.append(b[off])
+    if not src:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(src), np.concatenate(dst)
+
+
+def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair: float | None = None,
+                                 pair_bytes: np.ndarray | None = None,
+                                 label: str = "aggregated all-to-all (one flow per rank and block)") -> list[Phase]:
+    """One phase of per-(rank, destination block) flows for every group at once, plus the
+    rank-to-rank flows inside each domain (scale-up links, not aggregated).
+
+    Parameters
+    ----------
+    groups : ndarray of int64, shape (G, n)
+    caps : FabricCaps
+        With ``leaf_of_rank`` (see :func:`can_aggregate`).
+    per_pair : float, optional
+        Even traffic: bytes every rank sends to every other rank of its group.
+    pair_bytes : ndarray of float64, shape (G, n, n), optional
+        Uneven traffic: bytes position i sends to position j (diagonal ignored).
+    label : str
+    """
+    g = np.asarray(groups, dtype=np.int64)
+    src, dst, size, count = [], [], [], []
+    for gi, ranks in enumerate(g):
+        m = None
+        if pair_bytes is not None:
+            m = np.array(pair_bytes[gi], dtype=np.float64)
+            np.fill_diagonal(m, 0.0)
+        for s, d, members, outside in _plan(ranks, caps):
+            c = outside.astype(np.float64)
+            b = c * per_pair if m is None else _block_bytes(m, s, members, caps.domain_of_rank[ranks])
+            keep = b > 0
+            src.append(ranks[s[keep]])
+            dst.append(ranks[d[keep]])
+            size.append(b[keep])
+            count.append(c[keep])
+        i, j, c = _domain_flows(ranks, caps)
+        b = c * float(per_pair or 0.0) if m is None else _domain_bytes(m, i, ranks, caps)
+        keep = b > 0
+        src.append(ranks[i[keep]])
+        dst.append(ranks[j[keep]])
+        size.append(b[keep])
+        count.append(c[keep])
+    if not sum(len(x) for x in src):
+        return []
+    return [Phase(np.concatenate(src), np.concatenate(dst), np.concatenate(size), label=label,
+                  count=np.concatenate(count))]
+
+
+def destination_error_bytes(groups: np.ndarray, caps: FabricCaps, pair_bytes: np.ndarray) -> np.ndarray:
+    """``A_d - D_d`` per position (G, n): bytes the aggregated phase delivers to each rank minus
+    what the n x n all-to-all delivers (its column sum); zero for even traffic on equal blocks."""
+    g = np.asarray(groups, dtype=np.int64)
+    out = np.zeros(g.shape)
+    for gi, ranks in enumerate(g):
+        m = np.array(pair_bytes[gi], dtype=np.float64)
+        np.fill_diagonal(m, 0.0)
+        for s, d, members, _ in _plan(ranks, caps):
+            np.add.at(out[gi], d, _block_bytes(m, s, members, caps.domain_of_rank[ranks]))
+        i, j, _ = _domain_flows(ranks, caps)
+        np.add.at(out[gi], j, _domain_bytes(m, i, ranks, caps))
+        out[gi] -= m.sum(axis=0)
+    return out
