@@ -183,7 +183,8 @@ def summary(results: Any) -> dict[str, Any]:
         ``compute_s``, ``optimizer_s``, ``memory_per_accelerator_GB``, ``breakdown`` (dict),
         ``bottlenecks`` (list of dicts), ``critical_stage``, ``critical_rank``,
         ``accelerators``, ``calibrated`` (the compute efficiencies were fitted to this
-        accelerator's measurements), ``efficiency_entry`` (the ``compute_efficiency.yaml`` entry used).
+        accelerator's measurements, or published for it, at the run's precision) and its
+        negation ``uncalibrated``, ``efficiency_entry`` (the ``compute_efficiency.yaml`` entry used).
     """
     plan = results.plan
     T = float(results.iteration_time_s)
@@ -214,5 +215,6 @@ def summary(results: Any) -> dict[str, Any]:
         "critical_rank": who[1],
         "accelerators": n,
         "calibrated": bool(getattr(plan, "calibrated", False)),
+        "uncalibrated": not bool(getattr(plan, "calibrated", False)),
         "efficiency_entry": str(getattr(plan, "efficiency", "")),
     }
