@@ -41,3 +41,16 @@ def test_run_record_has_the_uncalibrated_key():
         plan = compile_plan(TINY_GPT, {"dp": 8}, acc, fab, training={"global_batch": 8}, accelerators=8)
         rec = summary(simulate(plan, fab))
         assert rec["uncalibrated"] is expect and rec["calibrated"] is not expect
+
+
+def test_cli_refuses_a_precision_the_chip_lacks(tmp_path, capsys):
+    """``oassim run`` at NVFP4 on H100: one line naming the file, the key and why; exit 2."""
+    from oassim.cli import main
+
+    f = tmp_path / "s.yaml"
+    f.write_text("name: t\ncluster: {preset: dgx-h100-superpod, accelerators: 8}\n"
+                 "workload: {model: llama3-8b, seq_len: 8192, global_batch: 8, precision: nvfp4}\n"
+                 "parallelism: {dp: 8}\n")
+    assert main(["run", str(f)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "workload.precision" in err[0] and "nvfp4" in err[0] and str(f) in err[0]
