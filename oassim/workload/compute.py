@@ -19,8 +19,9 @@ peak at the op's precision (``Accelerator.peak_flops``) and ``eff`` by kind:
   small or oddly shaped outputs (thin micro-batches, small hidden sizes split by tensor
   parallelism) leave SMs idle (NVIDIA "Matrix Multiplication Background" user guide, wave
   and tile quantisation); the second charges short inner loops. Only ``e_max`` is fitted
-  (``python -m oassim.workload.fit``); tile, SM count and k0 are fixed from the hardware and
-  library (see the YAML). The fitted form is consistent with the best-shape matmul
+  (``python -m oassim.scheduler.calibrate``: directly on the A100, through the sustained
+  fraction of the best-shape matmul rate on H100 / B200 / GB300); tile, SM count and k0 are
+  fixed from the hardware and library (see the YAML). The fitted form is consistent with the best-shape matmul
   measurements of source S1 (docs/sources.md) (stas00/ml-engineering MAMF table), whose best
   shapes reach 0.97-0.98 e_max here. A saturating form ``e_max prod(x / (x + x0))`` was
   tried first and rejected: one x0 for all three dimensions either ignores small outputs
@@ -37,10 +38,12 @@ peak at the op's precision (``Accelerator.peak_flops``) and ``eff`` by kind:
 Low precision (``precision: fp8 | mxfp8 | nvfp4``) applies to the GEMMs of the transformer
 layers' linear projections only (:data:`FP8_GEMMS`; Transformer Engine keeps attention, norms,
 softmax, router, output layer, communication and the optimizer in BF16). Such a GEMM runs at
-the chip's dense peak for that format (``Accelerator.peak_flops``) times the accelerator's
-``gemm_e_max_by_precision[precision]`` (a format's kernels reach a different fraction of its
-peak than BF16's: source S83, docs/sources.md, measures 73-76% for FP8 against 78-80% for
-BF16), and its recipe adds the quantisation kernels that produce the low-precision operands.
+the chip's dense peak for that format (``Accelerator.peak_flops``) times that format's
+``e_max`` (:meth:`AcceleratorEfficiency.e_max`: the fitted ``gemm_sustained`` times the
+format's best-shape matmul fraction where a benchmark gives one, since a format's kernels
+reach a different fraction of its peak than BF16's: source S83 of docs/sources.md measures
+73-76% for FP8 against 78-80% for BF16; else ``gemm_e_max_by_precision``, fitted), and its
+recipe adds the quantisation kernels that produce the low-precision operands.
 Per quantised operand element (one bf16 element in, ``QUANT_BYTES`` bytes of HBM traffic):
 
 - ``fp8`` (per-tensor current scaling, TE ``Float8CurrentScaling``): an amax pass reads the
