@@ -91,3 +91,26 @@ def test_full_leave_one_configuration_out_table():
     print(format_bridge_table(fits))
     errs = [abs(r["error"]) for pf in fits for r in pf.table if r["row"] not in KNOWN_MISSES]
     assert np.mean(errs) < MEAN_TOL and max(errs) < ROW_TOL
+
+
+def test_write_values_edits_only_the_fitted_figures(tmp_path):
+    """``--write`` replaces the fitted numbers of the right entries in a copy of the file and
+    leaves every other line (comments included) as it was."""
+    from oassim.scheduler.calibrate_bridge import ParameterFit, write_values
+    from oassim.specio import read_yaml
+    from oassim.workload.compute import clear_efficiency_cache, efficiency_path
+
+    src = efficiency_path()
+    dst = tmp_path / "compute_efficiency.yaml"
+    dst.write_text(src.read_text())
+    fits = [ParameterFit(PARAMETERS[0], 0.777, [], {}), ParameterFit(PARAMETERS[4], 0.444, [], {})]
+    try:
+        write_values(fits, dst)
+    finally:
+        clear_efficiency_cache()
+    new = read_yaml(str(dst))["accelerators"]
+    old = read_yaml(str(src))["accelerators"]
+    assert new["h100-sxm"]["gemm_sustained"] == 0.777 and new["h200-sxm"] == old["h200-sxm"]
+    assert new["gb300"]["gemm_e_max_by_precision"] == {**old["gb300"]["gemm_e_max_by_precision"], "nvfp4": 0.444}
+    changed = [a for a, b in zip(src.read_text().splitlines(), dst.read_text().splitlines()) if a != b]
+    assert len(changed) == 2
