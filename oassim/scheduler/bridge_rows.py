@@ -1,4 +1,5 @@
-"""The 47 Megatron-Bridge pre-training runs (calibration source S07) as replayable jobs.
+"""The 47 Megatron-Bridge pre-training runs (calibration source S07) and the 5 MXFP8
+measurements their table cells give in parentheses, as replayable jobs.
 
 What it does: reads the S07 rows of ``oassim/data/calibration/training.csv`` (Llama 3 8B / 70B
 and Llama 3.1 405B on DGX-H100, DGX-B200 and DGX-GB300, NeMo containers 25.09-26.06,
@@ -37,7 +38,8 @@ from __future__ import annotations
 
 import csv
 import functools
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -123,19 +125,29 @@ class BridgeRow:
                     recompute="none", framework=FRAMEWORK)
 
 
-def load_bridge_rows(path: str | Path | None = None) -> list[BridgeRow]:
-    """The S07 rows of the training table, in file order."""
+_ALT_TOKENS = re.compile(r"Tokens / sec / GPU alt=(\d+)")
+
+
+def load_bridge_rows(path: str | Path | None = None, alternates: bool = True) -> list[BridgeRow]:
+    """The S07 rows of the training table, in file order, each followed (``alternates``) by
+    the MXFP8 measurement the same table cell publishes in parentheses: the source's "A (B)"
+    cells give FP8 per-tensor scaling first and block (MX) scaling second (the CSV keeps B
+    in the row's notes as ``Tokens / sec / GPU alt=B``). Such a row is ``<row id>-mx``."""
     out = []
     with open(path or calibration_csv("training"), newline="") as f:
         for r in csv.DictReader(f):
             if r["source_id"] != "S07" or r["hardware"] not in SYSTEMS:
                 continue
+            alt = _ALT_TOKENS.search(r["notes"]) if alternates else None
             out.append(BridgeRow(
                 row_id=r["row_id"], container=r["framework"].removeprefix("NeMo Megatron-Bridge container "),
                 model=MODELS[r["model"]], system=r["hardware"], gpus=int(r["num_gpus"]), tp=int(r["tp"] or 1),
                 pp=int(r["pp"] or 1), cp=int(r["cp"] or 1), vpp=int(r["vpp"] or 1), mbs=int(r["mbs"] or 1),
                 gbs=int(r["gbs_seqs"]), fsdp=r["zero_or_fsdp"].startswith("FSDP"),
                 precision=_precision(r["precision"]), measured=float(r["tokens_per_s_per_gpu"])))
+            if alt is not None and out[-1].precision == "fp8":
+                out.append(replace(out[-1], row_id=f"{r['row_id']}-mx", precision="mxfp8",
+                                   measured=float(alt.group(1))))
     return out
 
 

@@ -186,7 +186,8 @@ def _main_bridge(a: argparse.Namespace) -> None:
     from oassim.scheduler.calibrate_bridge import calibrate_bridge, format_bridge_table, write_values
 
     t0 = time.perf_counter()
-    print("\nH100 / B200 / GB300 GEMM efficiencies fitted on the 47 Megatron-Bridge runs (calibration source S07),")
+    print("\nH100 / B200 / GB300 GEMM efficiencies fitted on the 47 Megatron-Bridge runs and the 5 MXFP8 figures "
+          "of the same table cells (calibration source S07),")
     print("leave one configuration out: each layout's rows replayed at the value fitted without them "
           "(tokens/s per GPU; mfu of the run's format peak)")
     fits = calibrate_bridge(progress=lambda m: print(f"  fitted {m} ({time.perf_counter() - t0:.0f} s)", flush=True))

@@ -178,8 +178,8 @@ def test_uncalibrated_accelerator_is_reported():
     assert p.efficiency == "h200-sxm" and not p.calibrated
     p = compile_plan(TINY_GPT, {}, "b200-sxm", training={"global_batch": 1, "precision": "fp8"})
     assert p.calibrated and p.framework == "megatron-core-2025"
-    p = compile_plan(TINY_GPT, {}, "b200-sxm", training={"global_batch": 1, "precision": "mxfp8"})
-    assert not p.calibrated
+    e = EFF.accelerators["b200-sxm"].model_copy(update={"calibrated_precisions": ["bf16", "fp8"]})
+    assert e.is_calibrated("fp8") and not e.is_calibrated("mxfp8")
     p = compile_plan(TINY_GPT, {}, "a100-sxm", training={"global_batch": 1})
     assert p.calibrated and p.framework == "megatron-core"
 
