@@ -214,7 +214,8 @@ def summary(results: Any) -> dict[str, Any]:
         ``bottlenecks`` (list of dicts), ``critical_stage``, ``critical_rank``,
         ``busiest_stage`` (the stage with the most busy time, :func:`busy_by_member`),
         ``accelerators``, ``calibrated`` (the compute efficiencies were fitted to this
-        accelerator's measurements), ``efficiency_entry`` (the ``compute_efficiency.yaml`` entry used).
+        accelerator's measurements, or published for it, at the run's precision) and its
+        negation ``uncalibrated``, ``efficiency_entry`` (the ``compute_efficiency.yaml`` entry used).
     """
     plan = results.plan
     T = float(results.iteration_time_s)
@@ -249,5 +250,6 @@ def summary(results: Any) -> dict[str, Any]:
         "critical_rank": who[1],
         "accelerators": n,
         "calibrated": bool(getattr(plan, "calibrated", False)),
+        "uncalibrated": not bool(getattr(plan, "calibrated", False)),
         "efficiency_entry": str(getattr(plan, "efficiency", "")),
     }

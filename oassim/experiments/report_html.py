@@ -259,10 +259,12 @@ def _training_blocks(ev: Evaluation) -> list[Block]:
             if r.get("status") != "ok":
                 rows.append([c.name, r.get("status", "failed"), *["n/a"] * 7, r["scenario_file"]])
                 continue
-            rows.append([c.name, f"{r['iteration_time_s']:.3f}", f"{r['tokens_per_s']:,.0f}",
-                         f"{r['tokens_per_s_per_accelerator']:,.1f}", _pct(r["mfu"]), _num(r.get("goodput"), ".3f"),
-                         f"{r['exposed_comm_s']:.3f}", f"{r['bubble_s']:.3f}", r["bottleneck"],
-                         "inputs/" + r["scenario_file"]])
+            # figures the compute model sets carry the flag when its efficiencies are not fitted
+            u = " (uncalibrated)" if r.get("calibrated") is False else ""
+            rows.append([c.name, f"{r['iteration_time_s']:.3f}{u}", f"{r['tokens_per_s']:,.0f}{u}",
+                         f"{r['tokens_per_s_per_accelerator']:,.1f}{u}", _pct(r["mfu"]) + u,
+                         _num(r.get("goodput"), ".3f"), f"{r['exposed_comm_s']:.3f}", f"{r['bubble_s']:.3f}",
+                         r["bottleneck"], "inputs/" + r["scenario_file"]])
         b.append(("table", ["candidate", "iteration s", "tokens/s", "tokens/s/acc.", "MFU", "goodput",
                             "exposed comm s", "bubble s", "bottleneck", "scenario"], rows))
     return b

@@ -31,7 +31,7 @@ __all__ = [
     "OpticalModule", "PortConfig", "Switch", "PART_MODELS",
 ]
 
-Precision = Literal["bf16", "fp16", "fp8"]
+Precision = Literal["bf16", "fp16", "fp8", "mxfp8", "nvfp4"]
 Medium = Literal["copper", "optical", "backplane", "pcb"]
 ModuleTechnology = Literal["dsp", "lpo", "cpo", "dac", "lacc", "aec"]
 
@@ -137,8 +137,12 @@ class Accelerator(HardwarePart):
     bf16_dense_TFLOPS : float
         Dense (no structured sparsity) BF16 peak, 1e12 FLOP/s.
     fp8_dense_TFLOPS, fp16_dense_TFLOPS : float or None
-        Dense FP8 / FP16 peaks, 1e12 FLOP/s; None when the chip lacks the format or no
-        source gives it.
+        Dense FP8 (per-tensor scaled E4M3/E5M2) / FP16 peaks, 1e12 FLOP/s; None when the chip
+        lacks the format or no source gives it.
+    mxfp8_dense_TFLOPS, nvfp4_dense_TFLOPS : float or None
+        Dense peaks of the block-scaled formats, 1e12 FLOP/s: MXFP8 (OCP microscaling, 32
+        elements per E8M0 scale) and NVFP4 (E2M1, 16 elements per E4M3 scale); None on chips
+        whose tensor cores do not take them (Hopper, Ampere, MI300X).
     hbm_capacity_GB, hbm_bandwidth_TBps : float
         HBM capacity as the vendor labels it, 1e9 bytes; HBM bandwidth, 1e12 bytes/s.
     power_W, price_USD : float or None
@@ -157,6 +161,8 @@ class Accelerator(HardwarePart):
     bf16_dense_TFLOPS: Positive
     fp8_dense_TFLOPS: Positive | None = None
     fp16_dense_TFLOPS: Positive | None = None
+    mxfp8_dense_TFLOPS: Positive | None = None
+    nvfp4_dense_TFLOPS: Positive | None = None
     hbm_capacity_GB: Positive
     hbm_bandwidth_TBps: Positive
     power_W: NonNegative | None = None
@@ -172,7 +178,7 @@ class Accelerator(HardwarePart):
 
         Parameters
         ----------
-        precision : {"bf16", "fp16", "fp8"}
+        precision : {"bf16", "fp16", "fp8", "mxfp8", "nvfp4"}
             Arithmetic format of the matrix multiplications.
 
         Raises
@@ -180,7 +186,7 @@ class Accelerator(HardwarePart):
         SpecError
             If the precision is unknown or the accelerator's spec leaves it unset.
         """
-        field = {p: f"{p}_dense_TFLOPS" for p in ("bf16", "fp16", "fp8")}
+        field = {p: f"{p}_dense_TFLOPS" for p in ("bf16", "fp16", "fp8", "mxfp8", "nvfp4")}
         if precision not in field:
             raise SpecError(f"unknown precision {precision!r} (allowed: {', '.join(field)})")
         value = getattr(self, field[precision])

@@ -1,5 +1,7 @@
 """Fit the A100 GEMM efficiency by replaying SC'21 Table 1, with leave-one-out predictions:
-``python -m oassim.scheduler.calibrate``.
+``python -m oassim.scheduler.calibrate`` (which then runs the H100 / B200 / GB300 fit on the
+Megatron-Bridge rows of calibration source S07, :mod:`oassim.scheduler.calibrate_bridge`;
+``--only a100`` or ``--only bridge`` runs one of them).
 
 What is fitted: one parameter, ``gemm_e_max`` of ``a100-sxm`` in
 ``topologies/hardware/compute_efficiency.yaml`` (the GEMM efficiency of full waves and long
@@ -163,15 +165,45 @@ def write_e_max(e: float, path: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Fit, print the leave-one-out table and the fit on all rows (``--write`` stores it)."""
-    from oassim.workload.compute import load_efficiency
-
+    """Fit, print the leave-one-out tables and the fits on all rows (``--write`` stores them)."""
     ap = argparse.ArgumentParser(prog="python -m oassim.scheduler.calibrate", description=__doc__.split("\n")[0])
     ap.add_argument("--data", help="training CSV (default oassim/data/calibration/training.csv)")
     ap.add_argument("--workers", type=int, default=2, help="rows replayed in parallel processes")
-    ap.add_argument("--write", action="store_true", help="store the fitted gemm_e_max in the efficiency file")
+    ap.add_argument("--write", action="store_true", help="store the fitted values in the efficiency file")
+    ap.add_argument("--only", choices=["a100", "bridge"],
+                    help="only the SC'21 A100 fit or only the S07 Megatron-Bridge fit (default both)")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
+    if a.only != "bridge":
+        _main_a100(a, t0)
+    if a.only != "a100":
+        _main_bridge(a)
+    return 0
+
+
+def _main_bridge(a: argparse.Namespace) -> None:
+    """The S07 fit (:mod:`oassim.scheduler.calibrate_bridge`) and its per-row table."""
+    from oassim.scheduler.calibrate_bridge import calibrate_bridge, format_bridge_table, write_values
+
+    t0 = time.perf_counter()
+    print("\nH100 / B200 / GB300 GEMM efficiencies fitted on the 47 Megatron-Bridge runs and the 5 MXFP8 figures "
+          "of the same table cells (calibration source S07),")
+    print("leave one configuration out: each layout's rows replayed at the value fitted without them "
+          "(tokens/s per GPU; mfu of the run's format peak)")
+    fits = calibrate_bridge(progress=lambda m: print(f"  fitted {m} ({time.perf_counter() - t0:.0f} s)", flush=True))
+    print(format_bridge_table(fits))
+    if a.write:
+        write_values(fits)
+        print("written to the efficiency file")
+    else:
+        print("--write to store them")
+    print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+def _main_a100(a: argparse.Namespace, t0: float) -> None:
+    """The SC'21 A100 fit and its table."""
+    from oassim.workload.compute import load_efficiency
+
     cal = calibrate(ROWS, a.data, a.workers)
     print("a100-sxm gemm_e_max fitted by replaying SC'21 Table 1 (Narayanan et al. 2021), leave-one-out:")
     print("each row replayed at the value fitted on the nine others (TFLOP/s per GPU, eq. 3 FLOP count)")
@@ -185,7 +217,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nfit on all ten rows: gemm_e_max = {cal.e_max} (efficiency file: {stored}"
           f"{'; written' if a.write else '; --write to store it'})")
     print(f"({time.perf_counter() - t0:.0f} s)")
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,7 +37,7 @@ __all__ = [
 
 Recompute = Literal["none", "selective", "full"]
 RecomputeModule = Literal["core_attn", "layernorm", "mla_up_proj", "mlp", "moe_act", "shared_experts"]
-WorkloadPrecision = Literal["bf16", "fp8"]
+WorkloadPrecision = Literal["bf16", "fp8", "mxfp8", "nvfp4"]
 Dim = Literal["tp", "cp", "ep", "dp", "pp"]
 DIMS: tuple[str, ...] = ("tp", "cp", "ep", "dp", "pp")
 
@@ -194,8 +194,11 @@ class TrainingSpec(SpecModel):
         Sequences per optimizer step.
     micro_batch : int
         Sequences per micro-batch on one model replica.
-    precision : {"bf16", "fp8"}
-        Arithmetic of the matrix multiplications (FP8 speeds GEMMs only).
+    precision : {"bf16", "fp8", "mxfp8", "nvfp4"}
+        Arithmetic of the transformer layers' linear GEMMs (Transformer Engine recipes):
+        ``fp8`` per-tensor current scaling, ``mxfp8`` block-32 scaling, ``nvfp4`` block-16
+        scaling with some layers kept in BF16 (:mod:`oassim.workload.compute`). The chip must
+        publish a dense peak for the format, else the job is refused.
     recompute : {"none", "selective", "full"}
         Activation recomputation (Korthikanti et al. 2022).
     grad_precision : {"bf16", "fp32"}

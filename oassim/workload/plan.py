@@ -275,7 +275,7 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
                for k in ("overlap_grad_reduce", "overlap_param_gather", "tp_comm_overlap",
                          "ep_comm_overlap", "overlap_p2p")}
     overlap["tp_bwd_overlap"] = fw.tp_bwd_overlap
-    cm = ComputeModel(acc, eff, fw, train.precision)
+    cm = ComputeModel(acc, eff, fw, train.precision, par.tp if par.sequence_parallel else 1)
     try:
         peak = acc.peak_flops(train.precision)
     except SpecError as exc:
@@ -308,7 +308,7 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
     flops = FlopCounts(model=model_flops, hardware=model_flops + recomputed, megatron=executed,
                        recomputed=recomputed)
     return Plan(model=m, parallelism=par, training=train, accelerator=acc.name, framework=fw_name,
-                efficiency=eff_key, calibrated=eff.calibrated, n_accelerators=accelerators,
+                efficiency=eff_key, calibrated=eff.is_calibrated(train.precision), n_accelerators=accelerators,
                 seq_len=s, n_microbatches=n_micro, tokens_per_iteration=tokens, peak_flops=peak,
                 overlap=MappingProxyType(overlap), stages=stages, placement=pl, flops=flops,
                 straddling=pl.straddling)

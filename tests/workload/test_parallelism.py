@@ -109,5 +109,5 @@ def test_unfused_attention_refuses_context_parallelism():
 
 def test_unknown_framework_lists_known():
     """An unknown framework generation lists the known ones."""
-    with pytest.raises(SpecError, match="known: megatron-core, megatron-lm-2021"):
+    with pytest.raises(SpecError, match="known: megatron-core, megatron-core-2025, megatron-lm-2021"):
         compile_plan(TINY_GPT, {}, "a100-sxm", training={"global_batch": 4, "framework": "jax"})
