@@ -220,8 +220,22 @@ class Recorder:
             "start_s": num[:, 3], "end_s": num[:, 4],
         })
 
-    def link_frames(self, fabric: Any, iteration_s: float, windows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """``link_util`` (per tier and time window) and ``tiers`` (per tier over the iteration).
+    def flight_arrays(self) -> dict[str, np.ndarray]:
+        """The completed flights as arrays: ``info`` (request index), ``weight`` (share of the
+        call's link loads: 1/G for a full-rank instance of one of G groups), ``start_s``,
+        ``end_s``, ``microbatch``."""
+        fl = [f for f in self.flights if f.end_s is not None]
+        n = len(fl)
+        return {"info": np.fromiter((f.info.index for f in fl), np.int64, count=n),
+                "weight": np.array([1.0 if f.group < 0 else 1.0 / f.call.n_groups for f in fl], dtype=np.float64),
+                "start_s": np.fromiter((f.start_s for f in fl), np.float64, count=n),
+                "end_s": np.fromiter((f.end_s for f in fl), np.float64, count=n),
+                "microbatch": np.fromiter((f.microbatch for f in fl), np.int64, count=n)}
+
+    def link_frames(self, fabric: Any, iteration_s: float, windows: int,
+                    flights: dict[str, np.ndarray] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``link_util`` (per tier and time window) and ``tiers`` (per tier over the iteration),
+        from ``flights`` (:meth:`flight_arrays`, the default).
 
         A full-rank instance of one of a call's G groups carries 1/G of the call's link loads.
         """
@@ -229,10 +243,10 @@ class Recorder:
         nt = len(names)
         tier_of = np.asarray(fabric.link_tier, dtype=np.int64)
         n_links = np.bincount(tier_of, minlength=nt)[:nt].astype(np.int64)
-        fl = [f for f in self.flights if f.end_s is not None]
-        w = np.array([1.0 if f.group < 0 else 1.0 / f.call.n_groups for f in fl])
-        T = max(float(iteration_s), max((f.end_s for f in fl), default=0.0))
-        ik = np.fromiter((f.info.index for f in fl), np.int64, count=len(fl))
+        fa = self.flight_arrays() if flights is None else flights
+        ik, w, s, e = fa["info"], fa["weight"], fa["start_s"], fa["end_s"]
+        fl = ik  # one entry per completed flight
+        T = max(float(iteration_s), float(e.max()) if len(e) else 0.0)
         infos = {k: self.infos[k] for k in np.unique(ik).tolist()}
         n_info = max(infos, default=-1) + 1
         tb_info, ty_info = np.zeros((n_info, nt)), np.zeros((n_info, nt))
@@ -240,8 +254,6 @@ class Recorder:
             tb_info[k], ty_info[k] = inf.tier_busy_s[:nt], inf.tier_bytes[:nt]
         busy = tb_info[ik] * w[:, None] if len(fl) else np.zeros((0, nt))
         byts = ty_info[ik] * w[:, None] if len(fl) else np.zeros((0, nt))
-        s = np.fromiter((f.start_s for f in fl), np.float64, count=len(fl))
-        e = np.fromiter((f.end_s for f in fl), np.float64, count=len(fl))
         windows = max(int(windows), 1)
         edges = np.linspace(0.0, T, windows + 1)
         wb = np.diff(_ramp_integral(s, e, busy, edges), axis=0)

@@ -20,14 +20,21 @@ from typing import Any, Literal, Mapping
 import numpy as np
 import simpy
 
+import pandas as pd
+
 from oassim.collectives import CollectiveEngine
+from oassim.errors import SpecError
 from oassim.scheduler.comm import CommModel
 from oassim.scheduler.context import SimContext
+from oassim.scheduler.periodic import (STEADY_PERIODS, TIME_COLUMNS, TOLERANCE, Layout, expand_frame, layout,
+                                       period_shift)
 from oassim.scheduler.recorder import Recorder
 from oassim.scheduler.replay import Replay
 from oassim.scheduler.results import Results
 
-__all__ = ["simulate", "provenance"]
+__all__ = ["simulate", "provenance", "REPLAY_MODES"]
+
+REPLAY_MODES = ("auto", "full")
 
 
 def provenance(seed: int) -> dict[str, Any]:
@@ -69,7 +76,7 @@ def _scenario(plan: Any, fabric: Any, network: str, seed: int, full_rank: bool,
 def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] = "analytical",
              engine: Any = None, seed: int = 0, full_rank: bool = False,
              stragglers: Mapping[int, float] | None = None, link_windows: int = 100,
-             scenario: Mapping[str, Any] | None = None) -> Results:
+             scenario: Mapping[str, Any] | None = None, replay: str = "auto") -> Results:
     """Simulate one training iteration of ``plan`` on ``fabric``.
 
     Parameters
@@ -96,13 +103,20 @@ def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] =
         Time windows of the ``link_util`` frame over the iteration.
     scenario : mapping, optional
         The resolved scenario to store in Results (default: a description built from the plan).
+    replay : {"auto", "full"}
+        ``auto``: replay a few steady periods of the pipeline schedule and account the others
+        (:mod:`oassim.scheduler.periodic`) when the schedule has enough periods and its steady
+        periods are checked to repeat, else every micro-batch; ``full``: every micro-batch.
+        ``provenance["replay"]`` says which was done and why.
 
     Returns
     -------
     Results
         ``iteration_time_s``; frames ``ops``, ``collectives``, ``link_util``, ``tiers`` (see
         :mod:`oassim.scheduler.results`) and ``waits`` (idle intervals of the compute streams);
-        ``provenance`` (version, seed, git describe, wall time, event and costing counts).
+        ``provenance`` (version, seed, git describe, wall time, event and costing counts, and
+        ``replay``: ``mode`` "periodic" with the period, the micro-batches replayed and the
+        periods accounted, or "full" with the ``reason``).
 
     Raises
     ------
@@ -112,42 +126,45 @@ def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] =
     t0 = time.perf_counter()
     if engine is None:
         engine = CollectiveEngine(fabric, network, salt=int(seed))
+    if replay not in REPLAY_MODES:
+        raise SpecError(f"unknown replay mode {replay!r} (allowed: {', '.join(REPLAY_MODES)})", path="replay")
     net_name = getattr(getattr(engine, "network", None), "name", network)
-    env = simpy.Environment()
-    recorder = Recorder([])
-    comm = CommModel(env, engine, len(fabric.link_tier_names))
-    recorder.infos = comm.infos
-    ctx = SimContext(env=env, rng=np.random.default_rng(seed), recorder=recorder, comm=comm, engine=engine)
-    replay = Replay(ctx, plan, full_rank=full_rank, stragglers=stragglers)
-    t1 = time.perf_counter()
     # The replay allocates millions of small records that live to the end: the cyclic
     # collector would re-walk all of them again and again (quadratic time), and they hold
     # no cycles worth collecting, so it is paused for the run.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        iteration = replay.run()
-        t2 = time.perf_counter()
-        table = replay.builder.table()
-        ops = recorder.ops_frame(table)
-        colls = recorder.collectives_frame()
-        link_util, tiers = recorder.link_frames(fabric, iteration, link_windows)
-        waits = recorder.waits_frame()
+        out, wall, how = None, {"setup": 0.0, "replay": 0.0, "frames": 0.0}, None
+        lay: Any = "the full replay was asked for" if replay == "full" else layout(plan)
+        tries = [lay] if isinstance(lay, str) else [lay, layout(plan, STEADY_PERIODS + 2)]
+        for attempt in tries:
+            if isinstance(attempt, str):
+                how = {"mode": "full", "reason": attempt}
+                break
+            got = _attempt(plan, fabric, engine, seed, full_rank, stragglers, link_windows, attempt, wall)
+            if not isinstance(got, str):
+                out = got
+                how = {"mode": "periodic", "period_microbatches": attempt.period, "periods": attempt.periods,
+                       "replayed_microbatches": attempt.microbatches, "periods_accounted": attempt.inserted,
+                       "steady_periods_checked": len(attempt.steady), "period_s": got[-1]}
+                break
+            how = {"mode": "full", "reason": f"the steady periods do not repeat: {got}"}
+        if out is None:
+            out = _attempt(plan, fabric, engine, seed, full_rank, stragglers, link_windows, None, wall)
     finally:
         if gc_was_enabled:
             gc.enable()
-    t3 = time.perf_counter()
+    iteration, frames, stats, _ = out
+    ops, colls, link_util, tiers, waits = frames
     prov = {
         **provenance(seed),
         "network": net_name,
         "full_rank": bool(full_rank),
-        "members": len(replay.members),
-        "segments": len(recorder.segments),
-        "collective_instances": len(recorder.flights),
-        "distinct_requests": len(comm.infos),
-        "comm": dict(comm.stats),
+        **stats,
+        "replay": how,
         "engine": dict(getattr(engine, "stats", {}) or {}),
-        "wall_s": {"setup": t1 - t0, "replay": t2 - t1, "frames": t3 - t2, "total": t3 - t0},
+        "wall_s": {**wall, "total": time.perf_counter() - t0},
     }
     return Results(
         scenario=dict(scenario) if scenario is not None else _scenario(plan, fabric, net_name, seed, full_rank,
@@ -155,3 +172,62 @@ def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] =
         plan=plan, iteration_time_s=float(iteration), ops=ops, collectives=colls, link_util=link_util,
         tiers=tiers, network=net_name, provenance=prov, waits=waits,
     )
+
+
+def _attempt(plan: Any, fabric: Any, engine: Any, seed: int, full_rank: bool, stragglers: Any,
+             link_windows: int, lay: Layout | None, wall: dict[str, float]) -> tuple | str:
+    """One replay: every micro-batch (``lay`` None), or the periodic layout ``lay`` expanded
+    to the whole job. Returns (iteration time, frames, stats, period) or, for a layout whose
+    steady periods do not repeat, why (a sentence). Adds its wall times to ``wall``."""
+    t0 = time.perf_counter()
+    env = simpy.Environment()
+    recorder = Recorder([])
+    comm = CommModel(env, engine, len(fabric.link_tier_names))
+    recorder.infos = comm.infos
+    ctx = SimContext(env=env, rng=np.random.default_rng(seed), recorder=recorder, comm=comm, engine=engine)
+    rp = Replay(ctx, plan, full_rank=full_rank, stragglers=stragglers,
+                schedules=None if lay is None else lay.schedules,
+                n_microbatches=None if lay is None else lay.microbatches)
+    t1 = time.perf_counter()
+    iteration = rp.run()
+    t2 = time.perf_counter()
+    wall["setup"] += t1 - t0
+    wall["replay"] += t2 - t1
+    ops = recorder.ops_frame(rp.builder.table())
+    colls = recorder.collectives_frame()
+    waits = recorder.waits_frame()
+    flights = recorder.flight_arrays()
+    stats = {"members": len(rp.members), "segments": len(recorder.segments),
+             "collective_instances": len(recorder.flights), "distinct_requests": len(comm.infos),
+             "comm": dict(comm.stats)}
+    delta = 0.0
+    if lay is not None:
+        # idle intervals of a few ulps (simultaneous events whose times were summed in another
+        # order) come and go between periods: not records of anything
+        tiny = (waits["end_s"] - waits["start_s"]).to_numpy() <= TOLERANCE * iteration
+        if tiny.any():
+            waits = waits[~tiny].reset_index(drop=True)
+        fr = {"ops": ops, "collectives": colls, "waits": waits, "flights": pd.DataFrame(flights)}
+        shifts = []
+        for name, df in fr.items():
+            d = period_shift(df, TIME_COLUMNS[name], lay, iteration)
+            if isinstance(d, str):
+                wall["frames"] += time.perf_counter() - t2
+                return f"{name}: {d}"
+            shifts.append(d)
+        delta = shifts[0]
+        if max(shifts) - min(shifts) > TOLERANCE * iteration:
+            wall["frames"] += time.perf_counter() - t2
+            return f"the frames disagree on the period ({min(shifts):.9g} to {max(shifts):.9g} s)"
+        ops = expand_frame(ops, TIME_COLUMNS["ops"], lay, delta, group="stream")
+        colls = expand_frame(colls, TIME_COLUMNS["collectives"], lay, delta)
+        waits = expand_frame(waits, TIME_COLUMNS["waits"], lay, delta)
+        fx = expand_frame(fr["flights"], TIME_COLUMNS["flights"], lay, delta)
+        flights = {c: fx[c].to_numpy() for c in fx.columns}
+        iteration += lay.inserted * delta
+        stats["replayed"] = {"segments": stats["segments"], "collective_instances": stats["collective_instances"]}
+        stats["segments"] = int((ops["stream"] == "compute").sum())
+        stats["collective_instances"] = len(colls)
+    link_util, tiers = recorder.link_frames(fabric, iteration, link_windows, flights)
+    wall["frames"] += time.perf_counter() - t2
+    return iteration, (ops, colls, link_util, tiers, waits), stats, delta
