@@ -216,4 +216,7 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
                     "supernodes": rc.supernodes, "supernode_size": rc.domain_size},
         "wall_s": {"load": t1 - t0, "build": t2 - t1, "plan": t3 - t2, "simulate": t4 - t3, "total": t4 - t0},
     })
-    return dataclasses.replace(res, scenario=resolve_scenario(sc, model, accelerators, net), provenance=provenance)
+    changes = {"scenario": resolve_scenario(sc, model, accelerators, net), "provenance": provenance}
+    if hasattr(res, "replace"):  # keeps frames not built yet unbuilt
+        return res.replace(**changes)
+    return dataclasses.replace(res, **changes)

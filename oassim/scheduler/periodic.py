@@ -10,25 +10,31 @@ each of its backward steps precedes a forward step (not the cool-down), on every
 periods ``w .. n - 1 - w`` of ``n``, with ``w = ceil((warm-up + 1) / (v P))`` (the longest
 warm-up, stage 0's, in forward steps).
 
-The replay runs the same job with ``n' = 2 w + S`` periods (``S`` steady ones, default
-:data:`STEADY_PERIODS`), then checks that the steady periods repeat: every record of period
-``j + 1`` (each op, call and wait of every simulated rank, ``Results`` frames) is the record
-of period ``j`` with micro-batch ``+ P`` and every time ``+ Delta``, all other columns equal
-(within :data:`TOLERANCE` of the iteration time). When they do, the iteration with ``n``
-periods is the replayed one with ``n - n'`` copies of a steady period inserted after period
-``b`` (the middle steady one): records of periods ``<= b`` stay, the ``i``-th copy is period
-``b`` shifted by ``i`` periods (``i Delta`` in time), and later records (the cool-down, the
-optimizer, calls still in flight at the end) move by ``(n - n') Delta``. The iteration time
-grows by ``(n - n') Delta``; link utilisation windows, tier totals and the breakdown are
-computed from the expanded records exactly as from a full replay.
+The replay runs the same job with ``n' = 2 w + S`` periods (``S`` steady ones, first
+:data:`STEADY_PERIODS`), then looks for the first steady period ``b`` that repeats: every
+record of period ``b + 1`` (each op, call and wait of every simulated rank: the ``ops``,
+``collectives`` and ``waits`` frames and the flights behind link utilisation) is the record of
+period ``b`` with micro-batch ``+ P`` and every time ``+ Delta``, all other columns equal
+(within :data:`TOLERANCE` of the iteration time). Then the iteration with ``n`` periods is
+the replayed one with ``n - n'`` copies of period ``b`` inserted after it: records of periods
+``<= b`` stay, the ``i``-th copy is period ``b`` shifted by ``i`` periods (``i Delta`` in
+time), and later records (the cool-down, the optimizer, calls still in flight at the end)
+move by ``(n - n') Delta``. The iteration time grows by ``(n - n') Delta``; link utilisation
+windows, tier totals and the breakdown are computed from the expanded records exactly as
+from a full replay. The expanded frames are built when first read
+(:class:`~oassim.scheduler.results.Deferred`).
 
-Why the check and not a proof: the replay is deterministic, so once one period's records
-repeat with a constant shift the state handed from one period to the next repeats too. What
-can break it is asserted, not assumed: a straggler on one stage only, flow-level contention
-whose pattern keeps drifting, or any difference at all between two consecutive steady
-periods. Then :func:`~oassim.scheduler.simulate.simulate` tries once more with two more
-steady periods, and otherwise replays every micro-batch, saying why in
-``provenance["replay"]``.
+Why a check and not a proof: the replay is deterministic, so once one period's records repeat
+with a constant shift, the state handed from one period to the next repeats too. What can
+delay or break the repetition is found, not assumed: stages of unequal speed take a number
+of micro-batches to fall into step (a transient that grows with the slack, e.g. ~30
+micro-batches with ZeRO 3 on 4 stages), a straggler in full-rank mode, flow-level contention
+whose pattern keeps drifting. When no steady pair repeats,
+:func:`~oassim.scheduler.simulate.simulate` tries again with twice the periods
+(:func:`attempts`, while that is at most half the job), and otherwise replays every
+micro-batch, saying why in ``provenance["replay"]``. Idle intervals of a few ulps
+(simultaneous events whose times were summed in another order) come and go between periods;
+the periodic replay drops those shorter than :data:`TOLERANCE` of the iteration from ``waits``.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ import pandas as pd
 
 from oassim.workload.schedules import SCHEDULES, warmup_steps
 
-__all__ = ["Layout", "layout", "period_shift", "expand_frame", "STEADY_PERIODS", "TOLERANCE", "TIME_COLUMNS"]
+__all__ = ["Layout", "layout", "attempts", "period_shift", "expand_frame", "STEADY_PERIODS", "TOLERANCE",
+           "TIME_COLUMNS"]
 
 STEADY_PERIODS = 2
 """Steady periods replayed (consecutive ones are compared; 2 is one comparison)."""
@@ -98,8 +105,10 @@ class Layout:
         return self.replayed * self.period
 
 
-def layout(plan: Any, steady_periods: int = STEADY_PERIODS) -> Layout | str:
-    """The periodic layout of ``plan``, or why it has none worth using (a sentence)."""
+def layout(plan: Any, steady_periods: int = STEADY_PERIODS, max_replayed: int | None = None) -> Layout | str:
+    """The periodic layout of ``plan`` with ``steady_periods`` steady periods replayed, or why it
+    has none worth using (a sentence): the replayed periods must be fewer than the job's, and
+    at most ``max_replayed`` when given."""
     par = plan.parallelism
     name = par.schedule_name
     if name not in SCHEDULES:
@@ -114,13 +123,28 @@ def layout(plan: Any, steady_periods: int = STEADY_PERIODS) -> Layout | str:
     w = math.ceil((warm_steps + 1) / (vpp * period))
     s = max(int(steady_periods), 2)
     replayed = 2 * w + s
-    if n <= replayed:
+    if n <= replayed or (max_replayed is not None and replayed > max_replayed):
         return (f"{m} micro-batches are {n} period(s) of {period}; the periodic replay needs more than "
-                f"{replayed} ({w} of warm-up, {s} steady, {w} of cool-down)")
+                f"{replayed if n <= replayed else 2 * replayed} ({w} of warm-up, {s} steady, {w} of cool-down)")
     schedules = tuple(SCHEDULES[name](pp, st, replayed * period, vpp) for st in range(pp))
     if any(len(x) != 2 * vpp * replayed * period for x in schedules):  # pragma: no cover - schedule contract
         return "the schedule does not run every chunk of every micro-batch once each way"
-    return Layout(period, n, w, replayed, w + (s - 1) // 2, schedules)
+    return Layout(period, n, w, replayed, w, schedules)
+
+
+def attempts(plan: Any) -> list[Layout] | str:
+    """The layouts to try in turn: ``2 w + 2`` periods, then twice as many each time while that
+    is at most half the job (a transient that outlasts one attempt may end inside the next);
+    or why there is none (a sentence)."""
+    first = layout(plan)
+    if isinstance(first, str):
+        return first
+    out = [first]
+    while True:
+        nxt = layout(plan, 2 * out[-1].replayed - 2 * first.warm, max_replayed=first.periods // 2)
+        if isinstance(nxt, str):
+            return out
+        out.append(nxt)
 
 
 def _sortable(col: pd.Series) -> np.ndarray:
@@ -129,45 +153,38 @@ def _sortable(col: pd.Series) -> np.ndarray:
     return col.to_numpy()
 
 
-def period_shift(df: pd.DataFrame, times: tuple[str, ...], lay: Layout, scale_s: float) -> float | str:
-    """``Delta``, the time shift between consecutive steady periods of ``df``'s records, or why
-    they do not repeat (a sentence). ``scale_s``: the replayed iteration time (tolerance scale)."""
+def period_shift(df: pd.DataFrame, times: tuple[str, ...], lay: Layout, j: int, scale_s: float) -> float | str:
+    """``Delta``, the time shift from period ``j`` to period ``j + 1`` of ``df``'s records, or
+    why period ``j + 1`` is not period ``j`` shifted (a sentence). ``scale_s``: the replayed
+    iteration time (the tolerance's scale)."""
     mb = df["microbatch"].to_numpy().astype(np.int64)
     blk = np.where(mb >= 0, mb // lay.period, -1)
     tol = TOLERANCE * max(scale_s, 1e-12)
     approx = [c for c in df.columns if c not in times and pd.api.types.is_float_dtype(df[c].dtype)]
     exact = [c for c in df.columns if c not in times and c != "microbatch" and c not in approx]
-    deltas = []
-    for j in list(lay.steady)[:-1]:
-        a, b = np.flatnonzero(blk == j), np.flatnonzero(blk == j + 1)
-        if len(a) != len(b):
-            return f"period {j + 1} has {len(b)} records, period {j} {len(a)}"
-        if not len(a):
-            continue
-        parts = []
-        for idx in (a, b):
-            keys = [_sortable(df[c].iloc[idx]) for c in exact] + [mb[idx] % lay.period]
-            order = np.lexsort([df[times[0]].to_numpy()[idx], *reversed(keys)])
-            parts.append((idx[order], [k[order] for k in keys]))
-        (ia, ka), (ib, kb) = parts
-        if any(not np.array_equal(x, y) for x, y in zip(ka, kb)):
-            return f"the records of period {j + 1} differ from those of period {j}"
-        d = [df[c].to_numpy()[ib] - df[c].to_numpy()[ia] for c in times]
-        delta = float(np.median(d[0]))
-        for x in d:
-            if np.nanmax(np.abs(x - delta)) > tol:
-                return (f"period {j + 1} is not period {j} shifted in time (mismatch "
-                        f"{np.nanmax(np.abs(x - delta)):.3g} s)")
-        for c in approx:
-            x, y = df[c].to_numpy()[ia], df[c].to_numpy()[ib]
-            if not np.allclose(x, y, rtol=1e-9, atol=tol, equal_nan=True):
-                return f"column {c} of period {j + 1} differs from period {j}"
-        deltas.append(delta)
-    if not deltas:
-        return "no records in the steady periods"
-    if max(deltas) - min(deltas) > tol:
-        return f"the period varies ({min(deltas):.9g} to {max(deltas):.9g} s)"
-    return float(np.mean(deltas))
+    a, b = np.flatnonzero(blk == j), np.flatnonzero(blk == j + 1)
+    if len(a) != len(b):
+        return f"period {j + 1} has {len(b)} records, period {j} {len(a)}"
+    if not len(a):
+        return 0.0 if not len(df) else f"no records in periods {j} and {j + 1}"
+    parts = []
+    for idx in (a, b):
+        keys = [_sortable(df[c].iloc[idx]) for c in exact] + [mb[idx] % lay.period]
+        order = np.lexsort([df[times[0]].to_numpy()[idx], *reversed(keys)])
+        parts.append((idx[order], [k[order] for k in keys]))
+    (ia, ka), (ib, kb) = parts
+    if any(not np.array_equal(x, y) for x, y in zip(ka, kb)):
+        return f"the records of period {j + 1} differ from those of period {j}"
+    d = [df[c].to_numpy()[ib] - df[c].to_numpy()[ia] for c in times]
+    delta = float(np.median(d[0]))
+    for x in d:
+        if not np.nanmax(np.abs(x - delta)) <= tol:
+            return f"period {j + 1} is not period {j} shifted in time (mismatch {np.nanmax(np.abs(x - delta)):.3g} s)"
+    for c in approx:
+        x, y = df[c].to_numpy()[ia], df[c].to_numpy()[ib]
+        if not np.allclose(x, y, rtol=1e-9, atol=max(tol, 0.0), equal_nan=True):
+            return f"column {c} of period {j + 1} differs from period {j}"
+    return delta
 
 
 def expand_frame(df: pd.DataFrame, times: tuple[str, ...], lay: Layout, delta: float,

@@ -10,6 +10,7 @@ answers").
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import subprocess
 import sys
@@ -26,11 +27,10 @@ from oassim.collectives import CollectiveEngine
 from oassim.errors import SpecError
 from oassim.scheduler.comm import CommModel
 from oassim.scheduler.context import SimContext
-from oassim.scheduler.periodic import (STEADY_PERIODS, TIME_COLUMNS, TOLERANCE, Layout, expand_frame, layout,
-                                       period_shift)
+from oassim.scheduler.periodic import TIME_COLUMNS, TOLERANCE, Layout, attempts, expand_frame, period_shift
 from oassim.scheduler.recorder import Recorder
 from oassim.scheduler.replay import Replay
-from oassim.scheduler.results import Results
+from oassim.scheduler.results import Deferred, Results
 
 __all__ = ["simulate", "provenance", "REPLAY_MODES"]
 
@@ -136,26 +136,26 @@ def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] =
     gc.disable()
     try:
         out, wall, how = None, {"setup": 0.0, "replay": 0.0, "frames": 0.0}, None
-        lay: Any = "the full replay was asked for" if replay == "full" else layout(plan)
-        tries = [lay] if isinstance(lay, str) else [lay, layout(plan, STEADY_PERIODS + 2)]
-        for attempt in tries:
-            if isinstance(attempt, str):
-                how = {"mode": "full", "reason": attempt}
-                break
+        tries: Any = "the full replay was asked for" if replay == "full" else attempts(plan)
+        if isinstance(tries, str):
+            how = {"mode": "full", "reason": tries}
+        for attempt in () if isinstance(tries, str) else tries:
             got = _attempt(plan, fabric, engine, seed, full_rank, stragglers, link_windows, attempt, wall)
             if not isinstance(got, str):
                 out = got
-                how = {"mode": "periodic", "period_microbatches": attempt.period, "periods": attempt.periods,
-                       "replayed_microbatches": attempt.microbatches, "periods_accounted": attempt.inserted,
-                       "steady_periods_checked": len(attempt.steady), "period_s": got[-1]}
+                lay = got[-1]
+                how = {"mode": "periodic", "period_microbatches": lay.period, "periods": lay.periods,
+                       "replayed_microbatches": lay.microbatches, "periods_accounted": lay.inserted,
+                       "steady_from_period": lay.anchor, "period_s": got[-2]}
                 break
-            how = {"mode": "full", "reason": f"the steady periods do not repeat: {got}"}
+            how = {"mode": "full", "reason": f"the steady periods do not repeat ({len(tries)} attempt(s), the "
+                                             f"last replaying {attempt.microbatches} micro-batches): {got}"}
         if out is None:
             out = _attempt(plan, fabric, engine, seed, full_rank, stragglers, link_windows, None, wall)
     finally:
         if gc_was_enabled:
             gc.enable()
-    iteration, frames, stats, _ = out
+    iteration, frames, stats = out[:3]
     ops, colls, link_util, tiers, waits = frames
     prov = {
         **provenance(seed),
@@ -208,26 +208,53 @@ def _attempt(plan: Any, fabric: Any, engine: Any, seed: int, full_rank: bool, st
         if tiny.any():
             waits = waits[~tiny].reset_index(drop=True)
         fr = {"ops": ops, "collectives": colls, "waits": waits, "flights": pd.DataFrame(flights)}
-        shifts = []
-        for name, df in fr.items():
-            d = period_shift(df, TIME_COLUMNS[name], lay, iteration)
-            if isinstance(d, str):
-                wall["frames"] += time.perf_counter() - t2
-                return f"{name}: {d}"
-            shifts.append(d)
-        delta = shifts[0]
-        if max(shifts) - min(shifts) > TOLERANCE * iteration:
+        found: float | str = "no steady periods"
+        for j in list(lay.steady)[:-1]:
+            found = _shift(fr, lay, j, iteration)
+            if not isinstance(found, str):
+                lay = dataclasses.replace(lay, anchor=j)
+                break
+        if isinstance(found, str):
             wall["frames"] += time.perf_counter() - t2
-            return f"the frames disagree on the period ({min(shifts):.9g} to {max(shifts):.9g} s)"
-        ops = expand_frame(ops, TIME_COLUMNS["ops"], lay, delta, group="stream")
-        colls = expand_frame(colls, TIME_COLUMNS["collectives"], lay, delta)
-        waits = expand_frame(waits, TIME_COLUMNS["waits"], lay, delta)
-        fx = expand_frame(fr["flights"], TIME_COLUMNS["flights"], lay, delta)
-        flights = {c: fx[c].to_numpy() for c in fx.columns}
+            return found
+        delta = found
         iteration += lay.inserted * delta
-        stats["replayed"] = {"segments": stats["segments"], "collective_instances": stats["collective_instances"]}
-        stats["segments"] = int((ops["stream"] == "compute").sum())
-        stats["collective_instances"] = len(colls)
+        wall["frames"] += time.perf_counter() - t2
+        return iteration, _deferred(fr, lay, delta, recorder, fabric, iteration, link_windows), stats, delta, lay
     link_util, tiers = recorder.link_frames(fabric, iteration, link_windows, flights)
     wall["frames"] += time.perf_counter() - t2
-    return iteration, (ops, colls, link_util, tiers, waits), stats, delta
+    return iteration, (ops, colls, link_util, tiers, waits), stats, delta, lay
+
+
+def _shift(fr: dict[str, pd.DataFrame], lay: Layout, j: int, iteration: float) -> float | str:
+    """The period's time shift from ``j`` to ``j + 1``, the same in every frame, or why not."""
+    shifts = []
+    for name, df in fr.items():
+        d = period_shift(df, TIME_COLUMNS[name], lay, j, iteration)
+        if isinstance(d, str):
+            return f"{name}: {d}"
+        if len(df):
+            shifts.append(d)
+    if max(shifts) - min(shifts) > TOLERANCE * iteration:
+        return f"the frames disagree on the period ({min(shifts):.9g} to {max(shifts):.9g} s)"
+    return shifts[0]
+
+
+def _deferred(fr: dict[str, pd.DataFrame], lay: Layout, delta: float, recorder: Recorder, fabric: Any,
+              iteration: float, link_windows: int) -> tuple[Deferred, ...]:
+    """The whole job's frames from the replayed periods, each built when first read."""
+    links: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+
+    def expand(name: str, group: str | None = None) -> Deferred:
+        return Deferred(lambda: expand_frame(fr[name], TIME_COLUMNS[name], lay, delta, group=group))
+
+    def link(i: int) -> Deferred:
+        def build() -> pd.DataFrame:
+            if not links:
+                fx = expand_frame(fr["flights"], TIME_COLUMNS["flights"], lay, delta)
+                links.append(recorder.link_frames(fabric, iteration, link_windows,
+                                                  {c: fx[c].to_numpy() for c in fx.columns}))
+            return links[0][i]
+        return Deferred(build)
+
+    return expand("ops", "stream"), expand("collectives"), link(0), link(1), expand("waits")
