@@ -5,6 +5,8 @@
     python -m oassim.bench run [--network analytical flow] [--large]
     python -m oassim.bench network [--endpoints 10000] [--radix 48] [--flows 10000 100000]
     python -m oassim.bench sweep [--workers 2] [--points 1000] [--overhead-points 100]
+    python -m oassim.bench replay [--repeat 3] [--full]          (oassim/bench_replay.py)
+    python -m oassim.bench process [--scenario F ...] [--network analytical flow]
 
 Each size runs in a fresh subprocess so that its peak resident memory is its own.
 """
@@ -411,6 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "_run_one":
         print(json.dumps(bench_run_once(argv[1], int(argv[2]), argv[3])))
         return 0
+    if argv and argv[0] == "_replay_one":
+        from oassim.bench_replay import bench_replay_once
+
+        print(json.dumps(bench_replay_once(int(argv[1]), argv[2] == "1")))
+        return 0
     if argv and argv[0] == "_sweep_one":
         print(json.dumps(bench_sweep_once(argv[1], argv[2], argv[3], int(argv[4]), int(argv[5]))))
         return 0
@@ -456,7 +463,19 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--points", type=int, default=1000, help="points of the full run (0: skip it)")
     sw.add_argument("--overhead-points", type=int, default=100,
                     help="points of the inline / local / Dask comparison (0 to skip)")
+    rp = sub.add_parser("replay", help="GPT-3 175B, 1,024 vs 32 micro-batches: periodic replay cost")
+    rp.add_argument("--repeat", type=int, default=3)
+    rp.add_argument("--full", action="store_true", help="also the full replay of the long run (slow)")
+    pr = sub.add_parser("process", help="whole `oassim run` processes, cold and warm numba cache")
+    pr.add_argument("--scenario", nargs="+", default=None)
+    pr.add_argument("--network", nargs="+", default=["analytical", "flow"])
     args = p.parse_args(argv)
+    if args.what in ("replay", "process"):
+        from oassim.bench_replay import process_main, replay_main
+
+        if args.what == "replay":
+            return replay_main(args.repeat, args.full)
+        return process_main(args.scenario, args.network)
     if args.what == "sweep":
         return _sweep(args)
     if args.what == "network":

@@ -34,8 +34,8 @@ from oassim.experiments.progress import Progress
 from oassim.experiments.store import ResultStore, error_row, result_row
 from oassim.experiments.sweep import Point, SweepPlan, SweepSpec, expand_sweep
 
-__all__ = ["run_point", "cluster_facts", "point_task", "ClusterCache", "Executor", "InlineExecutor", "LocalExecutor",
-           "DaskExecutor", "make_executor", "run_sweep", "SweepReport"]
+__all__ = ["run_point", "cluster_facts", "point_task", "ClusterCache", "worker_caches", "Executor", "InlineExecutor",
+           "LocalExecutor", "DaskExecutor", "make_executor", "run_sweep", "SweepReport"]
 
 _FACTS: "OrderedDict[tuple[str, int | None], dict[str, Any]]" = OrderedDict()
 _FACTS_MAX = 16
@@ -100,6 +100,22 @@ class ClusterCache(OrderedDict):
 
 
 _CLUSTERS = ClusterCache()
+# Per worker process, keyed by the resolved inputs (runner.run): collective engines (their
+# memo answers a request another point on the same cluster costed), compiled plans, and the
+# checkout's git state (read once: a sweep runs one version of the code).
+_ENGINES = ClusterCache(size=2)
+_PLANS = ClusterCache(size=64)
+_GIT: list[dict[str, Any]] = []
+
+
+def worker_caches(clear: bool = False) -> dict[str, Any]:
+    """The caches this process's sweep points share (``clear``: empty them first)."""
+    if clear:
+        _CLUSTERS.clear()
+        _ENGINES.clear()
+        _PLANS.clear()
+        _GIT.clear()
+    return {"cluster_cache": _CLUSTERS, "engine_cache": _ENGINES, "plan_cache": _PLANS}
 
 
 def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,7 +124,8 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
     Parameters
     ----------
     task : mapping
-        :func:`point_task` of a :class:`~oassim.experiments.sweep.Point`.
+        :func:`point_task` of a :class:`~oassim.experiments.sweep.Point`; ``"reuse": False``
+        runs it without this worker's caches (:func:`worker_caches`).
 
     Returns
     -------
@@ -124,7 +141,9 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     t0 = time.perf_counter()
     try:
-        results = run(task["scenario"], cluster_cache=_CLUSTERS)
+        if not _GIT:
+            _GIT.append(git_state())
+        results = run(task["scenario"], git=_GIT[0], **(worker_caches() if task.get("reuse", True) else {}))
         cl = task["scenario"]["cluster"]
         try:
             facts: dict[str, Any] | None = cluster_facts(cl.get("preset") or cl.get("file"), cl.get("accelerators"))

@@ -11,6 +11,7 @@ answers").
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import subprocess
 import sys
@@ -37,24 +38,30 @@ __all__ = ["simulate", "provenance", "REPLAY_MODES"]
 REPLAY_MODES = ("auto", "full")
 
 
+@functools.lru_cache(maxsize=1)
+def _git_describe() -> str | None:
+    """``git describe`` of this checkout (None without git), read once per process: a sweep
+    worker runs thousands of points on one version of the code."""
+    try:
+        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[2]), "describe", "--always",
+                              "--dirty", "--tags"], capture_output=True, text=True, timeout=5)
+        if out.returncode == 0:
+            return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return None
+
+
 def provenance(seed: int) -> dict[str, Any]:
-    """oassim version, seed, ``git describe`` of the checkout (None without git) and the
-    versions of Python, SimPy and numpy. Never fails."""
+    """oassim version, seed, ``git describe`` of the checkout (None without git; read once per
+    process) and the versions of Python, SimPy and numpy. Never fails."""
     try:  # the distribution's version: importing the top package would reach up to experiments
         from importlib.metadata import PackageNotFoundError, version
 
         __version__ = version("oassim")
     except (ImportError, PackageNotFoundError):
         __version__ = "unknown"
-    git = None
-    try:
-        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[2]), "describe", "--always",
-                              "--dirty", "--tags"], capture_output=True, text=True, timeout=5)
-        if out.returncode == 0:
-            git = out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError, ValueError):
-        git = None
-    return {"version": __version__, "seed": int(seed), "git_describe": git,
+    return {"version": __version__, "seed": int(seed), "git_describe": _git_describe(),
             "python": sys.version.split()[0], "simpy": simpy.__version__, "numpy": np.__version__}
 
 
