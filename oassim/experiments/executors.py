@@ -75,16 +75,20 @@ def cluster_facts(ref: str, accelerators: int | None) -> dict[str, Any]:
 
 
 class ClusterCache(OrderedDict):
-    """Built clusters of this process by ``(cluster ref, accelerators)``; beyond ``size``
-    entries the least recently used is dropped (a 100k-GPU fabric is large).
+    """A least-recently-used cache of this process: at most ``size`` entries and, when
+    ``max_accelerators`` is given, entries whose values' fabrics hold at most that many
+    accelerators in all (a 100k-GPU fabric is large); the least recently used is dropped first
+    (never the newest entry).
 
-    Handed to ``runner.run(..., cluster_cache=...)``: a sweep point then skips building a
-    cluster this worker already built (about a third of a small point's time).
+    Handed to ``runner.run(..., cluster_cache=...)`` (values: (resolved cluster, fabric)), a
+    sweep point skips building a cluster this worker already built (about a third of a small
+    point's time); the engine and plan caches (:func:`worker_caches`) are instances too.
     """
 
-    def __init__(self, size: int = 4):
+    def __init__(self, size: int = 4, max_accelerators: int | None = None):
         super().__init__()
         self.size = int(size)
+        self.max_accelerators = max_accelerators
 
     def get(self, key: Any, default: Any = None) -> Any:
         if key in self:
@@ -92,14 +96,18 @@ class ClusterCache(OrderedDict):
             return self[key]
         return default
 
+    def _accelerators(self) -> int:
+        return sum(int(getattr(v[1], "n_accelerators", 0)) for v in self.values())
+
     def __setitem__(self, key: Any, value: Any) -> None:
         super().__setitem__(key, value)
         self.move_to_end(key)
-        while len(self) > self.size:
+        while len(self) > self.size or (len(self) > 1 and self.max_accelerators is not None
+                                        and self._accelerators() > self.max_accelerators):
             self.popitem(last=False)
 
 
-_CLUSTERS = ClusterCache()
+_CLUSTERS = ClusterCache(size=16, max_accelerators=65536)
 # Per worker process, keyed by the resolved inputs (runner.run): collective engines (their
 # memo answers a request another point on the same cluster costed), compiled plans, and the
 # checkout's git state (read once: a sweep runs one version of the code).
