@@ -78,8 +78,8 @@ class Layout:
         Periods replayed ``n'``.
     anchor : int
         The steady period ``b`` whose copies are inserted.
-    schedules : tuple
-        The replayed job's schedule per stage.
+    schedule : tuple of (str, int, int)
+        Schedule name, ``pp`` and ``vpp`` (:data:`oassim.workload.schedules.SCHEDULES`).
     """
 
     period: int
@@ -87,7 +87,12 @@ class Layout:
     warm: int
     replayed: int
     anchor: int
-    schedules: tuple
+    schedule: tuple = ("1f1b", 1, 1)
+
+    def schedules(self) -> tuple:
+        """The replayed job's schedule per stage."""
+        name, pp, vpp = self.schedule
+        return tuple(SCHEDULES[name](pp, st, self.microbatches, vpp) for st in range(pp))
 
     @property
     def inserted(self) -> int:
@@ -126,10 +131,7 @@ def layout(plan: Any, steady_periods: int = STEADY_PERIODS, max_replayed: int | 
     if n <= replayed or (max_replayed is not None and replayed > max_replayed):
         return (f"{m} micro-batches are {n} period(s) of {period}; the periodic replay needs more than "
                 f"{replayed if n <= replayed else 2 * replayed} ({w} of warm-up, {s} steady, {w} of cool-down)")
-    schedules = tuple(SCHEDULES[name](pp, st, replayed * period, vpp) for st in range(pp))
-    if any(len(x) != 2 * vpp * replayed * period for x in schedules):  # pragma: no cover - schedule contract
-        return "the schedule does not run every chunk of every micro-batch once each way"
-    return Layout(period, n, w, replayed, w, schedules)
+    return Layout(period, n, w, replayed, w, (name, pp, vpp))
 
 
 def attempts(plan: Any) -> list[Layout] | str:

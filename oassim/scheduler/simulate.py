@@ -193,7 +193,7 @@ def _attempt(plan: Any, fabric: Any, engine: Any, seed: int, full_rank: bool, st
     recorder.infos = comm.infos
     ctx = SimContext(env=env, rng=np.random.default_rng(seed), recorder=recorder, comm=comm, engine=engine)
     rp = Replay(ctx, plan, full_rank=full_rank, stragglers=stragglers,
-                schedules=None if lay is None else lay.schedules,
+                schedules=None if lay is None else lay.schedules(),
                 n_microbatches=None if lay is None else lay.microbatches)
     t1 = time.perf_counter()
     iteration = rp.run()

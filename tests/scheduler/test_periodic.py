@@ -148,7 +148,7 @@ def test_steady_periods_that_do_not_repeat_fall_back_to_the_full_replay(dgx32, m
 
 def test_the_period_is_found_in_records_and_differences_are_refused():
     """period_shift on hand-made records: a constant shift is found; a changed record is not."""
-    lay = periodic.Layout(period=2, periods=10, warm=1, replayed=4, anchor=1, schedules=())
+    lay = periodic.Layout(period=2, periods=10, warm=1, replayed=4, anchor=1)
     mb = np.repeat(np.arange(8), 2)
     start = mb * 0.5 + np.tile([0.0, 0.1], 8)
     df = pd.DataFrame({"microbatch": mb, "stage": np.tile([0, 1], 8), "start_s": start, "end_s": start + 0.05})
