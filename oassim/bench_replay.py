@@ -31,7 +31,7 @@ __all__ = ["REPLAY_JOB", "bench_replay_once", "replay_main", "process_main", "PR
 
 REPLAY_JOB = {
     "preset": "dgx-a100-superpod", "accelerators": 64, "model": "gpt3-175b",
-    # the NeMo launcher's GPT-3 175B layout (issue 11): tp 4, pp 8, vpp 12, micro-batch 1
+    # the benchmark layout of issue 11 (tp 4, pp 8, vpp 12, micro-batch 1): many micro-batches per replica
     "parallelism": {"tp": 4, "pp": 8, "dp": 2, "vpp": 12, "sp": True, "zero": 1},
     "training": {"seq_len": 2048, "micro_batch": 1, "precision": "bf16", "recompute": "selective"},
     "global_batches": (64, 2048),
