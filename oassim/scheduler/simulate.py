@@ -121,9 +121,9 @@ def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] =
     Results
         ``iteration_time_s``; frames ``ops``, ``collectives``, ``link_util``, ``tiers`` (see
         :mod:`oassim.scheduler.results`) and ``waits`` (idle intervals of the compute streams);
-        ``provenance`` (version, seed, git describe, wall time, event and costing counts, and
-        ``replay``: ``mode`` "periodic" with the period, the micro-batches replayed and the
-        periods accounted, or "full" with the ``reason``).
+        ``provenance`` (version, seed, git describe, wall time, event and costing counts of what
+        was replayed, and ``replay``: ``mode`` "periodic" with the period, the micro-batches
+        replayed and the periods accounted, or "full" with the ``reason``).
 
     Raises
     ------
