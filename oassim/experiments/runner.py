@@ -232,8 +232,8 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
             engine = CollectiveEngine(fabric, net, salt=int(sc.seed))
             engine_cache[ekey] = (fabric, engine)
     try:
-        res = _simulator()(plan, fabric, network=net, seed=sc.seed, full_rank=full_rank, engine=engine,
-                           **({} if replay == "auto" else {"replay": replay}))
+        extra = {k: v for k, v in (("engine", engine), ("replay", replay)) if v not in (None, "auto")}
+        res = _simulator()(plan, fabric, network=net, seed=sc.seed, full_rank=full_rank, **extra)
     except SpecError as exc:
         raise _locate(exc, source) from None
     t4 = time.perf_counter()
