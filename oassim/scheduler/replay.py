@@ -224,6 +224,9 @@ class Replay:
                                f"({len(stuck)} member(s) stuck at t = {self.env.now:.6g} s)")
         for m in self.members:
             self._trailing(m)
+        for fl in self.rec.flights:  # what waiting on a flight needed: garbage once the run is over
+            fl.done = None
+            fl.callbacks = []
         return max(m.end for m in self.members)
 
     def _dep(self, key: tuple) -> simpy.Event:
@@ -274,7 +277,7 @@ class Replay:
                 if m.first_start is None:
                     m.first_start = t0
                 yield timeout(ins.duration_s * factor)
-                segs.append((ins.seg_id, t0, factor, m.idx, mb, c))
+                segs.extend((ins.seg_id, t0, factor, m.idx, mb, c))
                 continue
             h = self._issue(m, ins, kind, vs, mb, c)
             call = ins.call

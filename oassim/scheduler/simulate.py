@@ -204,7 +204,7 @@ def _attempt(plan: Any, fabric: Any, engine: Any, seed: int, full_rank: bool, st
     colls = recorder.collectives_frame()
     waits = recorder.waits_frame()
     flights = recorder.flight_arrays()
-    stats = {"members": len(rp.members), "segments": len(recorder.segments),
+    stats = {"members": len(rp.members), "segments": len(recorder.segments) // 6,
              "collective_instances": len(recorder.flights), "distinct_requests": len(comm.infos),
              "comm": dict(comm.stats)}
     delta = 0.0
@@ -227,7 +227,9 @@ def _attempt(plan: Any, fabric: Any, engine: Any, seed: int, full_rank: bool, st
         delta = found
         iteration += lay.inserted * delta
         wall["frames"] += time.perf_counter() - t2
-        return iteration, _deferred(fr, lay, delta, recorder, fabric, iteration, link_windows), stats, delta, lay
+        links = Recorder(recorder.members)  # link frames need the costed calls, not the records
+        links.infos = recorder.infos
+        return iteration, _deferred(fr, lay, delta, links, fabric, iteration, link_windows), stats, delta, lay
     link_util, tiers = recorder.link_frames(fabric, iteration, link_windows, flights)
     wall["frames"] += time.perf_counter() - t2
     return iteration, (ops, colls, link_util, tiers, waits), stats, delta, lay
