@@ -34,8 +34,8 @@ from oassim.experiments.progress import Progress
 from oassim.experiments.store import ResultStore, error_row, result_row
 from oassim.experiments.sweep import Point, SweepPlan, SweepSpec, expand_sweep
 
-__all__ = ["run_point", "cluster_facts", "point_task", "ClusterCache", "Executor", "InlineExecutor", "LocalExecutor",
-           "DaskExecutor", "make_executor", "run_sweep", "SweepReport"]
+__all__ = ["run_point", "cluster_facts", "point_task", "ClusterCache", "worker_caches", "Executor", "InlineExecutor",
+           "LocalExecutor", "DaskExecutor", "make_executor", "run_sweep", "SweepReport"]
 
 _FACTS: "OrderedDict[tuple[str, int | None], dict[str, Any]]" = OrderedDict()
 _FACTS_MAX = 16
@@ -75,16 +75,20 @@ def cluster_facts(ref: str, accelerators: int | None) -> dict[str, Any]:
 
 
 class ClusterCache(OrderedDict):
-    """Built clusters of this process by ``(cluster ref, accelerators)``; beyond ``size``
-    entries the least recently used is dropped (a 100k-GPU fabric is large).
+    """A least-recently-used cache of this process: at most ``size`` entries and, when
+    ``max_accelerators`` is given, entries whose values' fabrics hold at most that many
+    accelerators in all (a 100k-GPU fabric is large); the least recently used is dropped first
+    (never the newest entry).
 
-    Handed to ``runner.run(..., cluster_cache=...)``: a sweep point then skips building a
-    cluster this worker already built (about a third of a small point's time).
+    Handed to ``runner.run(..., cluster_cache=...)`` (values: (resolved cluster, fabric)), a
+    sweep point skips building a cluster this worker already built (about a third of a small
+    point's time); the engine and plan caches (:func:`worker_caches`) are instances too.
     """
 
-    def __init__(self, size: int = 4):
+    def __init__(self, size: int = 4, max_accelerators: int | None = None):
         super().__init__()
         self.size = int(size)
+        self.max_accelerators = max_accelerators
 
     def get(self, key: Any, default: Any = None) -> Any:
         if key in self:
@@ -92,15 +96,36 @@ class ClusterCache(OrderedDict):
             return self[key]
         return default
 
+    def _accelerators(self) -> int:
+        return sum(int(getattr(v[1], "n_accelerators", 0)) for v in self.values())
+
     def __setitem__(self, key: Any, value: Any) -> None:
         super().__setitem__(key, value)
         self.move_to_end(key)
-        while len(self) > self.size:
+        while len(self) > self.size or (len(self) > 1 and self.max_accelerators is not None
+                                        and self._accelerators() > self.max_accelerators):
             self.popitem(last=False)
 
 
-_CLUSTERS = ClusterCache()
+_CLUSTERS = ClusterCache(size=16, max_accelerators=65536)
 _RELIABILITY = ClusterCache()  # the reliability campaigns' counts, fabrics and re-costed slowdowns
+# Per worker process, keyed by the resolved inputs (runner.run): collective engines (their
+# memo answers a request another point on the same cluster costed), compiled plans, and the
+# checkout's git state (read once: a sweep runs one version of the code).
+_ENGINES = ClusterCache(size=2)
+_PLANS = ClusterCache(size=64)
+_GIT: list[dict[str, Any]] = []
+
+
+def worker_caches(clear: bool = False) -> dict[str, Any]:
+    """The caches this process's sweep points share (``clear``: empty them first)."""
+    if clear:
+        _CLUSTERS.clear()
+        _RELIABILITY.clear()
+        _ENGINES.clear()
+        _PLANS.clear()
+        _GIT.clear()
+    return {"cluster_cache": _CLUSTERS, "engine_cache": _ENGINES, "plan_cache": _PLANS}
 
 
 def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,7 +134,8 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
     Parameters
     ----------
     task : mapping
-        :func:`point_task` of a :class:`~oassim.experiments.sweep.Point`.
+        :func:`point_task` of a :class:`~oassim.experiments.sweep.Point`; ``"reuse": False``
+        runs it without this worker's caches (:func:`worker_caches`).
 
     Returns
     -------
@@ -125,7 +151,9 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     t0 = time.perf_counter()
     try:
-        results = run(task["scenario"], cluster_cache=_CLUSTERS)
+        if not _GIT:
+            _GIT.append(git_state())
+        results = run(task["scenario"], git=_GIT[0], **(worker_caches() if task.get("reuse", True) else {}))
         cl = task["scenario"]["cluster"]
         try:
             facts: dict[str, Any] | None = cluster_facts(cl.get("preset") or cl.get("file"), cl.get("accelerators"))

@@ -19,6 +19,7 @@ with a key path but no file; the runner adds the scenario file, so the user read
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import subprocess
 import time
@@ -119,7 +120,10 @@ def resolve_scenario(sc: Scenario, model: Any, accelerators: int, network: str) 
 
 def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | None = None,
         overrides: Iterable[str] = (), full_rank: bool = False,
-        cluster_cache: MutableMapping[tuple[str, int | None], tuple[Any, Any]] | None = None) -> "Results":
+        cluster_cache: MutableMapping[tuple[str, int | None], tuple[Any, Any]] | None = None,
+        engine_cache: MutableMapping[Any, tuple[Any, Any]] | None = None,
+        plan_cache: MutableMapping[Any, tuple[Any, Any]] | None = None,
+        git: Mapping[str, Any] | None = None, replay: str = "auto") -> "Results":
     """Simulate one training iteration of a scenario and return its Results.
 
     Parameters
@@ -138,6 +142,17 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
         Built clusters by (cluster reference, accelerators): a sweep worker passes one so that
         points on the same cluster build it once (a frozen fabric is read-only to a run; its
         route caches are keyed by content and salt).
+    engine_cache : mutable mapping, optional
+        Collective engines by (fabric, network, seed): points on the same built cluster share
+        one engine, so a request another point costed is answered from its memo (the engine
+        is deterministic: the answer is the one a fresh engine gives).
+    plan_cache : mutable mapping, optional
+        Compiled plans by the resolved model, parallelism, training and cluster: a repeated
+        point (another seed) skips the plan compiler. Plans are frozen.
+    git : mapping, optional
+        :func:`git_state` already taken (a sweep worker reads it once), else read now.
+    replay : {"auto", "full"}
+        The scheduler's replay mode (``oassim.scheduler.simulate``).
 
     Returns
     -------
@@ -187,14 +202,38 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
 
     try:
         model = _resolve_model(sc, source)
-        plan = compile_plan(model, sc.parallelism, rc.accelerator, fabric, training=sc.workload.training(),
-                            accelerators=accelerators)
+        training = sc.workload.training()
+        pkey = None
+        if plan_cache is not None:
+            pkey = (id(fabric), accelerators, json.dumps(
+                [model.model_dump(mode="json"), sc.parallelism.model_dump(mode="json"),
+                 training.model_dump(mode="json")], sort_keys=True, default=str))
+        phit = plan_cache.get(pkey) if plan_cache is not None else None
+        if phit is not None and phit[0] is fabric:
+            plan = phit[1]
+        else:
+            plan = compile_plan(model, sc.parallelism, rc.accelerator, fabric, training=training,
+                                accelerators=accelerators)
+            if plan_cache is not None:
+                plan_cache[pkey] = (fabric, plan)
     except SpecError as exc:
         raise _locate(exc, source) from None
     t3 = time.perf_counter()
 
+    engine = None
+    if engine_cache is not None:
+        from oassim.collectives import CollectiveEngine
+
+        ekey = (id(fabric), net, int(sc.seed))
+        ehit = engine_cache.get(ekey)
+        if ehit is not None and ehit[0] is fabric:
+            engine = ehit[1]
+        else:
+            engine = CollectiveEngine(fabric, net, salt=int(sc.seed))
+            engine_cache[ekey] = (fabric, engine)
     try:
-        res = _simulator()(plan, fabric, network=net, seed=sc.seed, full_rank=full_rank)
+        extra = {k: v for k, v in (("engine", engine), ("replay", replay)) if v not in (None, "auto")}
+        res = _simulator()(plan, fabric, network=net, seed=sc.seed, full_rank=full_rank, **extra)
     except SpecError as exc:
         raise _locate(exc, source) from None
     t4 = time.perf_counter()
@@ -205,7 +244,7 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
     provenance.update({
         "version": __version__,
         "seed": sc.seed,
-        "git": git_state(),
+        "git": dict(git) if git is not None else git_state(),
         "python": platform.python_version(),
         "started_utc": started,
         "source": source,
@@ -216,4 +255,7 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
                     "supernodes": rc.supernodes, "supernode_size": rc.domain_size},
         "wall_s": {"load": t1 - t0, "build": t2 - t1, "plan": t3 - t2, "simulate": t4 - t3, "total": t4 - t0},
     })
-    return dataclasses.replace(res, scenario=resolve_scenario(sc, model, accelerators, net), provenance=provenance)
+    changes = {"scenario": resolve_scenario(sc, model, accelerators, net), "provenance": provenance}
+    if hasattr(res, "replace"):  # keeps frames not built yet unbuilt
+        return res.replace(**changes)
+    return dataclasses.replace(res, **changes)

@@ -43,11 +43,13 @@ class Recorder:
 
     def __init__(self, members: list[tuple[int, int]]):
         self.members = members
-        self.segments: list[tuple[int, float, float, int, int, int]] = []
+        # six numbers per segment, flat (seg_id, start_s, factor, member, mb, chunk): numbers in a
+        # list are not containers the cyclic collector has to scan, tuples would be
+        self.segments: list[float] = []
         self.comm_rows: list[list[Any]] = []  # [member, flight, issue_s, exposed_s, arrive_s]
         self.flights: list[Flight] = []
-        self.flight_static: list[tuple[int, int, int, int, int, int]] = []
-        self.waits: list[tuple[int, int, int, int, int, float, float]] = []
+        self.flight_static: list[int] = []  # six numbers per flight, flat (as segments)
+        self.waits: list[float] = []  # seven numbers per idle interval, flat
         self.infos: list[Any] = []  # the CommModel's CallInfo list (set by the caller)
         self._calls: dict[int, int] = {}
         self._call_list: list[Any] = []
@@ -55,14 +57,14 @@ class Recorder:
     # ---------------------------------------------------------------- during the run
     def segment(self, seg_id: int, start_s: float, factor: float, member: int, mb: int, chunk: int) -> None:
         """A compute segment started at ``start_s`` with durations scaled by ``factor``."""
-        self.segments.append((seg_id, start_s, factor, member, mb, chunk))
+        self.segments.extend((seg_id, start_s, factor, member, mb, chunk))
 
     def flight(self, fl: Flight) -> None:
         """A collective instance was created (numbers it and codes its call)."""
         fl.index = len(self.flights)
         fl.code = self._code(fl.call)
         self.flights.append(fl)
-        self.flight_static.append((fl.code, fl.info.index, fl.stage, fl.microbatch, fl.chunk, fl.group))
+        self.flight_static.extend((fl.code, fl.info.index, fl.stage, fl.microbatch, fl.chunk, fl.group))
 
     def comm(self, member: int, flight: Flight, issue_s: float) -> list[Any]:
         """Member ``member`` issued ``flight`` at ``issue_s``; returns its mutable row
@@ -76,7 +78,7 @@ class Recorder:
         """The compute stream of ``member`` was idle over ``[start_s, end_s]``, for ``reason``
         (index into :data:`REASONS`) and ``flight`` (None for a pipeline wait)."""
         if end_s > start_s:
-            self.waits.append((member, reason, -1 if flight is None else flight.code, mb, chunk, start_s, end_s))
+            self.waits.extend((member, reason, -1 if flight is None else flight.code, mb, chunk, start_s, end_s))
 
     # ---------------------------------------------------------------- helpers
     def _member_arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +107,7 @@ class Recorder:
         """One row per compute op and per (rank, collective) pair (Results contract); compute
         rows first, then collective rows, not sorted by time (sort by ``rank, start_s`` if needed)."""
         st, rk = self._member_arrays()
-        seg = _table(self.segments, 6)
+        seg = np.array(self.segments, dtype=np.float64).reshape(-1, 6)
         sid = seg[:, 0].astype(np.int64)
         cnt = table.seg_count[sid]
         n = int(cnt.sum())
@@ -153,7 +155,7 @@ class Recorder:
         if self.comm_rows:
             ex = _table([(r[1].index, r[3]) for r in self.comm_rows], 2)
             np.maximum.at(exposed, ex[:, 0].astype(np.int64), ex[:, 1])
-        stat = _table(self.flight_static, 6).astype(np.int64)
+        stat = np.array(self.flight_static, dtype=np.int64).reshape(-1, 6)
         code, info = stat[:, 0], stat[:, 1]
         times = _table([(f.start_s, np.nan if f.end_s is None else f.end_s) for f in fl], 2)
         calls = self._call_list
@@ -204,7 +206,7 @@ class Recorder:
     def waits_frame(self) -> pd.DataFrame:
         """Idle intervals of the compute streams (reason "pipeline", "sync" or "comm")."""
         st, rk = self._member_arrays()
-        w = _table(self.waits, 7)
+        w = np.array(self.waits, dtype=np.float64).reshape(-1, 7)
         mem, code = w[:, 0].astype(np.int64), w[:, 2].astype(np.int64)
         num = w[:, [1, 3, 4, 5, 6]]
         calls = self._call_list
@@ -220,8 +222,22 @@ class Recorder:
             "start_s": num[:, 3], "end_s": num[:, 4],
         })
 
-    def link_frames(self, fabric: Any, iteration_s: float, windows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """``link_util`` (per tier and time window) and ``tiers`` (per tier over the iteration).
+    def flight_arrays(self) -> dict[str, np.ndarray]:
+        """The completed flights as arrays: ``info`` (request index), ``weight`` (share of the
+        call's link loads: 1/G for a full-rank instance of one of G groups), ``start_s``,
+        ``end_s``, ``microbatch``."""
+        fl = [f for f in self.flights if f.end_s is not None]
+        n = len(fl)
+        return {"info": np.fromiter((f.info.index for f in fl), np.int64, count=n),
+                "weight": np.array([1.0 if f.group < 0 else 1.0 / f.call.n_groups for f in fl], dtype=np.float64),
+                "start_s": np.fromiter((f.start_s for f in fl), np.float64, count=n),
+                "end_s": np.fromiter((f.end_s for f in fl), np.float64, count=n),
+                "microbatch": np.fromiter((f.microbatch for f in fl), np.int64, count=n)}
+
+    def link_frames(self, fabric: Any, iteration_s: float, windows: int,
+                    flights: dict[str, np.ndarray] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``link_util`` (per tier and time window) and ``tiers`` (per tier over the iteration),
+        from ``flights`` (:meth:`flight_arrays`, the default).
 
         A full-rank instance of one of a call's G groups carries 1/G of the call's link loads.
         """
@@ -229,10 +245,10 @@ class Recorder:
         nt = len(names)
         tier_of = np.asarray(fabric.link_tier, dtype=np.int64)
         n_links = np.bincount(tier_of, minlength=nt)[:nt].astype(np.int64)
-        fl = [f for f in self.flights if f.end_s is not None]
-        w = np.array([1.0 if f.group < 0 else 1.0 / f.call.n_groups for f in fl])
-        T = max(float(iteration_s), max((f.end_s for f in fl), default=0.0))
-        ik = np.fromiter((f.info.index for f in fl), np.int64, count=len(fl))
+        fa = self.flight_arrays() if flights is None else flights
+        ik, w, s, e = fa["info"], fa["weight"], fa["start_s"], fa["end_s"]
+        fl = ik  # one entry per completed flight
+        T = max(float(iteration_s), float(e.max()) if len(e) else 0.0)
         infos = {k: self.infos[k] for k in np.unique(ik).tolist()}
         n_info = max(infos, default=-1) + 1
         tb_info, ty_info = np.zeros((n_info, nt)), np.zeros((n_info, nt))
@@ -240,8 +256,6 @@ class Recorder:
             tb_info[k], ty_info[k] = inf.tier_busy_s[:nt], inf.tier_bytes[:nt]
         busy = tb_info[ik] * w[:, None] if len(fl) else np.zeros((0, nt))
         byts = ty_info[ik] * w[:, None] if len(fl) else np.zeros((0, nt))
-        s = np.fromiter((f.start_s for f in fl), np.float64, count=len(fl))
-        e = np.fromiter((f.end_s for f in fl), np.float64, count=len(fl))
         windows = max(int(windows), 1)
         edges = np.linspace(0.0, T, windows + 1)
         wb = np.diff(_ramp_integral(s, e, busy, edges), axis=0)

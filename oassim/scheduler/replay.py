@@ -118,15 +118,23 @@ class Replay:
         Compute slowdown factor (> 0) per accelerator rank. In representative mode a stage
         takes the largest factor of its ranks (its slowest replica sets the pace of the
         synchronous job).
+    schedules : sequence of schedules, optional
+        One schedule per stage to run instead of ``StagePlan.schedule`` (the periodic replay
+        runs the same job with fewer micro-batches, :mod:`oassim.scheduler.periodic`).
+    n_microbatches : int, optional
+        Micro-batches of ``schedules`` (its last one runs ``backward_last``).
     """
 
     def __init__(self, ctx: SimContext, plan: Any, full_rank: bool = False,
-                 stragglers: Mapping[int, float] | None = None):
+                 stragglers: Mapping[int, float] | None = None, schedules: Any = None,
+                 n_microbatches: int | None = None):
         self.ctx, self.env, self.rec, self.comm = ctx, ctx.env, ctx.recorder, ctx.comm
         self.plan = plan
         self.full = bool(full_rank)
         par = plan.parallelism
-        self.pp, self.n_vs, self.last_mb = par.pp, par.pp * par.vpp, plan.n_microbatches - 1
+        self.schedules = (tuple(schedules) if schedules is not None else tuple(st.schedule for st in plan.stages))
+        n_mb = plan.n_microbatches if n_microbatches is None else int(n_microbatches)
+        self.pp, self.n_vs, self.last_mb = par.pp, par.pp * par.vpp, n_mb - 1
         self.builder = ProgramBuilder()
         self.progs: list[list[tuple[Program, Program, Program]]] = []
         self.opt_progs: list[Program] = []
@@ -217,6 +225,9 @@ class Replay:
                                f"({len(stuck)} member(s) stuck at t = {self.env.now:.6g} s)")
         for m in self.members:
             self._trailing(m)
+        for fl in self.rec.flights:  # what waiting on a flight needed: garbage once the run is over
+            fl.done = None
+            fl.callbacks = []
         return max(m.end for m in self.members)
 
     def _dep(self, key: tuple) -> simpy.Event:
@@ -228,7 +239,7 @@ class Replay:
     def _member(self, m: Member):
         env, rec, pp, n_vs = self.env, self.rec, self.pp, self.n_vs
         progs = self.progs[m.stage]
-        for st in self.plan.stages[m.stage].schedule:
+        for st in self.schedules[m.stage]:
             c, mb = st.chunk, st.microbatch
             vs = c * pp + m.stage
             fwd = st.kind == "F"
@@ -267,7 +278,7 @@ class Replay:
                 if m.first_start is None:
                     m.first_start = t0
                 yield timeout(ins.duration_s * factor)
-                segs.append((ins.seg_id, t0, factor, m.idx, mb, c))
+                segs.extend((ins.seg_id, t0, factor, m.idx, mb, c))
                 continue
             h = self._issue(m, ins, kind, vs, mb, c)
             call = ins.call

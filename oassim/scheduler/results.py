@@ -33,12 +33,23 @@ transformer layers and for collectives); ``collectives`` has ``microbatch``, ``c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
 
 import pandas as pd
 
-__all__ = ["Results"]
+__all__ = ["Results", "Deferred"]
+
+
+class Deferred:
+    """A frame computed on first use: ``Results`` holds it in place of the frame and replaces
+    it by ``build()`` the first time the attribute is read (a periodic replay expands its
+    records to the whole job only when someone looks at them)."""
+
+    __slots__ = ("build",)
+
+    def __init__(self, build: Callable[[], pd.DataFrame]):
+        self.build = build
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,9 @@ class Results:
         oassim version, seed, git state, wall time of the simulation.
     waits : pandas.DataFrame
         Idle intervals of the compute streams (module docstring); empty when not recorded.
+
+    A frame may be held as a :class:`Deferred` and is built when first read; reading the
+    attribute always gives the DataFrame.
     """
 
     scenario: dict[str, Any]
@@ -73,3 +87,16 @@ class Results:
     network: str
     provenance: dict[str, Any] = field(default_factory=dict)
     waits: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if type(value) is Deferred:
+            value = value.build()
+            object.__setattr__(self, name, value)
+        return value
+
+    def replace(self, **changes: Any) -> "Results":
+        """A copy with ``changes`` (as ``dataclasses.replace``), frames not built yet left unbuilt."""
+        kw = {f.name: object.__getattribute__(self, f.name) for f in fields(self)}
+        kw.update(changes)
+        return Results(**kw)

@@ -10,6 +10,8 @@ answers").
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import gc
 import subprocess
 import sys
@@ -20,34 +22,46 @@ from typing import Any, Literal, Mapping
 import numpy as np
 import simpy
 
+import pandas as pd
+
 from oassim.collectives import CollectiveEngine
+from oassim.errors import SpecError
 from oassim.scheduler.comm import CommModel
 from oassim.scheduler.context import SimContext
+from oassim.scheduler.periodic import TIME_COLUMNS, TOLERANCE, Layout, attempts, expand_frame, period_shift
 from oassim.scheduler.recorder import Recorder
 from oassim.scheduler.replay import Replay
-from oassim.scheduler.results import Results
+from oassim.scheduler.results import Deferred, Results
 
-__all__ = ["simulate", "provenance"]
+__all__ = ["simulate", "provenance", "REPLAY_MODES"]
+
+REPLAY_MODES = ("auto", "full")
+
+
+@functools.lru_cache(maxsize=1)
+def _git_describe() -> str | None:
+    """``git describe`` of this checkout (None without git), read once per process: a sweep
+    worker runs thousands of points on one version of the code."""
+    try:
+        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[2]), "describe", "--always",
+                              "--dirty", "--tags"], capture_output=True, text=True, timeout=5)
+        if out.returncode == 0:
+            return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return None
 
 
 def provenance(seed: int) -> dict[str, Any]:
-    """oassim version, seed, ``git describe`` of the checkout (None without git) and the
-    versions of Python, SimPy and numpy. Never fails."""
+    """oassim version, seed, ``git describe`` of the checkout (None without git; read once per
+    process) and the versions of Python, SimPy and numpy. Never fails."""
     try:  # the distribution's version: importing the top package would reach up to experiments
         from importlib.metadata import PackageNotFoundError, version
 
         __version__ = version("oassim")
     except (ImportError, PackageNotFoundError):
         __version__ = "unknown"
-    git = None
-    try:
-        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[2]), "describe", "--always",
-                              "--dirty", "--tags"], capture_output=True, text=True, timeout=5)
-        if out.returncode == 0:
-            git = out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError, ValueError):
-        git = None
-    return {"version": __version__, "seed": int(seed), "git_describe": git,
+    return {"version": __version__, "seed": int(seed), "git_describe": _git_describe(),
             "python": sys.version.split()[0], "simpy": simpy.__version__, "numpy": np.__version__}
 
 
@@ -69,7 +83,7 @@ def _scenario(plan: Any, fabric: Any, network: str, seed: int, full_rank: bool,
 def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] = "analytical",
              engine: Any = None, seed: int = 0, full_rank: bool = False,
              stragglers: Mapping[int, float] | None = None, link_windows: int = 100,
-             scenario: Mapping[str, Any] | None = None) -> Results:
+             scenario: Mapping[str, Any] | None = None, replay: str = "auto") -> Results:
     """Simulate one training iteration of ``plan`` on ``fabric``.
 
     Parameters
@@ -96,13 +110,20 @@ def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] =
         Time windows of the ``link_util`` frame over the iteration.
     scenario : mapping, optional
         The resolved scenario to store in Results (default: a description built from the plan).
+    replay : {"auto", "full"}
+        ``auto``: replay a few steady periods of the pipeline schedule and account the others
+        (:mod:`oassim.scheduler.periodic`) when the schedule has enough periods and its steady
+        periods are checked to repeat, else every micro-batch; ``full``: every micro-batch.
+        ``provenance["replay"]`` says which was done and why.
 
     Returns
     -------
     Results
         ``iteration_time_s``; frames ``ops``, ``collectives``, ``link_util``, ``tiers`` (see
         :mod:`oassim.scheduler.results`) and ``waits`` (idle intervals of the compute streams);
-        ``provenance`` (version, seed, git describe, wall time, event and costing counts).
+        ``provenance`` (version, seed, git describe, wall time, event and costing counts of what
+        was replayed, and ``replay``: ``mode`` "periodic" with the period, the micro-batches
+        replayed and the periods accounted, or "full" with the ``reason``).
 
     Raises
     ------
@@ -112,42 +133,45 @@ def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] =
     t0 = time.perf_counter()
     if engine is None:
         engine = CollectiveEngine(fabric, network, salt=int(seed))
+    if replay not in REPLAY_MODES:
+        raise SpecError(f"unknown replay mode {replay!r} (allowed: {', '.join(REPLAY_MODES)})", path="replay")
     net_name = getattr(getattr(engine, "network", None), "name", network)
-    env = simpy.Environment()
-    recorder = Recorder([])
-    comm = CommModel(env, engine, len(fabric.link_tier_names))
-    recorder.infos = comm.infos
-    ctx = SimContext(env=env, rng=np.random.default_rng(seed), recorder=recorder, comm=comm, engine=engine)
-    replay = Replay(ctx, plan, full_rank=full_rank, stragglers=stragglers)
-    t1 = time.perf_counter()
     # The replay allocates millions of small records that live to the end: the cyclic
     # collector would re-walk all of them again and again (quadratic time), and they hold
     # no cycles worth collecting, so it is paused for the run.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        iteration = replay.run()
-        t2 = time.perf_counter()
-        table = replay.builder.table()
-        ops = recorder.ops_frame(table)
-        colls = recorder.collectives_frame()
-        link_util, tiers = recorder.link_frames(fabric, iteration, link_windows)
-        waits = recorder.waits_frame()
+        out, wall, how = None, {"setup": 0.0, "replay": 0.0, "frames": 0.0}, None
+        tries: Any = "the full replay was asked for" if replay == "full" else attempts(plan)
+        if isinstance(tries, str):
+            how = {"mode": "full", "reason": tries}
+        for attempt in () if isinstance(tries, str) else tries:
+            got = _attempt(plan, fabric, engine, seed, full_rank, stragglers, link_windows, attempt, wall)
+            if not isinstance(got, str):
+                out = got
+                lay = got[-1]
+                how = {"mode": "periodic", "period_microbatches": lay.period, "periods": lay.periods,
+                       "replayed_microbatches": lay.microbatches, "periods_accounted": lay.inserted,
+                       "steady_from_period": lay.anchor, "period_s": got[-2]}
+                break
+            how = {"mode": "full", "reason": f"the steady periods do not repeat ({len(tries)} attempt(s), the "
+                                             f"last replaying {attempt.microbatches} micro-batches): {got}"}
+        if out is None:
+            out = _attempt(plan, fabric, engine, seed, full_rank, stragglers, link_windows, None, wall)
     finally:
         if gc_was_enabled:
             gc.enable()
-    t3 = time.perf_counter()
+    iteration, frames, stats = out[:3]
+    ops, colls, link_util, tiers, waits = frames
     prov = {
         **provenance(seed),
         "network": net_name,
         "full_rank": bool(full_rank),
-        "members": len(replay.members),
-        "segments": len(recorder.segments),
-        "collective_instances": len(recorder.flights),
-        "distinct_requests": len(comm.infos),
-        "comm": dict(comm.stats),
+        **stats,
+        "replay": how,
         "engine": dict(getattr(engine, "stats", {}) or {}),
-        "wall_s": {"setup": t1 - t0, "replay": t2 - t1, "frames": t3 - t2, "total": t3 - t0},
+        "wall_s": {**wall, "total": time.perf_counter() - t0},
     }
     return Results(
         scenario=dict(scenario) if scenario is not None else _scenario(plan, fabric, net_name, seed, full_rank,
@@ -155,3 +179,91 @@ def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] =
         plan=plan, iteration_time_s=float(iteration), ops=ops, collectives=colls, link_util=link_util,
         tiers=tiers, network=net_name, provenance=prov, waits=waits,
     )
+
+
+def _attempt(plan: Any, fabric: Any, engine: Any, seed: int, full_rank: bool, stragglers: Any,
+             link_windows: int, lay: Layout | None, wall: dict[str, float]) -> tuple | str:
+    """One replay: every micro-batch (``lay`` None), or the periodic layout ``lay`` expanded
+    to the whole job. Returns (iteration time, frames, stats, period) or, for a layout whose
+    steady periods do not repeat, why (a sentence). Adds its wall times to ``wall``."""
+    t0 = time.perf_counter()
+    env = simpy.Environment()
+    recorder = Recorder([])
+    comm = CommModel(env, engine, len(fabric.link_tier_names))
+    recorder.infos = comm.infos
+    ctx = SimContext(env=env, rng=np.random.default_rng(seed), recorder=recorder, comm=comm, engine=engine)
+    rp = Replay(ctx, plan, full_rank=full_rank, stragglers=stragglers,
+                schedules=None if lay is None else lay.schedules(),
+                n_microbatches=None if lay is None else lay.microbatches)
+    t1 = time.perf_counter()
+    iteration = rp.run()
+    t2 = time.perf_counter()
+    wall["setup"] += t1 - t0
+    wall["replay"] += t2 - t1
+    ops = recorder.ops_frame(rp.builder.table())
+    colls = recorder.collectives_frame()
+    waits = recorder.waits_frame()
+    flights = recorder.flight_arrays()
+    stats = {"members": len(rp.members), "segments": len(recorder.segments) // 6,
+             "collective_instances": len(recorder.flights), "distinct_requests": len(comm.infos),
+             "comm": dict(comm.stats)}
+    delta = 0.0
+    if lay is not None:
+        # idle intervals of a few ulps (simultaneous events whose times were summed in another
+        # order) come and go between periods: not records of anything
+        tiny = (waits["end_s"] - waits["start_s"]).to_numpy() <= TOLERANCE * iteration
+        if tiny.any():
+            waits = waits[~tiny].reset_index(drop=True)
+        fr = {"ops": ops, "collectives": colls, "waits": waits, "flights": pd.DataFrame(flights)}
+        found: float | str = "no steady periods"
+        for j in list(lay.steady)[:-1]:
+            found = _shift(fr, lay, j, iteration)
+            if not isinstance(found, str):
+                lay = dataclasses.replace(lay, anchor=j)
+                break
+        if isinstance(found, str):
+            wall["frames"] += time.perf_counter() - t2
+            return found
+        delta = found
+        iteration += lay.inserted * delta
+        wall["frames"] += time.perf_counter() - t2
+        links = Recorder(recorder.members)  # link frames need the costed calls, not the records
+        links.infos = recorder.infos
+        return iteration, _deferred(fr, lay, delta, links, fabric, iteration, link_windows), stats, delta, lay
+    link_util, tiers = recorder.link_frames(fabric, iteration, link_windows, flights)
+    wall["frames"] += time.perf_counter() - t2
+    return iteration, (ops, colls, link_util, tiers, waits), stats, delta, lay
+
+
+def _shift(fr: dict[str, pd.DataFrame], lay: Layout, j: int, iteration: float) -> float | str:
+    """The period's time shift from ``j`` to ``j + 1``, the same in every frame, or why not."""
+    shifts = []
+    for name, df in fr.items():
+        d = period_shift(df, TIME_COLUMNS[name], lay, j, iteration)
+        if isinstance(d, str):
+            return f"{name}: {d}"
+        if len(df):
+            shifts.append(d)
+    if max(shifts) - min(shifts) > TOLERANCE * iteration:
+        return f"the frames disagree on the period ({min(shifts):.9g} to {max(shifts):.9g} s)"
+    return shifts[0]
+
+
+def _deferred(fr: dict[str, pd.DataFrame], lay: Layout, delta: float, recorder: Recorder, fabric: Any,
+              iteration: float, link_windows: int) -> tuple[Deferred, ...]:
+    """The whole job's frames from the replayed periods, each built when first read."""
+    links: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+
+    def expand(name: str, group: str | None = None) -> Deferred:
+        return Deferred(lambda: expand_frame(fr[name], TIME_COLUMNS[name], lay, delta, group=group))
+
+    def link(i: int) -> Deferred:
+        def build() -> pd.DataFrame:
+            if not links:
+                fx = expand_frame(fr["flights"], TIME_COLUMNS["flights"], lay, delta)
+                links.append(recorder.link_frames(fabric, iteration, link_windows,
+                                                  {c: fx[c].to_numpy() for c in fx.columns}))
+            return links[0][i]
+        return Deferred(build)
+
+    return expand("ops", "stream"), expand("collectives"), link(0), link(1), expand("waits")

@@ -22,7 +22,8 @@ COLL_COLUMNS = ["stage", "dim", "op", "where", "size_bytes", "groups", "group_si
 CALLS: list[dict] = []
 
 
-def fake_simulate(plan, fabric, *, network="analytical", seed=0, full_rank=False, stragglers=None) -> Results:
+def fake_simulate(plan, fabric, *, network="analytical", seed=0, full_rank=False, stragglers=None, engine=None,
+                  replay="auto") -> Results:
     """Results of a naive replay of ``plan`` (see module docstring)."""
     CALLS.append({"network": network, "seed": seed, "full_rank": full_rank})
     ops, coll = [], []

@@ -248,8 +248,9 @@ def test_run_point_turns_any_exception_into_an_error_row(monkeypatch):
 
     seen = {}
 
-    def fake_run(scenario, *, cluster_cache=None):
+    def fake_run(scenario, *, cluster_cache=None, **caches):
         seen["cache"] = cluster_cache
+        seen.update(caches)
         raise RuntimeError("boom\nsecond line")
 
     monkeypatch.setattr(runner, "run", fake_run)
@@ -258,6 +259,7 @@ def test_run_point_turns_any_exception_into_an_error_row(monkeypatch):
     assert row["status"] == "error" and row["error"] == "RuntimeError: boom second line"
     assert row["point_id"] == p.point_id and row["parallelism.tp"] == 1 and row["seed"] == p.seed
     assert isinstance(seen["cache"], executors.ClusterCache)
+    assert isinstance(seen["engine_cache"], executors.ClusterCache) and seen["git"] is not None
 
 
 def test_cluster_cache_drops_the_least_recently_used():
@@ -269,6 +271,20 @@ def test_cluster_cache_drops_the_least_recently_used():
     assert c.get("a") == 1
     c["c"] = 3
     assert set(c) == {"a", "c"} and c.get("b") is None
+
+
+def test_cluster_cache_keeps_within_its_accelerator_budget():
+    """With max_accelerators, the oldest fabrics go until the rest fit; the newest always stays."""
+    from types import SimpleNamespace
+
+    from oassim.experiments.executors import ClusterCache
+
+    c = ClusterCache(size=8, max_accelerators=10_000)
+    for k, n in (("a", 4096), ("b", 4096), ("c", 4096)):
+        c[k] = (None, SimpleNamespace(n_accelerators=n))
+    assert list(c) == ["b", "c"]
+    c["big"] = (None, SimpleNamespace(n_accelerators=131072))
+    assert list(c) == ["big"]
 
 
 def test_load_results_compacts_and_sees_rewritten_points(tmp_path):
