@@ -72,7 +72,7 @@ def write_evaluation(specs: Iterable[str | Path | InterconnectSpec], out_dir: st
     """
     specs = list(specs)
     if _proposal_files(specs):
-        return write_proposal_report(specs, out_dir, progress, replace)
+        return write_proposal_report(specs, out_dir, progress, replace, suite=suite)
     s = get_suite(suite)
     for spec, source in load_candidates(specs):  # every spec is checked before any file exists
         reference_design(spec, s, source=source)
