@@ -253,7 +253,8 @@ def collective_rows(name: str, cluster_file: str | Path, domain_size: int, bench
 
     Each scale builds the cluster at that many accelerators and runs every op and size as one
     group of all ranks (algorithm chosen by the engine's tuner); a row holds time, algbw, busbw,
-    the algorithm and the bottleneck link tier. ``at_scale(n, resolved cluster, graph, fabric)``
+    the algorithm and the bottleneck link tier, or ``status`` "not run: <the engine's reason>" for
+    a group no algorithm can run. ``at_scale(n, resolved cluster, graph, fabric)``
     is called after each scale (to reuse the build).
     """
     import numpy as np
@@ -281,7 +282,11 @@ def collective_rows(name: str, cluster_file: str | Path, domain_size: int, bench
                     rows.append({**base, "status": f"not run: all-to-all over more than "
                                  f"{bench.all_to_all_max_ranks:,} ranks is beyond the engine (n^2 flows)"})
                     continue
-                r = engine.run(CollectiveRequest(op, size, groups, "auto", source=f"OAS-Bench {op}"))
+                try:
+                    r = engine.run(CollectiveRequest(op, size, groups, "auto", source=f"OAS-Bench {op}"))
+                except SpecError as exc:  # e.g. a group that does not spread evenly over the domains
+                    rows.append({**base, "status": f"not run: {exc.message}"})
+                    continue
                 row = r.row()
                 rows.append({**base, "status": "ok", "time_us": row["time_us"], "algbw_GBps": row["algbw_GBps"],
                              "busbw_GBps": row["busbw_GBps"], "algorithm": row["algorithm"],
