@@ -235,6 +235,9 @@ def write_proposal_report(files: Iterable[str | Path], out_dir: str | Path,
                           accelerators: int | None = None, suite: ProposalSuite | str = "full") -> list[Path]:
     """Evaluate proposals and write the report folder, all or nothing (see the module docstring).
 
+    ``suite`` is the OAS-Bench 2.0 profile (``"full"`` or ``"quick"``); the proposals' inputs and
+    best-layout scenarios go to ``inputs/<proposal>/`` of the report.
+
     Raises
     ------
     SpecError

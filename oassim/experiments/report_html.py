@@ -49,7 +49,8 @@ def write_evaluation(specs: Iterable[str | Path | InterconnectSpec], out_dir: st
     specs : iterable of path or InterconnectSpec
         Interconnect spec files, or supernode proposal files (``oassim schema proposal``; all
         candidates of one report are of one kind): proposals go to
-        :func:`oassim.experiments.proposal_report.write_proposal_report`, which ignores ``suite``.
+        :func:`oassim.experiments.proposal_report.write_proposal_report` with the OAS-Bench 2.0
+        profile of the same name (``suite`` must then be ``"full"`` or ``"quick"``).
     out_dir : str or Path
         Report folder (created if needed; entries of an earlier report are replaced).
     suite : Suite or {"full", "quick"}
