@@ -285,7 +285,8 @@ def write_report(ev: ProposalEvaluation, folder: str | Path) -> None:
                "provenance": ev.provenance, "not_yet_evaluated": NOT_YET, "ranking": ev.ranking,
                "proposals": [{"name": r.name, "source": r.proposal.source, "scored": r.scored,
                               "violations": r.violations, "notes": r.notes, "totals": r.totals,
-                              "missing_figures": _missing(r), "wall_s": r.wall_s, **r.score} for r in ev.results]}
+                              "missing_figures": _missing(r), **r.score,
+                              "wall_s": {"build": r.wall_s, **r.score.get("wall_s", {})}} for r in ev.results]}
     (folder / "results.json").write_text(json.dumps(jsonable(results), indent=2) + "\n", encoding="utf-8")
     blocks = proposal_blocks(ev, caption, inputs)
     (folder / "report.md").write_text(markdown(blocks), encoding="utf-8")
