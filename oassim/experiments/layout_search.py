@@ -5,7 +5,7 @@ MoE, ``ep``; :mod:`oassim.experiments.proposal_suite`) into full parallelism sec
 size: ``dp = accelerators / (tp x pp)``, the uneven first/last pipeline stage where the layer
 count is not divisible by ``pp`` (as Llama 3's 405B run puts 7 layers on its first and last
 stage), and the reason a candidate is skipped before any simulation (it does not tile the job,
-the batch, the expert groups or the scale-up domain). :func:`search` runs every remaining
+the batch, the expert groups or the scale-up domains). :func:`search` runs every remaining
 candidate through a caller's ``evaluate`` (one simulated optimizer step on the analytical
 network); a candidate the simulator refuses (one that does not fit in HBM, say) is kept in the
 record with the simulator's reason. The best is the highest tokens/s, ties to the earlier
@@ -93,7 +93,8 @@ def expand(layouts: Sequence[Mapping[str, int]], fixed: Mapping[str, Any], *, la
         Job size; sequences per step and per micro-batch.
     domain_size : int
         Accelerators of one scale-up domain: a TP group larger than it is skipped (tensor
-        parallelism's per-layer collectives belong inside a domain).
+        parallelism's per-layer collectives belong inside a domain), and so is an expert group
+        (TP x EP ranks) that neither divides the domain nor is a whole number of domains.
     """
     out = []
     for lay in layouts:
@@ -116,6 +117,11 @@ def expand(layouts: Sequence[Mapping[str, int]], fixed: Mapping[str, Any], *, la
             cand.status = f"skipped: DP {dp} x micro-batch {micro_batch} does not divide the batch {global_batch:,}"
         elif dp % ep:
             cand.status = f"skipped: EP {ep} does not divide DP {dp}"
+        elif ep > 1 and (tp * ep) % domain_size and domain_size % (tp * ep):
+            # an expert group straddling domains unevenly has no hierarchical all-to-all (the direct
+            # form's flows grow as the square of the group)
+            cand.status = (f"skipped: expert groups of TP {tp} x EP {ep} do not tile the {domain_size}-accelerator "
+                           "domains")
         elif split is None:
             cand.status = f"skipped: {layers} layers cannot be split over PP {pp}"
         else:

@@ -105,10 +105,11 @@ PROPOSAL_FULL = ProposalSuite(
         ProposalWorkload("llama3-405b", "llama3-405b", 16384, 8192, 2048, 1, ("bf16",), "none",
                          ({"tp": 8, "pp": 16}, {"tp": 8, "pp": 8}, {"tp": 4, "pp": 16}, {"tp": 16, "pp": 8}),
                          _DENSE_FIXED, f"{_LLAMA3} (16K GPUs: TP 8, PP 16, DP 128) and its neighbours"),
-        # DeepSeek-V3's layout [PP 16, EP 64] and a half-width expert group.
+        # DeepSeek-V3's layout [PP 16, EP 64] and EP 8, an expert group that tiles every example's
+        # domain (72, 384, 4,096 ...), where 64 does not tile 72.
         ProposalWorkload("deepseek-v3", "deepseek-v3", 16384, 4096, 15360, 1, ("fp8", "bf16"), "full",
-                         ({"tp": 1, "pp": 16, "ep": 64}, {"tp": 1, "pp": 16, "ep": 32}),
-                         _MOE_FIXED, f"{_DSV3} and EP 32"),
+                         ({"tp": 1, "pp": 16, "ep": 64}, {"tp": 1, "pp": 16, "ep": 8}),
+                         _MOE_FIXED, f"{_DSV3} and EP 8"),
     ),
 )
 

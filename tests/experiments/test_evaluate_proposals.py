@@ -32,8 +32,8 @@ def test_stage_split(layers: int, pp: int, split: dict | None) -> None:
 
 
 def test_expand_skips_layouts_that_do_not_tile_the_job() -> None:
-    """dp = N / (tp pp); a TP group beyond the domain, an EP that does not divide DP and a batch
-    DP does not divide are skipped before any simulation."""
+    """dp = N / (tp pp); a TP group beyond the domain, an EP that does not divide DP, a batch DP
+    does not divide and expert groups that do not tile the domains are skipped before any simulation."""
     cands = expand([{"tp": 8, "pp": 4}, {"tp": 16, "pp": 2}, {"tp": 1, "pp": 4, "ep": 128}, {"tp": 1, "pp": 2}],
                    {"sp": True, "zero": 1}, layers=32, accelerators=256, global_batch=64, micro_batch=1,
                    domain_size=8)
@@ -41,6 +41,11 @@ def test_expand_skips_layouts_that_do_not_tile_the_job() -> None:
     assert "larger than the scale-up domain" in cands[1].status
     assert "EP 128 does not divide DP 64" in cands[2].status
     assert "does not divide the batch 64" in cands[3].status
+    # EP 64 neither divides a 72-accelerator domain nor is a whole number of them; EP 8 divides it
+    moe = expand([{"tp": 1, "pp": 16, "ep": 64}, {"tp": 1, "pp": 16, "ep": 8}], {"zero": 1}, layers=61,
+                 accelerators=16384, global_batch=15360, micro_batch=1, domain_size=72)
+    assert "do not tile the 72-accelerator domains" in moe[0].status and moe[1].status == "not run"
+    assert moe[1].parallelism["dp"] == 1024 and moe[1].parallelism["first_stage_layers"] == 3
 
 
 def test_search_returns_a_layout_no_worse_than_any_it_tried() -> None:
