@@ -9,6 +9,7 @@
     python -m oassim.bench alltoall [--preset dgx-h100-superpod] [--accelerators 16384] [--network analytical flow]
     python -m oassim.bench replay [--repeat 3] [--full]          (oassim/bench_replay.py)
     python -m oassim.bench process [--scenario F ...] [--network analytical flow]
+    python -m oassim.bench proposals [--quick] [FILE ...]   (oassim/bench_proposals.py)
 
 Each size runs in a fresh subprocess so that its peak resident memory is its own.
 """
@@ -303,6 +304,9 @@ def _network(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "proposals":
+        from oassim.bench_proposals import bench_proposals
+        return bench_proposals(argv[1:])
     if argv and argv[0] == "_network_one":
         print(json.dumps(bench_network_once(int(argv[1]), int(argv[2]), int(argv[3]), int(argv[4]))))
         return 0

@@ -2,7 +2,7 @@
 
 ``oassim evaluate SPEC.yaml [SPEC.yaml ...] --out DIR`` runs OAS-Bench on interconnect spec
 files and writes the ranking report (HTML, Markdown, plots, results and every input) into
-DIR, all or nothing; given supernode proposal files it reports their structure instead.
+DIR, all or nothing; given supernode proposal files it runs OAS-Bench 2.0 on them instead.
 ``oassim schema KIND`` prints the JSON Schema of a spec format, so a
 committee can publish it. Thin wrappers over :mod:`oassim.experiments.report_html` and the
 spec models; bad input is one line ``oassim: error: FILE: key.path: message`` with status 2.
@@ -40,13 +40,14 @@ def add_parsers(sub: Any) -> None:
     """Add the ``evaluate`` and ``schema`` subcommands to the ``oassim`` parser."""
     e = sub.add_parser(
         "evaluate",
-        help="rank interconnect specs on the OAS-Bench suite, or count and check supernode proposals, and write "
+        help="rank interconnect specs on the OAS-Bench suite, or supernode proposals on OAS-Bench 2.0, and write "
         "an HTML/Markdown report",
         description="Build each candidate's OAS-Bench reference cluster, run the suite's collective "
         "microbenchmarks and training workloads on it, and write a report ranking the candidates "
         "(report.html, report.md, figures, results.json, CSVs and every input) into --out. Proposal files "
-        "(all candidates of one kind): build each proposal's cluster, check its design rules and report its "
-        "switches, optics, cables, power and cost. See docs/oas-bench.md.",
+        "(all candidates of one kind): build each proposal's cluster, check its design rules, report its "
+        "switches, optics, cables, power and cost, and rank the valid ones by training throughput in their best "
+        "layout. See docs/oas-bench.md.",
     )
     e.add_argument("specs", nargs="+", metavar="SPEC.yaml",
                    help="interconnect spec files (format: oassim schema interconnect; examples in experiments/specs/), "

@@ -30,10 +30,10 @@ from typing import Any, Callable, Iterable, Sequence
 import yaml
 
 from oassim.errors import SpecError
-from oassim.experiments.oasbench import ReferenceDesign, Suite, get_suite, reference_design, slug
+from oassim.experiments.oasbench import CollectiveBench, ReferenceDesign, Suite, get_suite, reference_design, slug
 from oassim.hardware import InterconnectSpec, load_interconnect
 
-__all__ = ["Candidate", "Evaluation", "load_candidates", "evaluate", "rank", "geomean", "limiter"]
+__all__ = ["Candidate", "Evaluation", "load_candidates", "evaluate", "rank", "geomean", "limiter", "collective_rows"]
 
 Progress = Callable[[str], None]
 
@@ -228,6 +228,35 @@ def _write_inputs(cand: Candidate, folder: Path) -> None:
 
 def _collectives(cand: Candidate, cluster_file: Path, s: Suite, say: Progress):
     """Collective rows at every scale, and the cluster figures at the suite's largest scale."""
+    from oassim.topology.cluster import build_cluster
+    from oassim.topology.cluster_spec import load_cluster
+    from oassim.topology.fabric import freeze
+    from oassim.topology.metrics import cluster_info
+
+    structure: dict[str, Any] = {}
+
+    def at_scale(n: int, _rc: Any, g: Any, fabric: Any) -> None:
+        if n == s.max_accelerators:
+            structure.update(_structure(cand, cluster_info(g, fabric)))
+
+    rows = collective_rows(cand.name, cluster_file, cand.design.domain_size, s.collectives, s.network, say, at_scale)
+    if not structure:
+        g = build_cluster(load_cluster(cluster_file, s.max_accelerators))
+        structure = _structure(cand, cluster_info(g, freeze(g)))
+    return rows, structure
+
+
+def collective_rows(name: str, cluster_file: str | Path, domain_size: int, bench: CollectiveBench, network: str,
+                    say: Progress, at_scale: Callable[[int, Any, Any, Any], None] | None = None
+                    ) -> list[dict[str, Any]]:
+    """The collective microbenchmarks on one cluster file: one row per (scale, op, size).
+
+    Each scale builds the cluster at that many accelerators and runs every op and size as one
+    group of all ranks (algorithm chosen by the engine's tuner); a row holds time, algbw, busbw,
+    the algorithm and the bottleneck link tier, or ``status`` "not run: <the engine's reason>" for
+    a group no algorithm can run. ``at_scale(n, resolved cluster, graph, fabric)``
+    is called after each scale (to reuse the build).
+    """
     import numpy as np
 
     from oassim.collectives import CollectiveEngine, CollectiveRequest
@@ -235,20 +264,16 @@ def _collectives(cand: Candidate, cluster_file: Path, s: Suite, say: Progress):
     from oassim.topology.cluster import build_cluster
     from oassim.topology.cluster_spec import load_cluster
     from oassim.topology.fabric import freeze
-    from oassim.topology.metrics import cluster_info
 
-    bench = s.collectives
     rows: list[dict[str, Any]] = []
-    structure: dict[str, Any] = {}
     for scale in bench.scales:
-        n = cand.design.domain_size if scale == "domain" else int(scale)
+        n = domain_size if scale == "domain" else int(scale)
         label = f"domain ({n})" if scale == "domain" else f"{n:,}"
         t = time.perf_counter()
-        g = build_cluster(load_cluster(cluster_file, n))
+        rc = load_cluster(cluster_file, n)
+        g = build_cluster(rc)
         fabric = freeze(g)
-        if n == s.max_accelerators:
-            structure = _structure(cand, cluster_info(g, fabric))
-        engine = CollectiveEngine(fabric, s.network)
+        engine = CollectiveEngine(fabric, network)
         groups = np.arange(n, dtype=np.int64)[None, :]
         for op in bench.ops:
             for size in bench.sizes:
@@ -257,17 +282,20 @@ def _collectives(cand: Candidate, cluster_file: Path, s: Suite, say: Progress):
                     rows.append({**base, "status": f"not run: all-to-all over more than "
                                  f"{bench.all_to_all_max_ranks:,} ranks is beyond the engine (n^2 flows)"})
                     continue
-                r = engine.run(CollectiveRequest(op, size, groups, "auto", source=f"OAS-Bench {op}"))
+                try:
+                    r = engine.run(CollectiveRequest(op, size, groups, "auto", source=f"OAS-Bench {op}"))
+                except SpecError as exc:  # e.g. a group that does not spread evenly over the domains
+                    rows.append({**base, "status": f"not run: {exc.message}"})
+                    continue
                 row = r.row()
                 rows.append({**base, "status": "ok", "time_us": row["time_us"], "algbw_GBps": row["algbw_GBps"],
                              "busbw_GBps": row["busbw_GBps"], "algorithm": row["algorithm"],
                              "bottleneck_tier": row["bottleneck_tier"]})
+        if at_scale is not None:
+            at_scale(n, rc, g, fabric)
         del engine, fabric, g
-        say(f"{cand.name}: collectives at {label} ranks ({time.perf_counter() - t:.1f} s)")
-    if not structure:
-        g = build_cluster(load_cluster(cluster_file, s.max_accelerators))
-        structure = _structure(cand, cluster_info(g, freeze(g)))
-    return rows, structure
+        say(f"{name}: collectives at {label} ranks ({time.perf_counter() - t:.1f} s)")
+    return rows
 
 
 def _structure(cand: Candidate, info: dict[str, Any]) -> dict[str, Any]:

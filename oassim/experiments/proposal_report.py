@@ -1,25 +1,28 @@
-"""OAS-Bench 2.0 on supernode proposals: the structure of each design, side by side.
+"""OAS-Bench 2.0 on supernode proposals: structure, collectives and training of each design, ranked.
 
 What it does: :func:`evaluate_proposals` loads every proposal file (all before any work),
 builds each one's ~16k-accelerator cluster and checks it against ``oassim topo check``'s design
-rules (:func:`oassim.experiments.proposal_build.build_proposal`); :func:`write_proposal_report`
-writes the report folder (``report.html``, ``report.md``, a figure, ``results.json``,
-``proposals.csv`` and every input) all or nothing. ``oassim evaluate`` takes proposal files
-here and interconnect spec files to the OAS-Bench 1.0 suite (:mod:`oassim.experiments.report_html`).
+rules (:func:`oassim.experiments.proposal_build.build_proposal`), then scores every proposal that
+passes them (:func:`oassim.experiments.proposal_score.score_proposal`: collective
+microbenchmarks on its cluster, and each training workload in the best layout of a bounded
+search) and ranks them by throughput (:mod:`oassim.experiments.proposal_rank`).
+:func:`write_proposal_report` writes the report folder (``report.html``, ``report.md``, a
+figure, ``results.json``, CSV tables and every input) all or nothing. ``oassim evaluate`` takes
+proposal files here and interconnect spec files to the OAS-Bench 1.0 suite
+(:mod:`oassim.experiments.report_html`).
 
-Why no ranking yet: the scores of OAS-Bench 2.0 (throughput in each proposal's best training
-layout, throughput per MW and per unit cost, goodput over a 30-day campaign) need the
-heterogeneous-compute, training-layout search and failure models, which this version does not
-have. The report says "not yet evaluated" for each of them and never fills one in. What it does
-report is exact for the cluster as built: switches, optical modules by type, cables, power by
-part and capital cost, each with the parts that have no published figure named. A proposal
-that breaks a design rule is listed with its violations and is not scored.
+The structure is exact for the cluster as built: switches, optical modules by type, cables,
+power by part and capital cost, each with the parts that have no published figure named. A
+proposal that breaks a design rule is listed with its violations and is not scored. Goodput
+over a 30-day campaign needs the failures model, which this version does not have: the report
+says "not yet evaluated" for it and never fills one in.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +37,9 @@ from oassim.experiments.oasbench import slug
 from oassim.experiments.outputs import jsonable, write_folder
 from oassim.experiments.proposal import ResolvedProposal, load_proposal
 from oassim.experiments.proposal_build import build_proposal, summarise_violations
+from oassim.experiments.proposal_rank import rank_proposals, ranking_blocks, score_blocks
+from oassim.experiments.proposal_score import score_proposal
+from oassim.experiments.proposal_suite import ProposalSuite, get_proposal_suite
 from oassim.experiments.report_plots import proposal_figure
 from oassim.experiments.report_render import Block, html_document, markdown, write_csv
 from oassim.experiments.runner import git_state
@@ -41,15 +47,11 @@ from oassim.experiments.runner import git_state
 __all__ = ["PROPOSAL_SUITE", "NOT_YET", "ProposalResult", "ProposalEvaluation", "load_proposals",
            "evaluate_proposals", "write_proposal_report", "proposal_blocks"]
 
-#: Version of the proposal suite: structure and design rules only (docs/oas-bench.md).
-PROPOSAL_SUITE = "oas-bench-2.0-structure"
+#: Version of the proposal suite (docs/oas-bench.md); the profile's name is in each report.
+PROPOSAL_SUITE = "oas-bench-2.0"
 
 #: The scores of OAS-Bench 2.0 that this version does not compute, and why.
 NOT_YET = {
-    "throughput": "training throughput in the proposal's best layout (needs the bounded layout search and "
-                  "the heterogeneous-accelerator compute and collective models)",
-    "throughput per MW": "needs the throughput",
-    "throughput per unit cost": "needs the throughput",
     "goodput": "goodput over a 30-day campaign (needs the failures model)",
 }
 
@@ -78,6 +80,7 @@ class ProposalResult:
     totals: dict[str, Any]
     violations: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
+    score: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -95,10 +98,16 @@ class ProposalResult:
 
 @dataclass
 class ProposalEvaluation:
-    """Evaluated proposals in input order, with provenance."""
+    """Evaluated proposals in input order, their ranking (best first) and provenance."""
 
     results: list[ProposalResult]
     provenance: dict[str, Any]
+    suite: ProposalSuite | None = None
+    ranking: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def workloads(self) -> list[str]:
+        return [w.name for w in self.suite.training] if self.suite is not None else []
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat row of totals per proposal (``proposals.csv``)."""
@@ -115,8 +124,29 @@ class ProposalEvaluation:
                         "power_known_W": t["power_known_W"], "power_unknown_for": t["power_unknown_for"],
                         "capital_cost_USD": t["capital_cost_USD"], "cost_known_USD": t["cost_known_USD"],
                         "cost_unknown_for": t["cost_unknown_for"],
-                        **{k: "not yet evaluated" for k in NOT_YET}})
+                        **self._score_columns(r), **{k: "not yet evaluated" for k in NOT_YET}})
         return out
+
+    def _score_columns(self, r: ProposalResult) -> dict[str, Any]:
+        rank = next((x for x in self.ranking if x["proposal"] == r.name), {})
+        out: dict[str, Any] = {"rank": rank.get("rank"), "throughput_score": rank.get("score"),
+                               "ranking_status": rank.get("status")}
+        for w in self.workloads:
+            sc = (r.score or {}).get("scores", {}).get(w, {})
+            out.update({f"{w}_tokens_per_s": sc.get("tokens_per_s"), f"{w}_mfu": sc.get("mfu"),
+                        f"{w}_layout": sc.get("layout"),
+                        f"{w}_tokens_per_s_per_MW": (sc.get("tokens_per_s_per_MW") or {}).get("value"),
+                        f"{w}_tokens_per_s_per_MUSD": (sc.get("tokens_per_s_per_MUSD") or {}).get("value"),
+                        f"{w}_approximated": sc.get("approximated")})
+        return out
+
+    def collective_rows(self) -> list[dict[str, Any]]:
+        return [{"proposal": r.name, **c} for r in self.results for c in (r.score or {}).get("collectives", [])]
+
+    def training_rows(self) -> list[dict[str, Any]]:
+        skip = ("breakdown", "findings", "candidates", "parallelism", "exposed_comm_by_dim")
+        return [{"proposal": r.name, **{k: v for k, v in t.items() if k not in skip}}
+                for r in self.results for t in (r.score or {}).get("training", [])]
 
 
 def load_proposals(files: Iterable[str | Path]) -> list[ResolvedProposal]:
@@ -143,8 +173,9 @@ def load_proposals(files: Iterable[str | Path]) -> list[ResolvedProposal]:
 
 
 def evaluate_proposals(files: Iterable[str | Path], progress: Callable[[str], None] | None = None,
-                       accelerators: int | None = None) -> ProposalEvaluation:
-    """Build, check and count every proposal.
+                       accelerators: int | None = None, suite: ProposalSuite | str = "full",
+                       workdir: str | Path | None = None) -> ProposalEvaluation:
+    """Build, check and count every proposal, score those that pass the design rules, rank them.
 
     Parameters
     ----------
@@ -153,10 +184,24 @@ def evaluate_proposals(files: Iterable[str | Path], progress: Callable[[str], No
     progress : callable, optional
         Called with one line per proposal.
     accelerators : int, optional
-        Cluster size for every proposal (default: each proposal's ``cluster_accelerators``).
+        Cluster size for every proposal (default: each proposal's ``cluster_accelerators``; the
+        quick profile: its largest job).
+    suite : ProposalSuite or {"full", "quick"}
+    workdir : path, optional
+        Folder of each proposal's inputs (``<proposal>/cluster.yaml``, ``scenarios/``); a
+        temporary folder when None.
     """
     say = progress or (lambda _msg: None)
+    s = get_proposal_suite(suite)
     loaded = load_proposals(files)
+    if accelerators is None and s.profile == "quick":
+        accelerators = s.max_accelerators
+    with tempfile.TemporaryDirectory(prefix="oasbench2-") as scratch:
+        return _evaluate(loaded, say, accelerators, s, Path(workdir) if workdir is not None else Path(scratch))
+
+
+def _evaluate(loaded: list[ResolvedProposal], say: Callable[[str], None], accelerators: int | None,
+              s: ProposalSuite, root: Path) -> ProposalEvaluation:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     results = []
@@ -168,17 +213,30 @@ def evaluate_proposals(files: Iterable[str | Path], progress: Callable[[str], No
         del pc
         state = "design rules ok" if res.scored else f"{sum(v['count'] for v in res.violations):,} violations"
         say(f"{rp.name}: {res.totals['accelerators']:,} accelerators built, {state} ({res.wall_s:.1f} s)")
+        if res.scored:
+            folder = root / res.slug
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "cluster.yaml").write_text(_cluster_text(res), encoding="utf-8")
+            res.score = score_proposal(res, s, folder, say)
+            say(f"{rp.name}: scored in {res.score['wall_s']['total']:.1f} s")
         results.append(res)
     prov = {"oassim_version": __version__, "git": git_state(), "python": platform.python_version(),
-            "platform": platform.platform(), "started_utc": started, "suite": PROPOSAL_SUITE,
-            "wall_s": time.perf_counter() - t0}
-    return ProposalEvaluation(results, prov)
+            "platform": platform.platform(), "started_utc": started, "suite": s.name, "profile": s.profile,
+            "network": s.network, "seed": s.seed, "wall_s": time.perf_counter() - t0}
+    return ProposalEvaluation(results, prov, s, rank_proposals(results, [w.name for w in s.training]))
+
+
+def _cluster_text(r: ProposalResult) -> str:
+    return f"# the cluster of proposal {r.name} (oassim topo info / topo check this file)\n" + _dump(r.cluster)
 
 
 def write_proposal_report(files: Iterable[str | Path], out_dir: str | Path,
                           progress: Callable[[str], None] | None = None, replace: bool = True,
-                          accelerators: int | None = None) -> list[Path]:
+                          accelerators: int | None = None, suite: ProposalSuite | str = "full") -> list[Path]:
     """Evaluate proposals and write the report folder, all or nothing (see the module docstring).
+
+    ``suite`` is the OAS-Bench 2.0 profile (``"full"`` or ``"quick"``); the proposals' inputs and
+    best-layout scenarios go to ``inputs/<proposal>/`` of the report.
 
     Raises
     ------
@@ -194,7 +252,7 @@ def write_proposal_report(files: Iterable[str | Path], out_dir: str | Path,
                         "another folder", source="argument --out")
 
     def render(folder: Path) -> None:
-        write_report(evaluate_proposals(files, progress, accelerators), folder)
+        write_report(evaluate_proposals(files, progress, accelerators, suite, folder / "inputs"), folder)
 
     return write_folder(out_dir, render)
 
@@ -216,21 +274,25 @@ def write_report(ev: ProposalEvaluation, folder: str | Path) -> None:
             (d / "interconnect.yaml").write_text(
                 f"# the interconnect spec of {r.name} as evaluated (module presets inlined)\n"
                 + _dump(r.proposal.interconnect.model_dump(mode="json", exclude_none=True)), encoding="utf-8")
-        (d / "cluster.yaml").write_text(f"# the cluster of proposal {r.name} (oassim topo info / topo check this "
-                                        "file)\n" + _dump(r.cluster), encoding="utf-8")
+        (d / "cluster.yaml").write_text(_cluster_text(r), encoding="utf-8")
     (inputs / "provenance.json").write_text(json.dumps(jsonable(ev.provenance), indent=2) + "\n", encoding="utf-8")
     caption = "Power per accelerator by part (published figures only) and optical modules per accelerator"
     (folder / "proposals.png").write_bytes(png := proposal_figure(ev))
     write_csv(folder / "proposals.csv", ev.rows())
-    results = {"suite": PROPOSAL_SUITE, "provenance": ev.provenance, "not_yet_evaluated": NOT_YET,
+    write_csv(folder / "collectives.csv", ev.collective_rows())
+    write_csv(folder / "training.csv", ev.training_rows())
+    results = {"suite": ev.provenance.get("suite"), "definition": ev.suite.describe() if ev.suite else None,
+               "provenance": ev.provenance, "not_yet_evaluated": NOT_YET, "ranking": ev.ranking,
                "proposals": [{"name": r.name, "source": r.proposal.source, "scored": r.scored,
                               "violations": r.violations, "notes": r.notes, "totals": r.totals,
-                              "missing_figures": _missing(r), "wall_s": r.wall_s} for r in ev.results]}
+                              "missing_figures": _missing(r), **r.score,
+                              "wall_s": {"build": r.wall_s, **r.score.get("wall_s", {})}} for r in ev.results]}
     (folder / "results.json").write_text(json.dumps(jsonable(results), indent=2) + "\n", encoding="utf-8")
     blocks = proposal_blocks(ev, caption, inputs)
     (folder / "report.md").write_text(markdown(blocks), encoding="utf-8")
     (folder / "report.html").write_text(html_document(blocks, {"proposals.png": png},
-                                                      f"{PROPOSAL_SUITE} proposal evaluation"), encoding="utf-8")
+                                                      f"{ev.provenance.get('suite')} proposal evaluation"),
+                                        encoding="utf-8")
 
 
 def _missing(r: ProposalResult) -> list[str]:
@@ -273,13 +335,18 @@ def proposal_blocks(ev: ProposalEvaluation, caption: str, inputs: Path) -> list[
     git = prov.get("git") or {}
     commit = (git.get("commit") or "unknown")[:12] + (" (uncommitted changes)" if git.get("dirty") else "")
     b: list[Block] = [("h", 1, f"OAS-Bench 2.0 proposal evaluation: {', '.join(r.name for r in ev.results)}"),
-                      ("p", f"Suite {PROPOSAL_SUITE}: each proposal's cluster is built as proposed, checked against "
-                       f"the design rules of oassim topo check and counted. oassim {prov.get('oassim_version')}, git "
+                      ("p", f"Suite {prov.get('suite')}: each proposal's cluster is built as proposed, checked "
+                       "against the design rules of oassim topo check and counted; each that passes runs the "
+                       "collective microbenchmarks and every training workload in the best layout of a bounded search "
+                       f"({prov.get('network', 'analytical')} network). oassim {prov.get('oassim_version')}, git "
                        f"{commit}, started {prov.get('started_utc')} UTC, wall time {prov.get('wall_s', 0):.0f} s. "
-                       "The proposal format and every total: docs/oas-bench.md."),
-                      ("p", "Not yet evaluated (no number is given for these, and proposals are listed in input "
-                       "order, not ranked): " + "; ".join(f"{k}: {v}" for k, v in NOT_YET.items()) + "."),
-                      ("h", 2, "Proposals side by side")]
+                       "The proposal format, the suite and every total: docs/oas-bench.md."
+                       + (" Quick profile: smaller clusters and jobs, a smoke test whose numbers are not comparable "
+                          "with the full suite." if prov.get("profile") == "quick" else "")),
+                      ("p", "Not yet evaluated (no number is given): "
+                       + "; ".join(f"{k}: {v}" for k, v in NOT_YET.items()) + ".")]
+    b += ranking_blocks(ev.ranking, ev.results, ev.workloads)
+    b.append(("h", 2, "Proposals side by side"))
     rows = []
     for r in ev.results:
         t = r.totals
@@ -291,10 +358,10 @@ def proposal_blocks(ev: ProposalEvaluation, caption: str, inputs: Path) -> list[
                      f"{t['cables_total']:,}", _mw(t["power_W"]["total_W"]), _mw(t["power_known_W"]),
                      "unknown" if t["power_W_per_accelerator"] is None else f"{t['power_W_per_accelerator']:,.0f}",
                      _usd(t["capital_cost_USD"], t["cost_known_USD"], t["cost_unknown_for"]),
-                     *["not yet evaluated"] * 2])
+                     "not yet evaluated"])
     b.append(("table", ["proposal", "design rules", "accelerators", "supernode", "supernodes x size", "switches",
                         "optical modules (per acc.)", "cables", "power MW", "power of parts with a figure MW",
-                        "power W/acc.", "capital cost USD", "throughput", "goodput"], rows))
+                        "power W/acc.", "capital cost USD", "goodput"], rows))
     b.append(("figure", "proposals.png", caption))
     for r in ev.results:
         b += _proposal_section(r)
@@ -336,5 +403,5 @@ def _proposal_section(r: ProposalResult) -> list[Block]:
     b.append(("list", items))
     missing = _missing(r)
     if missing:
-        b += [("p", f"Figures left out of {r.name}'s totals (not published):"), ("list", missing)]
-    return b
+        b += [("p", f"Figures left out of {r.name}'s totals and scores (not published):"), ("list", missing)]
+    return b + score_blocks(r)

@@ -49,7 +49,8 @@ def write_evaluation(specs: Iterable[str | Path | InterconnectSpec], out_dir: st
     specs : iterable of path or InterconnectSpec
         Interconnect spec files, or supernode proposal files (``oassim schema proposal``; all
         candidates of one report are of one kind): proposals go to
-        :func:`oassim.experiments.proposal_report.write_proposal_report`, which ignores ``suite``.
+        :func:`oassim.experiments.proposal_report.write_proposal_report` with the OAS-Bench 2.0
+        profile of the same name (``suite`` must then be ``"full"`` or ``"quick"``).
     out_dir : str or Path
         Report folder (created if needed; entries of an earlier report are replaced).
     suite : Suite or {"full", "quick"}
@@ -72,7 +73,7 @@ def write_evaluation(specs: Iterable[str | Path | InterconnectSpec], out_dir: st
     """
     specs = list(specs)
     if _proposal_files(specs):
-        return write_proposal_report(specs, out_dir, progress, replace)
+        return write_proposal_report(specs, out_dir, progress, replace, suite=suite)
     s = get_suite(suite)
     for spec, source in load_candidates(specs):  # every spec is checked before any file exists
         reference_design(spec, s, source=source)

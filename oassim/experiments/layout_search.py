@@ -1,0 +1,162 @@
+"""The bounded parallel-layout search of OAS-Bench 2.0: each workload in the layout best for a proposal.
+
+What it does: :func:`expand` turns a workload's documented candidate set (``tp``, ``pp`` and, for
+MoE, ``ep``; :mod:`oassim.experiments.proposal_suite`) into full parallelism sections for a job
+size: ``dp = accelerators / (tp x pp)``, the uneven first/last pipeline stage where the layer
+count is not divisible by ``pp`` (as Llama 3's 405B run puts 7 layers on its first and last
+stage), and the reason a candidate is skipped before any simulation (it does not tile the job,
+the batch, the expert groups or the scale-up domains). :func:`search` runs every remaining
+candidate through a caller's ``evaluate`` (one simulated optimizer step on the analytical
+network); a candidate the simulator refuses (one that does not fit in HBM, say) is kept in the
+record with the simulator's reason. The best is the highest tokens/s, ties to the earlier
+candidate (the published layout is listed first).
+
+Why bounded: every candidate is a full 16,384-accelerator simulation; an exhaustive search over
+the divisors of 16,384 is thousands of them. The set is small, documented and frozen with the
+suite, so two reports searched the same layouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from oassim.errors import SpecError
+
+__all__ = ["Candidate", "SearchResult", "stage_split", "expand", "search"]
+
+
+@dataclass
+class Candidate:
+    """One layout of the search and what became of it.
+
+    Attributes
+    ----------
+    parallelism : dict
+        The scenario's ``parallelism`` section.
+    status : str
+        ``"ok"``, ``"skipped: ..."`` (before simulation) or ``"infeasible: ..."`` (the simulator's reason).
+    record : dict
+        The evaluation's record (``tokens_per_s`` and the rest) when ``status`` is ``"ok"``.
+    """
+
+    parallelism: dict[str, Any]
+    status: str = "not run"
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        p = self.parallelism
+        return " ".join(f"{k.upper()} {p[k]}" for k in ("tp", "pp", "dp", "ep") if k in p)
+
+
+@dataclass
+class SearchResult:
+    """Every candidate tried (in candidate order) and the best one (None when none ran)."""
+
+    tried: list[Candidate]
+    best: Candidate | None
+
+
+def stage_split(layers: int, pp: int) -> dict[str, int] | None:
+    """First/last stage layers for ``layers`` over ``pp`` stages.
+
+    ``{}`` when ``pp`` divides ``layers``; otherwise the middle stages take ``ceil(layers / pp)``
+    layers each and the first and last stage share the rest (first >= last), e.g. 126 layers on
+    16 stages: 7 + 14 x 8 + 7 (Llama 3 405B); 61 on 16: 3 + 14 x 4 + 2 (DeepSeek-V3). None when
+    no such split exists (each end stage must hold 1 to ``ceil(layers / pp)`` layers).
+    """
+    if layers % pp == 0:
+        return {}
+    if pp < 3:
+        return None
+    middle = -(-layers // pp)
+    rest = layers - middle * (pp - 2)
+    if rest < 2 or rest > 2 * middle:
+        return None
+    return {"first_stage_layers": rest - rest // 2, "last_stage_layers": rest // 2}
+
+
+def expand(layouts: Sequence[Mapping[str, int]], fixed: Mapping[str, Any], *, layers: int, accelerators: int,
+           global_batch: int, micro_batch: int, domain_size: int) -> list[Candidate]:
+    """Full parallelism sections of the candidate layouts, the untileable ones marked skipped.
+
+    Parameters
+    ----------
+    layouts : sequence of mapping
+        ``tp``, ``pp`` and optionally ``ep`` per candidate.
+    fixed : mapping
+        Keys common to every candidate (``zero``, ...); a ``sp`` key becomes ``tp > 1``.
+    layers : int
+        Transformer layers of the model.
+    accelerators, global_batch, micro_batch : int
+        Job size; sequences per step and per micro-batch.
+    domain_size : int
+        Accelerators of one scale-up domain: a TP group larger than it is skipped (tensor
+        parallelism's per-layer collectives belong inside a domain), and so is an expert group
+        (TP x EP ranks) that neither divides the domain nor is a whole number of domains.
+    """
+    out = []
+    for lay in layouts:
+        tp, pp = int(lay["tp"]), int(lay["pp"])
+        par: dict[str, Any] = {**dict(fixed), **{k: int(v) for k, v in lay.items()}}
+        if "sp" in par:  # sequence parallelism with every TP group (Megatron-Core needs it for MoE with TP)
+            par["sp"] = tp > 1
+        cand = Candidate(par)
+        out.append(cand)
+        if accelerators % (tp * pp):
+            cand.status = f"skipped: TP {tp} x PP {pp} does not divide {accelerators:,} accelerators"
+            continue
+        dp = accelerators // (tp * pp)
+        par["dp"] = dp
+        ep = int(par.get("ep", 1))
+        split = stage_split(layers, pp)
+        if tp > domain_size:
+            cand.status = f"skipped: TP {tp} is larger than the scale-up domain ({domain_size})"
+        elif global_batch % (dp * micro_batch):
+            cand.status = f"skipped: DP {dp} x micro-batch {micro_batch} does not divide the batch {global_batch:,}"
+        elif dp % ep:
+            cand.status = f"skipped: EP {ep} does not divide DP {dp}"
+        elif ep > 1 and (tp * ep) % domain_size and domain_size % (tp * ep):
+            # an expert group straddling domains unevenly has no hierarchical all-to-all (the direct
+            # form's flows grow as the square of the group)
+            cand.status = (f"skipped: expert groups of TP {tp} x EP {ep} do not tile the {domain_size}-accelerator "
+                           "domains")
+        elif split is None:
+            cand.status = f"skipped: {layers} layers cannot be split over PP {pp}"
+        else:
+            par.update(split)
+    return out
+
+
+def search(candidates: Sequence[Candidate], evaluate: Callable[[dict[str, Any]], dict[str, Any]],
+           progress: Callable[[str], None] | None = None) -> SearchResult:
+    """Run every candidate not skipped and pick the highest ``tokens_per_s``.
+
+    Parameters
+    ----------
+    candidates : sequence of Candidate
+        From :func:`expand`.
+    evaluate : callable
+        Parallelism section -> record with ``tokens_per_s``; raises
+        :class:`~oassim.errors.SpecError` for a layout the simulator refuses.
+    progress : callable, optional
+        Called with one line per candidate.
+    """
+    say = progress or (lambda _msg: None)
+    best: Candidate | None = None
+    for cand in candidates:
+        if cand.status.startswith("skipped"):
+            say(f"{cand.label}: {cand.status}")
+            continue
+        try:
+            cand.record = evaluate(cand.parallelism)
+        except SpecError as exc:
+            cand.status = f"infeasible: {exc.message}"
+            say(f"{cand.label}: {cand.status}")
+            continue
+        cand.status = "ok"
+        say(f"{cand.label}: {cand.record['tokens_per_s']:,.0f} tokens/s")
+        if best is None or cand.record["tokens_per_s"] > best.record["tokens_per_s"]:
+            best = cand
+    return SearchResult(list(candidates), best)
