@@ -121,6 +121,10 @@ def _parse(loader_class: Any, text: str, source: str | None, path: str | None) -
         raise SpecError(f"{exc.reason}{_at(exc.mark)}", source=source, path=where) from None
     except yaml.MarkedYAMLError as exc:
         problem = exc.problem or exc.context or "invalid YAML"
+        if "nesting depth" in problem and loader_class is not _PySpecLoader:
+            # libyaml 0.2.6+ scans ahead and stops at its own depth limit before the composer's
+            # guard has seen a node: the pure-Python parser reaches the guard, which names the key
+            return _parse(_PySpecLoader, text, source, path)
         if problem == "second occurrence":
             problem = "an anchor is defined twice"
         elif exc.context and problem.startswith("but "):  # the problem continues the context
