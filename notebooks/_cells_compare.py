@@ -207,13 +207,18 @@ and with the per-accelerator link bandwidth of each tier (`scaleup_GBps_per_acce
 section 6). The cluster is built as `run` built it; `cluster_info` adds its counts, power and
 cost for section 6.
 
-How to read a busbw far below the scale-up bandwidth per accelerator: in this model a flow
-between two accelerators follows one route through the domain, and ring and tree algorithms
-send to one or a few peers at a time. With the presets as shipped, a CloudMatrix384 flow
-between two NPUs crosses one of the seven L1 switch chips (the two UB links to it, 56 GB/s of
-the NPU's 392 GB/s), and a UB-Mesh flow one direct 28 GB/s link. A collective library that
-stripes each transfer over every switch plane or mesh link would reach more, so read those two
-designs' in-domain and TP figures as pessimistic."""),
+How to read the in-domain figures: each is set by the links an accelerator has and by what the
+switches do, because every design gets the algorithm that uses all of its links. NVL72 runs
+NVLS (in-network reduction), held at the NVLink Switch's published rate (about 820 GB/s here,
+~850 published) rather than the 900 GB/s of an accelerator's 18 links. UB-Mesh runs the
+full-mesh all-path algorithm over all 14 direct links at once (about 385 of 14 x 28 = 392 GB/s).
+The TPU pod runs bidirectional rings in all three torus dimensions at once (about 470 of
+6 x 100 = 600 GB/s over 4,096 chips; the TPU v4 pod's published all-reduce reaches ~89% of its
+bound). CloudMatrix384 runs the hierarchical algorithm over its two-tier UB Clos (about 320 of
+392 GB/s), limited by its L1 switch chips' links. So the ranking inside the domain follows the
+bandwidth per accelerator and in-network reduction, not which algorithm the simulator knows.
+Across domains, the scale-out NICs set the figure (section 6 lists their bandwidth per
+accelerator)."""),
     ("code", """\
 from oassim.collectives import CollectiveEngine, CollectiveRequest, make_groups
 from oassim.topology.cluster import build_cluster
