@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -41,6 +41,8 @@ from oassim.hardware.models import Count, Flag, Medium, Name, NonNegative, Posit
 from oassim.hardware.schema import preset_or_inline
 from oassim.presets import argument_file
 from oassim.specio import SpecModel, read_yaml, validate
+from oassim.topology.cluster_limits import (MAX_COUNT, MAX_LINKS, _check_limits, _check_links,  # noqa: F401
+                                            _check_roles, domain_size)
 from oassim.topology.parts import LinkClass, SwitchClass
 
 __all__ = [
@@ -392,61 +394,6 @@ def _resolve_domain(d: DomainSpec, extra: dict[str, Any], cat: Catalog, source: 
 
 # The largest count any geometry field may take: 2**20 covers a million-accelerator cluster and
 # keeps a typo (an extra zero or two) from exhausting the machine's memory.
-MAX_COUNT = 1 << 20
-
-
-def _check_limits(geometry: Any, source: str, prefix: str) -> None:
-    for key, value in geometry.model_dump().items():
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            if isinstance(v, int) and not isinstance(v, bool) and v > MAX_COUNT:
-                raise SpecError(f"{v:,} is too large (at most {MAX_COUNT:,})", source=source, path=f"{prefix}.{key}")
-    try:
-        size = domain_size(geometry)
-    except TypeError:
-        return
-    if size > MAX_COUNT:
-        raise SpecError(f"{size:,} accelerators per domain is too large (at most {MAX_COUNT:,})", source=source,
-                        path=prefix)
-
-
-# The most distinct links (graph edges) a cluster graph may hold. At about 1 kB per link
-# (networkx attribute dicts; measured on dgx-h100-superpod), 2**24 links take some 16 GB: a
-# geometry beyond it is refused before any graph is built, naming the count.
-MAX_LINKS = 1 << 24
-
-
-def _check_links(links: int | Callable[[], int], what: str, source: str, path: str) -> int:
-    """The (estimated) link count of ``what`` fits :data:`MAX_LINKS`; a family's sizing error
-    (a fat tree asked for more endpoints than its tiers hold) is a SpecError at ``path``."""
-    try:
-        n = links() if callable(links) else links
-    except ValueError as exc:
-        raise SpecError(str(exc), source=source, path=path) from None
-    if n > MAX_LINKS:
-        raise SpecError(f"{what} would wire {n:,} links, more than the {MAX_LINKS:,} a cluster graph may hold "
-                        "(about 1 kB each); use fewer accelerators or a smaller geometry", source=source, path=path)
-    return n
-
-
-def _check_roles(kind: str, given: dict, needed: tuple[str, ...], known: set[str], family: str, source: str,
-                 prefix: str) -> None:
-    """Every role the family needs is given, and every given role is one the family uses."""
-    where = f"{prefix}.{kind}es" if kind == "switch" else f"{prefix}.{kind}s"
-    for role in needed:
-        if role not in given:
-            raise SpecError(
-                f"missing {kind} role '{role}' (family {family} needs: {', '.join(needed)})", source=source, path=where
-            )
-    for role in given:
-        if role not in known:
-            raise SpecError(
-                f"unknown {kind} role '{role}' (family {family} uses: {', '.join(sorted(known)) or 'none'})",
-                source=source,
-                path=f"{where}.{role}",
-            )
-
-
 def _family_module(name: str):
     import importlib
 
@@ -460,18 +407,6 @@ def _roles_used(mod: Any, attr: str, geometry: Any) -> tuple[str, ...]:
         links, switches = fn(geometry)
         return tuple(links if attr == "LINK_ROLES" else switches)
     return tuple(getattr(mod, attr, ()))
-
-
-def domain_size(spec: Any) -> int:
-    """Accelerators in one supernode of a family spec."""
-    for attr in ("size",):
-        if hasattr(spec, attr):
-            return int(getattr(spec, attr))
-    if hasattr(spec, "dims"):
-        return int(math.prod(spec.dims))
-    if hasattr(spec, "nodes") and hasattr(spec, "accelerators_per_node"):
-        return int(spec.nodes * spec.accelerators_per_node)
-    raise TypeError(f"cannot tell the domain size of {type(spec).__name__}")
 
 
 def resolve_cluster(spec: ClusterSpec, source: str = "<cluster>", catalog: Catalog | None = None) -> ResolvedCluster:
