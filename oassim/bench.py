@@ -31,6 +31,16 @@ def _peak_rss_GB() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+def child(args: list[str]) -> tuple[int, dict | None]:
+    """Run ``python -m oassim.bench ARGS`` in a fresh process (its peak memory is its own):
+    (exit status, the record it printed last), or (status, None) after echoing its stderr."""
+    out = subprocess.run([sys.executable, "-m", "oassim.bench", *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        return out.returncode, None
+    return 0, json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def bench_topology_once(preset: str, accelerators: int, pairs: int, seed: int = 0) -> dict:
     """Build, freeze, make the router ready and route ``pairs`` random rank pairs; time each."""
     import numpy as np
@@ -75,12 +85,10 @@ def bench_topology_once(preset: str, accelerators: int, pairs: int, seed: int = 
 def _topology(args: argparse.Namespace) -> int:
     rows = []
     for n in args.accelerators:
-        cmd = [sys.executable, "-m", "oassim.bench", "_topology_one", args.preset, str(n), str(args.pairs)]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.stderr.write(out.stderr)
-            return out.returncode
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rc, row = child(["_topology_one", args.preset, str(n), str(args.pairs)])
+        if row is None:
+            return rc
+        rows.append(row)
     hdr = (f"{'preset':<18} {'accel':>8} {'nodes':>9} {'links':>10} {'build s':>8} {'freeze s':>9} "
            f"{'router s':>9} {'ready s':>8} {'route s':>8} {'pairs':>8} {'peak GB':>8}")
     print(hdr)
@@ -139,13 +147,10 @@ def _collective(args: argparse.Namespace) -> int:
     print(f"{'preset':<18} {'ranks':>8} {'groups':>10} {'net':<10} {'algorithm':<13} {'coll ms':>9} "
           f"{'busbw':>7} {'cold s':>8} {'no-memo s':>10} {'memo s':>9} {'peak GB':>8}")
     for preset, n, groups, algo in cases:
-        cmd = [sys.executable, "-m", "oassim.bench", "_collective_one", preset, str(n),
-               str(parse_size(args.size)), groups, algo, ",".join(args.network)]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.stderr.write(out.stderr)
-            return out.returncode
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        rc, r = child(["_collective_one", preset, str(n), str(parse_size(args.size)), groups, algo,
+                       ",".join(args.network)])
+        if r is None:
+            return rc
         for run in r["runs"]:
             shape = "x".join(str(v) for v in run["group_shape"])
             print(f"{r['preset']:<18} {r['accelerators']:>8,} {shape:>10} {run['network']:<10} {run['algorithm']:<13} "
@@ -212,12 +217,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{'preset':<18} {'accel':>8} {'net':<10} {'build s':>8} {'plan s':>7} {'sim s':>7} {'total s':>8} "
           f"{'iter s':>7} {'MFU':>6} {'requests':>8} {'joint':>6} {'peak GB':>8}")
     for preset, n, net in cases:
-        cmd = [sys.executable, "-m", "oassim.bench", "_run_one", preset, str(n), net]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.stderr.write(out.stderr)
-            return out.returncode
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        rc, r = child(["_run_one", preset, str(n), net])
+        if r is None:
+            return rc
         print(f"{r['preset']:<18} {r['accelerators']:>8,} {r['network']:<10} {r['build_s']:>8.2f} {r['plan_s']:>7.2f} "
               f"{r['simulate_s']:>7.2f} {r['total_s']:>8.2f} {r['iteration_s']:>7.3f} {r['mfu']:>6.1%} "
               f"{r['distinct_requests']:>8} {r['comm']['joint_costings']:>6} {r['peak_rss_GB']:>8.2f}")
@@ -278,13 +280,10 @@ def bench_network_once(endpoints: int, radix: int, flows: int, random_max: int, 
 def _network(args: argparse.Namespace) -> int:
     rows = []
     for n in args.flows:
-        cmd = [sys.executable, "-m", "oassim.bench", "_network_one", str(args.endpoints), str(args.radix), str(n),
-               str(args.random_max_flows)]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.stderr.write(out.stderr)
-            return out.returncode
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rc, row = child(["_network_one", str(args.endpoints), str(args.radix), str(n), str(args.random_max_flows)])
+        if row is None:
+            return rc
+        rows.append(row)
 
     def ms(x):
         return f"{x * 1e3:>9.1f}" if x is not None else f"{'-':>9}"

@@ -8,12 +8,9 @@ the flows the phases list against the n (n - 1) rank pairs, and the process's pe
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import time
 
-from oassim.bench import _peak_rss_GB
+from oassim.bench import _peak_rss_GB, child
 
 __all__ = ["bench_all_to_all_once", "alltoall"]
 
@@ -53,13 +50,9 @@ def alltoall(args: argparse.Namespace) -> int:
     for n in args.accelerators:
         for net in args.network:
             for uneven in ([False, True] if args.uneven else [False]):
-                cmd = [sys.executable, "-m", "oassim.bench", "_alltoall_one", args.preset, str(n),
-                       str(parse_size(args.size)), net, str(int(uneven))]
-                out = subprocess.run(cmd, capture_output=True, text=True)
-                if out.returncode != 0:
-                    sys.stderr.write(out.stderr)
-                    return out.returncode
-                r = json.loads(out.stdout.strip().splitlines()[-1])
+                rc, r = child(["_alltoall_one", args.preset, str(n), str(parse_size(args.size)), net, str(int(uneven))])
+                if r is None:
+                    return rc
                 print(f"{r['preset']:<18} {r['accelerators']:>8,} {'uneven' if uneven else 'even':<7} {net:<10} "
                       f"{r['algorithm']:<13} {r['busbw_GBps']:>7.1f} {r['flows_listed']:>10,} {r['rank_pairs']:>14,} "
                       f"{r['all_to_all_s']:>7.2f} {r['build_s']:>7.2f} {r['peak_rss_GB']:>8.2f}")

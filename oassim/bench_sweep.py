@@ -5,11 +5,10 @@ never asserted on wall time)."""
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import subprocess
-import sys
 import time
+
+from oassim.bench import child
 
 __all__ = ["bench_sweep_once", "SWEEP_BENCH"]
 
@@ -81,13 +80,10 @@ def _sweep(args: argparse.Namespace) -> int:
     rows = []
     try:
         for i, (mode, n) in enumerate(cases):
-            cmd = [sys.executable, "-m", "oassim.bench", "_sweep_one", mode, sweep, str(root / f"{i}-{mode}"),
-                   str(args.workers), str(n)]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            if out.returncode != 0:
-                sys.stderr.write(out.stderr)
-                return out.returncode
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            rc, row = child(["_sweep_one", mode, sweep, str(root / f"{i}-{mode}"), str(args.workers), str(n)])
+            if row is None:
+                return rc
+            rows.append(row)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"sweep {Path(sweep).name}, analytical network, fresh process per case; compute/pt = mean point wall "
