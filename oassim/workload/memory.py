@@ -34,7 +34,9 @@ What is modelled (all bytes, GB = 1e9 bytes in messages):
   Korthikanti et al. §4.3); multi-token prediction modules on the last stage (their layer,
   projection, a copy of the embedding when pp > 1, and one more fp32 logits).
 
-Not modelled: allocator fragmentation, the CUDA context, communication buffers.
+Not modelled: allocator fragmentation, the CUDA context, communication buffers, the fp32
+copy of its gradient shard the distributed optimizer makes during the step (after the
+activations are freed), and the host side of any offload.
 """
 
 from __future__ import annotations

@@ -235,7 +235,10 @@ class TrainingSpec(SpecModel):
         With the precision-aware optimizer, fp32 master weights and BF16 weights, store the
         master weights as the 16 bits the BF16 weight does not hold (2 bytes, not 4).
     main_grads_dtype : {"bf16", "fp32"}
-        Megatron's name for ``grad_precision`` (either key is accepted).
+        Accepted for ``grad_precision`` (the gradient buffer's dtype either way; Megatron reads
+        ``--main-grads-dtype`` with the precision-aware optimizer and
+        ``--accumulate-allreduce-grads-in-fp32`` / Megatron-Bridge ``grad_reduce_in_fp32``
+        otherwise).
     main_params_dtype : {"fp32", "fp16"}
         Master weights of the optimizer (Megatron ``--main-params-dtype``).
     exp_avg_dtype, exp_avg_sq_dtype : {"fp32", "fp16", "bf16", "fp8"}
