@@ -17,12 +17,13 @@ to be physically impossible (``RECIPE_LAYOUT``).
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import pytest
 
 from oassim.data import calibration_csv
 from oassim.errors import SpecError
-from oassim.scheduler.bridge_rows import RECIPE_LAYOUT, load_bridge_rows
+from oassim.scheduler.bridge_rows import RECIPE_LAYOUT, fits_in_memory, load_bridge_rows
 from oassim.workload import compile_plan
 from oassim.workload.fit import load_rows
 
@@ -103,3 +104,13 @@ def test_corrected_rows_could_not_run_as_published(row_id):
                 and r.system == b.system and r.precision == b.precision]
     assert same_run and all((r.pp, r.vpp, r.mbs, r.fsdp) == (b.pp, b.vpp, b.mbs, b.fsdp) for r in same_run)
     print(f"{row_id} as published: {worst.sentence(b.accelerator)}")
+
+
+def test_every_replayed_bridge_row_fits_so_replays_keep_the_memory_check():
+    """The calibration replays (``bridge_rows.replay``) compile with the memory check on, so
+    every S07 row and MXFP8 cell must fit with its recipe settings; the FSDP rows only with
+    their recipe's activation offload."""
+    rows = load_bridge_rows()
+    assert all(fits_in_memory(r) for r in rows), [r.row_id for r in rows if not fits_in_memory(r)]
+    fsdp = [r for r in rows if r.fsdp and r.offload_layers]
+    assert fsdp and not any(fits_in_memory(replace(r, offload_layers=0)) for r in fsdp)
