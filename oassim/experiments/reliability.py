@@ -158,15 +158,20 @@ def _stop_rate_at(ref: str, accelerators: int, cache: MutableMapping | None) -> 
 
 
 def validation_report(samples: int = 100, seed: int = 0, cache: MutableMapping | None = None) -> dict[str, Any]:
-    """The three validation tables: Llama 3 by cause, other sources, UB-Mesh availability.
+    """The validation tables: Llama 3 left out, Llama 3 consistency, other sources, UB-Mesh.
 
     Returns
     -------
     dict
-        ``llama3`` (rows of :func:`oassim.reliability.validation.llama3_rows`), ``other``
-        (source, figure, published, model, note), ``ubmesh`` and ``summary`` (the Llama 3
-        campaign's record).
+        ``llama3_independent`` (rows of
+        :func:`oassim.reliability.crosscheck.llama3_independent_rows`: the prediction with no
+        S09 figure), ``llama3`` (rows of :func:`oassim.reliability.validation.llama3_rows`:
+        the campaign with the S09-derived rates, a consistency check), ``other`` (source,
+        figure, published, model, note), ``ubmesh_parts`` (rows of
+        :func:`oassim.reliability.crosscheck.ubmesh_component_rows`: MTBFs from the part
+        counts), ``ubmesh`` (availability from MTBF) and ``summary`` (the Llama 3 campaign's record).
     """
+    from oassim.reliability.crosscheck import llama3_independent_rows, part_counts, ubmesh_component_rows
     from oassim.reliability.validation import llama3_rows, ubmesh_rows
 
     cache = {} if cache is None else cache
@@ -206,7 +211,13 @@ def validation_report(samples: int = 100, seed: int = 0, cache: MutableMapping |
         {"source": "S29 Crusoe (H200)", "figure": "share InfiniBand", "published": 0.341,
          "model": round(by.get("network", 0) / n, 3), "note": "sum of three IB rows; secondary"},
     ]
-    return {"llama3": llama3_rows(s), "other": other, "ubmesh": ubmesh_rows(), "summary": s}
+    catalog = load_rates()
+    info16k, _, _ = cluster_counts("dgx-h100-superpod", 16384, cache)
+    clos, _, _ = cluster_counts("cloudmatrix384", 8192, cache)
+    mesh, _, _ = cluster_counts("ub-mesh", 8192, cache)
+    return {"llama3_independent": llama3_independent_rows(info16k, shape, catalog), "llama3": llama3_rows(s),
+            "other": other, "ubmesh_parts": ubmesh_component_rows(part_counts(clos, 8192), part_counts(mesh, 8192)),
+            "ubmesh": ubmesh_rows(), "summary": s}
 
 
 def run_reliability(record: Mapping[str, Any], scenario: str | Path | Mapping[str, Any] | Scenario, *,
