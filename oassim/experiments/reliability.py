@@ -33,11 +33,16 @@ DEFAULT_STORAGE_GBPS = 1000.0
 
 def cluster_counts(ref: str, accelerators: int | None, cache: MutableMapping | None = None
                    ) -> tuple[dict[str, Any], Any, Any]:
-    """(``cluster_info`` mapping, ResolvedCluster, Fabric) of a cluster, built once per cache."""
+    """(part counts, ResolvedCluster, Fabric) of a cluster, built once per cache.
+
+    The counts are the ``name``, ``accelerators``, ``nodes`` and ``links`` of
+    :func:`oassim.topology.metrics.cluster_info` (:func:`oassim.reliability.counts.reliability_counts`,
+    without the diameter, bisection, power and cost a campaign does not use).
+    """
     from oassim.topology.cluster import build_cluster
     from oassim.topology.cluster_spec import load_cluster
     from oassim.topology.fabric import freeze
-    from oassim.topology.metrics import cluster_info
+    from oassim.reliability.counts import reliability_counts
 
     key = ("reliability-counts", ref, accelerators)
     if cache is not None and key in cache:
@@ -45,7 +50,7 @@ def cluster_counts(ref: str, accelerators: int | None, cache: MutableMapping | N
     rc = load_cluster(ref, accelerators)
     g = build_cluster(rc)
     fabric = freeze(g)
-    out = (cluster_info(g, fabric), rc, fabric)
+    out = (reliability_counts(g), rc, fabric)
     if cache is not None:
         cache[key] = out
     return out
