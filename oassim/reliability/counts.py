@@ -19,15 +19,16 @@ __all__ = ["reliability_counts"]
 def reliability_counts(g: Any) -> dict[str, Any]:
     """``name``, ``accelerators``, ``nodes`` and ``links`` of a built cluster graph (networkx)."""
     kinds = Counter((d["kind"], d["tier"]) for _, d in g.nodes(data=True))
+    # one C-level tally of (tier, technology, medium, cables) tuples, then rows by tier
+    tally = Counter((e["tier"], e["link"], e["medium"], int(e.get("count", 1))) for _, _, e in g.edges(data=True))
     links: dict[str, dict[str, Any]] = {}
-    for _, _, e in g.edges(data=True):
-        row = links.setdefault(e["tier"], {"tier": e["tier"], "technology": e["link"], "medium": e["medium"],
-                                           "edges": 0, "cables": 0, "optical_links": 0})
-        c = int(e.get("count", 1))
-        row["edges"] += 1
-        row["cables"] += c
-        if e["medium"] == "optical":
-            row["optical_links"] += c
+    for (tier, tech, medium, c), k in tally.items():
+        row = links.setdefault(tier, {"tier": tier, "technology": tech, "medium": medium,
+                                      "edges": 0, "cables": 0, "optical_links": 0})
+        row["edges"] += k
+        row["cables"] += c * k
+        if medium == "optical":
+            row["optical_links"] += c * k
     return {"name": g.graph.get("name", ""), "accelerators": sum(c for (k, _), c in kinds.items() if k == "accelerator"),
             "nodes": [{"kind": k, "tier": t, "count": c} for (k, t), c in sorted(kinds.items())],
             "links": sorted(links.values(), key=lambda r: r["tier"])}
