@@ -6,19 +6,20 @@ then blocks ``delta`` writing a checkpoint, over and over. Every exposure
 failure loses the work since the last completed checkpoint, then costs detection plus restart;
 when it takes hardware out, the restart takes spares from the pool or waits until a repair
 puts units back, and the failed units return to the pool after the repair time (a heap of
-repair completions the job process waits on with one timeout, not a SimPy process per repair). A ``degraded`` failure slows the job by ``comm_fraction`` times the exposure's
-degraded slowdown (re-costed by the network model, or ``f / (1 - f)``) until its
-repair (and, with ``link_loss="stop"``, also stops it first); overlapping degradations
-on different elements slow the synchronous job as much as the worst of them; stragglers slow
-it by a constant fraction throughout. Failures that arrive while the
-job is down add a restart (they are interruptions too) but lose no work.
+repair completions the job process waits on with one timeout, not a SimPy process per
+repair). A ``degraded`` failure slows the job by ``comm_fraction`` times the exposure's
+degraded slowdown (re-costed by the network model, or ``f / (1 - f)``) until its repair (and,
+with ``link_loss="stop"``, also stops it first); overlapping degradations on different
+elements slow the synchronous job as much as the worst of them; stragglers slow it by a
+constant fraction throughout. Failures that arrive while the job is down add a restart (they
+are interruptions too) but lose no work.
 
 Why this shape: docs/architecture.md decision 13 and conventions (borrow the event kernel,
 one event per operation). Failure times are drawn up front with numpy (vectorised: one
 Poisson count, uniform times and a categorical cause per sample), and the SimPy process only
-steps from one failure, awaited repair or restart to the next (two events per failure), accounting the compute and checkpoint
-time of each interval in closed form; so a 54-day, 16,384-accelerator campaign of ~450
-failures costs about a thousand events per sample. Samples use child seeds of
+steps from one failure, awaited repair or restart to the next (two events per failure),
+accounting the compute and checkpoint time of each interval in closed form; so a 54-day,
+16,384-accelerator campaign of ~450 failures costs about a thousand events per sample. Samples use child seeds of
 ``numpy.random.SeedSequence(seed)`` (decision 9): same inputs and seed, same result.
 """
 

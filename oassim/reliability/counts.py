@@ -29,6 +29,7 @@ def reliability_counts(g: Any) -> dict[str, Any]:
         row["cables"] += c * k
         if medium == "optical":
             row["optical_links"] += c * k
-    return {"name": g.graph.get("name", ""), "accelerators": sum(c for (k, _), c in kinds.items() if k == "accelerator"),
+    accelerators = sum(c for (k, _), c in kinds.items() if k == "accelerator")
+    return {"name": g.graph.get("name", ""), "accelerators": accelerators,
             "nodes": [{"kind": k, "tier": t, "count": c} for (k, t), c in sorted(kinds.items())],
             "links": sorted(links.values(), key=lambda r: r["tier"])}

@@ -99,6 +99,7 @@ def format_rows(rows: list[dict[str, Any]], title: str) -> str:
     if not rows:
         return f"# {title}: no rows\n"
     cols = list(rows[0])
+
     def cell(v: Any) -> str:
         if v is None:
             return ""

@@ -106,3 +106,18 @@ def test_leave_one_source_out_skips_every_figure_citing_the_source():
 def test_cites_matches_whole_ids_only():
     assert cites("calibration row F0002 (source S09)", "S09")
     assert not cites("calibration row F0002 (source S091)", "S09") and not cites("[S09]", "S09")
+
+
+@pytest.mark.parametrize("gen", ["b200-sxm", "gb200", "mi300x", "ascend-910c", "tpu-v5p", "h200-sxm"])
+def test_generations_with_no_published_rates_are_unset(gen):
+    """No per-accelerator, host or NIC figure is filled for generations no source covers."""
+    own = resolve_rates(load_rates(), gen)
+    for comp in ("accelerator", "hbm", "software", "host", "host_maintenance", "nic"):
+        assert own[comp].rate_FIT is None, (gen, comp)
+
+
+def test_a100_memory_rate_is_the_delta_mtbe_and_the_rest_unset():
+    """A100 HBM: 1e9 / 283,271 h (Delta per-GPU MTBE of memory errors), within 0.5 FIT; no other A100 part."""
+    own = resolve_rates(load_rates(), "a100-sxm")
+    assert own["hbm"].rate_FIT == pytest.approx(1e9 / 283271, abs=0.5) and "2503.11901" in own["hbm"].source
+    assert own["accelerator"].rate_FIT is None and own["host"].rate_FIT is None
