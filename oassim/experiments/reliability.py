@@ -50,7 +50,7 @@ def cluster_counts(ref: str, accelerators: int | None, cache: MutableMapping | N
     rc = load_cluster(ref, accelerators)
     g = build_cluster(rc)
     fabric = freeze(g)
-    out = (reliability_counts(g), rc, fabric)
+    out = (reliability_counts(g, fabric), rc, fabric)
     if cache is not None:
         cache[key] = out
     return out
