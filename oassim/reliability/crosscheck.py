@@ -141,8 +141,10 @@ UBMESH_PUBLISHED_MTBF_H = {"clos": 13.8, "ub-mesh": 98.5}
 
 
 def part_counts(info: dict[str, Any], accelerators: int | None = None) -> dict[str, float]:
-    """Optical modules (two per optical link), copper cables and switch chips of a cluster,
-    scaled to ``accelerators`` per accelerator when given."""
+    """Optical modules (two per optical link: both presets of the UB-Mesh check use single-port
+    modules, so this is the builder's own module count, ``topo info``'s ``optical_modules``),
+    copper cables and switch chips of a cluster, scaled to ``accelerators`` per accelerator when
+    given."""
     optical = 2 * sum(int(r["optical_links"]) for r in info["links"] if r["medium"] == "optical")
     copper = sum(int(r["cables"]) for r in info["links"] if r["medium"] == "copper")
     switches = sum(int(r["count"]) for r in info["nodes"] if r["kind"] == "switch")

@@ -78,3 +78,18 @@ def test_ubmesh_availability():
     print(format_rows(rows, "UB-Mesh availability"))
     for r in rows:
         assert abs(r["deviation_pt"]) <= 0.1, r["system"]
+
+
+@pytest.mark.parametrize("ref, n", [("cloudmatrix384", 384), ("ub-mesh", 128)])
+def test_ubmesh_check_counts_are_the_builders(ref, n):
+    """Two modules per optical link equals ``topo info``'s optical module count on both presets."""
+    from oassim.reliability.counts import reliability_counts
+    from oassim.reliability.crosscheck import part_counts
+    from oassim.topology.cluster import build_cluster
+    from oassim.topology.cluster_spec import load_cluster
+    from oassim.topology.fabric import freeze
+    from oassim.topology.metrics import cluster_info
+
+    g = build_cluster(load_cluster(ref, n))
+    fab = freeze(g)
+    assert part_counts(reliability_counts(g, fab))["optical_module"] == cluster_info(g, fab)["optical_modules"]
