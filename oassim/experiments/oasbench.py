@@ -30,7 +30,7 @@ from oassim.hardware import InterconnectSpec, load_catalog
 
 __all__ = [
     "SUITE_VERSION", "TrainingBench", "CollectiveBench", "Reference", "Suite", "SUITES", "get_suite",
-    "ReferenceDesign", "reference_design", "slug",
+    "ReferenceDesign", "reference_design", "slug", "SuiteDefinition", "plain",
 ]
 
 SUITE_VERSION = "oas-bench-1.0"
@@ -162,8 +162,37 @@ class Reference:
         default_factory=lambda: {"host": 30.0, "leaf_spine": 100.0, "spine_core": 300.0})
 
 
+def plain(value: Any) -> Any:
+    """Mappings and sequences of a suite definition as plain dicts and lists (for YAML and JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+class SuiteDefinition:
+    """What every OAS-Bench suite definition (1.0 on specs, 2.0 on proposals) answers: the
+    largest cluster it needs and its whole definition as plain data. A frozen dataclass with
+    ``collectives`` (a :class:`CollectiveBench`) and ``training`` (workloads with
+    ``accelerators``) inherits it; ``_fixed_sizes`` adds sizes the suite builds besides those."""
+
+    def _fixed_sizes(self) -> tuple[int, ...]:
+        return ()
+
+    @property
+    def max_accelerators(self) -> int:
+        """Largest cluster any benchmark of the suite needs."""
+        scales = [s for s in self.collectives.scales if isinstance(s, int)]  # type: ignore[attr-defined]
+        return max([*scales, *(t.accelerators for t in self.training), *self._fixed_sizes()])  # type: ignore[attr-defined]
+
+    def describe(self) -> dict[str, Any]:
+        """The whole definition as plain data (for reports and results.json)."""
+        return plain(asdict(self))  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
-class Suite:
+class Suite(SuiteDefinition):
     """One version and profile of OAS-Bench.
 
     Parameters
@@ -187,23 +216,8 @@ class Suite:
     network: str = "analytical"
     seed: int = 0
 
-    @property
-    def max_accelerators(self) -> int:
-        """Largest cluster any benchmark of the suite needs."""
-        scales = [s for s in self.collectives.scales if isinstance(s, int)]
-        return max([*scales, *(t.accelerators for t in self.training), self.reference.domain_size])
-
-    def describe(self) -> dict[str, Any]:
-        """The whole definition as plain data (for reports and results.json)."""
-        return _plain(asdict(self))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+    def _fixed_sizes(self) -> tuple[int, ...]:
+        return (self.reference.domain_size,)
 
 
 _LLAMA_405B = {"tp": 8, "pp": 16, "dp": 128, "cp": 1, "ep": 1, "vpp": 1, "sp": True, "zero": 1,
@@ -316,7 +330,7 @@ class ReferenceDesign:
 
     def figures(self) -> dict[str, Any]:
         """Everything but the cluster file, JSON-ready."""
-        return {k: _plain(v) for k, v in asdict(self).items() if k != "cluster"}
+        return {k: plain(v) for k, v in asdict(self).items() if k != "cluster"}
 
 
 def _ports(spec: InterconnectSpec, ref: Reference) -> tuple[int, str]:

@@ -306,32 +306,34 @@ def cluster_document(rp: ResolvedProposal, accelerators: int | None = None,
                 d[key] = table[name]
         return d
 
+    def link(use: dict[str, Any], where: str) -> dict[str, Any]:
+        if use["technology"] == INTERCONNECT:
+            use = _interconnect_link(needs_spec(where, "technology"), use, where, src, notes)
+        if use.get("module") is not None:
+            use["module"] = figures(_part_dict(cat.resolve_module(use["module"], source=src,
+                                                                  prefix=f"{where}.module")))
+        return use
+
+    def switch(use: dict[str, Any], where: str) -> dict[str, Any]:
+        if use["switch"] == INTERCONNECT:
+            spec = needs_spec(where, "switch")
+            part = spec.switch_part(f"{spec.name}-switch")
+        else:
+            part = cat.resolve_switch(use["switch"], source=src, prefix=f"{where}.switch")
+        use["switch"] = figures(_part_dict(part))
+        return use
+
+    def needs_spec(where: str, key: str) -> InterconnectSpec:
+        if rp.interconnect is None:
+            raise SpecError(f"{key} 'interconnect' needs the proposal's interconnect spec", source=src,
+                            path=f"{where}.{key}")
+        return rp.interconnect
+
     def section(dom: DomainSpec, key: str) -> dict[str, Any]:
         d = dom.model_dump(mode="json", exclude_defaults=False)
-        for role, use in d["links"].items():
-            use = {k: v for k, v in use.items() if v is not None}
-            where = f"{key}.links.{role}"
-            if use["technology"] == INTERCONNECT:
-                if rp.interconnect is None:
-                    raise SpecError("technology 'interconnect' needs the proposal's interconnect spec",
-                                    source=src, path=f"{where}.technology")
-                use = _interconnect_link(rp.interconnect, use, where, src, notes)
-            if use.get("module") is not None:
-                use["module"] = figures(_part_dict(cat.resolve_module(use["module"], source=src,
-                                                                      prefix=f"{where}.module")))
-            d["links"][role] = use
-        for role, use in d["switches"].items():
-            use = {k: v for k, v in use.items() if v is not None}
-            where = f"{key}.switches.{role}"
-            if use["switch"] == INTERCONNECT:
-                if rp.interconnect is None:
-                    raise SpecError("switch 'interconnect' needs the proposal's interconnect spec",
-                                    source=src, path=f"{where}.switch")
-                part = rp.interconnect.switch_part(f"{rp.interconnect.name}-switch")
-            else:
-                part = cat.resolve_switch(use["switch"], source=src, prefix=f"{where}.switch")
-            use["switch"] = figures(_part_dict(part))
-            d["switches"][role] = use
+        for roles, resolve in (("links", link), ("switches", switch)):
+            for role, use in d[roles].items():
+                d[roles][role] = resolve({k: v for k, v in use.items() if v is not None}, f"{key}.{roles}.{role}")
         return d
 
     doc: dict[str, Any] = {
