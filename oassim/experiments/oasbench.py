@@ -30,7 +30,7 @@ from oassim.hardware import InterconnectSpec, load_catalog
 
 __all__ = [
     "SUITE_VERSION", "TrainingBench", "CollectiveBench", "Reference", "Suite", "SUITES", "get_suite",
-    "ReferenceDesign", "reference_design", "slug", "SuiteDefinition", "plain",
+    "ReferenceDesign", "reference_design", "slug", "SuiteDefinition", "plain", "pick_profile", "Workload",
 ]
 
 SUITE_VERSION = "oas-bench-1.0"
@@ -39,8 +39,8 @@ _MiB = 1 << 20
 
 
 @dataclass(frozen=True)
-class TrainingBench:
-    """One training workload of the suite: a scenario without its cluster.
+class Workload:
+    """The job of a suite's training workload (both suite versions): name, preset, size, batch.
 
     Parameters
     ----------
@@ -52,12 +52,6 @@ class TrainingBench:
         Job size.
     seq_len, global_batch, micro_batch : int
         Tokens per sequence, sequences per optimizer step, sequences per micro-batch.
-    precision, recompute : str
-        As in a scenario's ``workload`` section.
-    parallelism : mapping
-        A scenario's ``parallelism`` section.
-    source : str
-        Where the layout comes from.
     """
 
     name: str
@@ -66,6 +60,24 @@ class TrainingBench:
     seq_len: int
     global_batch: int
     micro_batch: int
+
+
+@dataclass(frozen=True)
+class TrainingBench(Workload):
+    """One training workload of the suite: a scenario without its cluster.
+
+    Parameters
+    ----------
+    name, model, accelerators, seq_len, global_batch, micro_batch
+        The job (:class:`Workload`).
+    precision, recompute : str
+        As in a scenario's ``workload`` section.
+    parallelism : mapping
+        A scenario's ``parallelism`` section.
+    source : str
+        Where the layout comes from.
+    """
+
     precision: str
     recompute: str
     parallelism: Mapping[str, Any]
@@ -183,8 +195,9 @@ class SuiteDefinition:
     @property
     def max_accelerators(self) -> int:
         """Largest cluster any benchmark of the suite needs."""
-        scales = [s for s in self.collectives.scales if isinstance(s, int)]  # type: ignore[attr-defined]
-        return max([*scales, *(t.accelerators for t in self.training), *self._fixed_sizes()])  # type: ignore[attr-defined]
+        me: Any = self  # a dataclass with ``collectives`` and ``training``
+        scales = [s for s in me.collectives.scales if isinstance(s, int)]
+        return max([*scales, *(t.accelerators for t in me.training), *self._fixed_sizes()])
 
     def describe(self) -> dict[str, Any]:
         """The whole definition as plain data (for reports and results.json)."""
@@ -270,13 +283,20 @@ QUICK = Suite(
 SUITES: dict[str, Suite] = {"full": FULL, "quick": QUICK}
 
 
+def pick_profile(name: Any, profiles: Mapping[str, Any], what: str) -> Any:
+    """A suite by profile name from ``profiles``, or ``name`` itself when it is already a suite
+    of that kind; an unknown name is refused naming ``what`` and the allowed profiles."""
+    kind = type(next(iter(profiles.values())))
+    if isinstance(name, kind):
+        return name
+    if name not in profiles:
+        raise SpecError(f"unknown {what} profile '{name}' (allowed: {', '.join(profiles)})")
+    return profiles[name]
+
+
 def get_suite(name: str | Suite) -> Suite:
     """A suite by profile name (``"full"``, ``"quick"``) or the suite itself."""
-    if isinstance(name, Suite):
-        return name
-    if name not in SUITES:
-        raise SpecError(f"unknown OAS-Bench profile '{name}' (allowed: {', '.join(SUITES)})")
-    return SUITES[name]
+    return pick_profile(name, SUITES, "OAS-Bench")
 
 
 def slug(name: str) -> str:

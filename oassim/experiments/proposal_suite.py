@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from oassim.errors import SpecError
-from oassim.experiments.oasbench import CollectiveBench, SuiteDefinition
+from oassim.experiments.oasbench import CollectiveBench, SuiteDefinition, Workload, pick_profile
 
 __all__ = ["PROPOSAL_SUITE_VERSION", "ProposalWorkload", "ProposalSuite", "PROPOSAL_SUITES", "get_proposal_suite"]
 
@@ -28,7 +27,7 @@ PROPOSAL_SUITE_VERSION = "oas-bench-2.0"
 
 
 @dataclass(frozen=True)
-class ProposalWorkload:
+class ProposalWorkload(Workload):
     """One training workload of OAS-Bench 2.0 and the layouts its search may choose from.
 
     Parameters
@@ -51,12 +50,6 @@ class ProposalWorkload:
     source : str
     """
 
-    name: str
-    model: str
-    accelerators: int
-    seq_len: int
-    global_batch: int
-    micro_batch: int
     precisions: tuple[str, ...]
     recompute: str
     layouts: tuple[Mapping[str, int], ...]
@@ -118,8 +111,4 @@ PROPOSAL_SUITES: dict[str, ProposalSuite] = {"full": PROPOSAL_FULL, "quick": PRO
 
 def get_proposal_suite(name: str | ProposalSuite) -> ProposalSuite:
     """A proposal suite by profile name (``"full"``, ``"quick"``) or the suite itself."""
-    if isinstance(name, ProposalSuite):
-        return name
-    if name not in PROPOSAL_SUITES:
-        raise SpecError(f"unknown OAS-Bench 2.0 profile '{name}' (allowed: {', '.join(PROPOSAL_SUITES)})")
-    return PROPOSAL_SUITES[name]
+    return pick_profile(name, PROPOSAL_SUITES, "OAS-Bench 2.0")
