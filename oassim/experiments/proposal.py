@@ -15,9 +15,11 @@ power figures a vendor quotes for its own parts, which the catalog never holds. 
 itself is built by the topology layer: :func:`cluster_document` turns a proposal into the
 cluster-file mapping the builder takes (docs/architecture.md decision 2: validation here, no
 file I/O when the model is built). Heterogeneous accelerators are placed by whole supernodes, in
-list order; the graph carries the first type's scale-up and scale-out figures, and the totals
-count each type's own power and price (the mixed-speed compute and collective models are not
-part of this version, docs/oas-bench.md).
+list order; the graph carries the first type's scale-up and scale-out figures (the design rules
+check every other type's ports against its links), the totals count each type's own power and
+price, and the training runs give each supernode its type (the scenario's
+``cluster.accelerator_types``), so each pipeline stage computes at its own chips' speed
+(:mod:`oassim.workload.hetero`, docs/oas-bench.md).
 """
 
 from __future__ import annotations

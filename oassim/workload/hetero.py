@@ -15,7 +15,11 @@ switches) stays one per job. Memory is checked against the smallest HBM among a 
 time per micro-batch (forward + backward, with the embedding on the first stage and the output
 layer on the last) is as small as a contiguous split allows: a binary search on that time with
 a greedy fill, stage by stage, in model order (exact for contiguous splits because each
-stage's time grows with every layer it takes). The answer is a Megatron
+stage's time grows with every layer it takes). Many splits share that slowest time (when the
+output layer's stage bounds it, the greedy fill would load the first stages and leave one layer
+on each of the others), so among them the one with the smallest sum of squared stage times is
+taken (a dynamic programme over stages and layer boundaries): the stages are then as even as
+the bound allows, which keeps activation memory and pipeline waits even. The answer is a Megatron
 ``pipeline_model_parallel_layout`` string (:mod:`oassim.workload.pipeline_split`), so the
 balanced split is an ordinary scenario key that ``oassim run`` reproduces.
 
@@ -159,16 +163,39 @@ def balanced_layout(costs: Sequence[Sequence[float]], extra: Sequence[float] | N
     ex = list(extra) if extra is not None else [0.0] * pp
     lo = max(ex[s] + min(costs[s]) for s in range(pp))
     hi = max(ex) + max(sum(c) for c in costs)
-    best = _fill(costs, ex, hi)
     for _ in range(60):  # halve the interval to 1e-18 of its width
         mid = 0.5 * (lo + hi)
-        got = _fill(costs, ex, mid)
-        if got is None:
+        if _fill(costs, ex, mid) is None:
             lo = mid
         else:
-            hi, best = mid, got
-    assert best is not None
-    return best
+            hi = mid
+    return _evenest(costs, ex, hi * (1 + 1e-12))
+
+
+def _evenest(costs: Sequence[Sequence[float]], extra: Sequence[float], limit: float) -> list[int]:
+    """The contiguous split with every stage within ``limit`` and the smallest sum of squared stage
+    times (dynamic programme: ``best[s][j]`` over the first ``j`` layers on the first ``s`` stages)."""
+    pp, layers = len(costs), len(costs[0])
+    pre = [np.concatenate([[0.0], np.cumsum(c)]) for c in costs]
+    inf = float("inf")
+    best = np.full((pp + 1, layers + 1), inf)
+    back = np.zeros((pp + 1, layers + 1), dtype=np.int64)
+    best[0][0] = 0.0
+    for s in range(pp):
+        for j in range(s + 1, layers - (pp - s - 1) + 1):  # layers 0..j-1 on stages 0..s
+            i = np.arange(s, j)  # stage s holds layers i..j-1
+            t = extra[s] + pre[s][j] - pre[s][i]
+            val = np.where(t <= limit, best[s][i] + t * t, inf)
+            k = int(np.argmin(val))
+            best[s + 1][j], back[s + 1][j] = val[k], i[k]
+    if not np.isfinite(best[pp][layers]):
+        raise AssertionError("the binary search's limit admits no split")
+    out, j = [], layers
+    for s in range(pp, 0, -1):
+        i = int(back[s][j])
+        out.append(j - i)
+        j = i
+    return out[::-1]
 
 
 def layout_string(counts: Sequence[int]) -> str:

@@ -97,6 +97,9 @@ def test_balanced_layout_is_the_best_contiguous_split() -> None:
     """Equal layers on chips 3:1 in speed: 32 layers over a fast and a slow stage go 24 + 8; on
     random costs the split's slowest stage matches the brute-force optimum over every split."""
     assert balanced_layout([[1.0] * 32, [3.0] * 32]) == [24, 8]
+    # the output layer (5 units) bounds the last stage at 1 + 5; the others share the rest evenly
+    # (4 + 4 + 4) rather than as a greedy fill would (6 + 5 + 1)
+    assert balanced_layout([[1.0] * 13] * 4, [0.0, 0.0, 0.0, 5.0]) == [4, 4, 4, 1]
     rng = np.random.default_rng(7)
     for _ in range(20):
         pp, layers = 3, 9
