@@ -99,7 +99,7 @@ def ranking_blocks(ranking: list[dict[str, Any]], results: Sequence[Any], worklo
         for w in workloads:
             sc = scores.get(w)
             cells.append("-" if sc is None else f"{sc['tokens_per_s']:,.0f} ({sc['mfu']:.1%}, {sc['layout']})"
-                         + (" mixed chips" if _mixed(sc) else ""))
+                         + (" mixed chips" if _mixed(sc) else "") + (" approximated" if sc.get("approximated") else ""))
         for w in workloads:
             sc = scores.get(w)
             cells += ["-" if sc is None else _per(sc["tokens_per_s_per_MW"], "power figure"),
@@ -141,6 +141,8 @@ def score_blocks(r: Any) -> list[Block]:
                    else t["status"]))
         if t["status"] == "ok" and _mixed(t):
             head += f". {stage_text(t)}"
+        if t.get("approximated"):
+            head += f". {t['approximated']}"
         b += [("p", head), ("table", ["layout", "status", "tokens/s", "MFU"], rows)]
     rows = [[c["op"], c["scale"], c["size"], "-" if c["status"] != "ok" else f"{c['busbw_GBps']:,.1f}",
              c.get("algorithm", "-"), c.get("bottleneck_tier", c["status"])] for c in r.score["collectives"]]

@@ -20,7 +20,9 @@ supernodes by share, as the totals count them). Every pipeline stage then comput
 ranks' chip (a stage spanning types at its slowest member, which paces its synchronous
 collectives; :mod:`oassim.workload.hetero`), and each layout of the search is also tried with
 its layers balanced by chip speed (a Megatron ``pipeline_model_parallel_layout``, reported as
-``balanced``). The precision is the first of the workload's that every type supports.
+``balanced``). The precision is the first of the workload's that every type supports. What is
+still approximated is marked ``approximated`` with the reason: a scale-out NIC the proposal leaves
+to each chip's own figures runs, for every type, as the first type's (the graph has one NIC).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from oassim.hardware.models import Accelerator
 from oassim.workload import TrainingSpec, resolve_model
 from oassim.workload.hetero import AcceleratorMix, balance_by_chip
 
-__all__ = ["common_precision", "score_proposal", "proposal_scores"]
+__all__ = ["common_precision", "nic_note", "score_proposal", "proposal_scores"]
 
 Progress = Callable[[str], None]
 
@@ -123,8 +125,8 @@ def _training(res: Any, wl: ProposalWorkload, s: ProposalSuite, folder: Path, ca
 
     t0 = time.perf_counter()
     result = search(cands, evaluate, lambda m: say(f"{res.name}: {wl.name} {m}"))
-    rec.update(precision=prec, accelerators_by_type=_job_types(mix, wl.accelerators) if mix else
-               {types[0].name: wl.accelerators},
+    by_type = _job_types(mix, wl.accelerators) if mix else {types[0].name: wl.accelerators}
+    rec.update(precision=prec, approximated=nic_note(res), accelerators_by_type=by_type,
                candidates=[{"layout": c.label, "parallelism": c.parallelism, "status": c.status,
                             **({"tokens_per_s": c.record["tokens_per_s"], "mfu": c.record["mfu"]} if c.record else {})}
                            for c in result.tried],
@@ -140,6 +142,23 @@ def _training(res: Any, wl: ProposalWorkload, s: ProposalSuite, folder: Path, ca
         "# reproduce: oassim run THIS_FILE\n" + _dump({**scenario, "cluster": {
             "file": f"../{cluster_file.name}", **cluster_ref}}), encoding="utf-8")
     return {**rec, "status": "ok", "layout": result.best.label, "parallelism": result.best.parallelism, **best}
+
+
+def nic_note(res: Any) -> str | None:
+    """Why a mixed proposal's run is approximated, or None: its scale-out NIC (ports, rate) is
+    taken from the first type for every type, and another type's own NIC differs."""
+    types = [a for a, _ in res.proposal.accelerators]
+    so = res.proposal.proposal.scale_out
+    if len(types) < 2 or so is None or (so.nic.ports is not None and so.nic.rate_Gbps is not None):
+        return None
+    first = types[0]
+    used = (so.nic.ports or first.scaleout_nic_ports, so.nic.rate_Gbps or first.scaleout_port_Gbps)
+    odd = [a.name for a in types[1:]
+           if (so.nic.ports or a.scaleout_nic_ports, so.nic.rate_Gbps or a.scaleout_port_Gbps) != used]
+    if not odd:
+        return None
+    return (f"approximated: the scale-out NICs of {', '.join(odd)} are simulated as {first.name}'s "
+            f"({used[0]} x {used[1]:g} Gb/s; the cluster graph has one NIC); set scale_out.nic to make them one part")
 
 
 def _job_types(mix: AcceleratorMix, accelerators: int) -> dict[str, int]:
@@ -160,7 +179,8 @@ def proposal_scores(rec: dict[str, Any], totals: dict[str, Any]) -> dict[str, An
         per_usd["value"] = tok / (cost / 1e6)
     return {"tokens_per_s": tok, "tokens_per_s_per_MW": per_mw, "tokens_per_s_per_MUSD": per_usd,
             "mfu": rec["mfu"], "bottleneck": rec["bottleneck"], "layout": rec["layout"],
-            "stage_accelerators": rec.get("stage_accelerators"), "stage_layers": rec.get("stage_layers")}
+            "stage_accelerators": rec.get("stage_accelerators"), "stage_layers": rec.get("stage_layers"),
+            "approximated": rec.get("approximated")}
 
 
 def score_proposal(res: Any, s: ProposalSuite, folder: Path, say: Progress | None = None) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import pytest
 
 from oassim.errors import SpecError
 from oassim.experiments.layout_search import Candidate, expand, search, stage_split, with_balanced
-from oassim.experiments.proposal_score import common_precision
+from oassim.experiments.proposal import load_proposal
+from oassim.experiments.proposal_score import common_precision, nic_note
 from oassim.experiments.proposal_suite import PROPOSAL_QUICK
 from oassim.hardware import load_catalog
 from oassim.workload import resolve_model
@@ -77,6 +78,23 @@ def test_common_precision_is_one_every_type_supports() -> None:
         common_precision([gb200, a100], ("fp8",))
 
 
+def test_a_mix_whose_nics_differ_is_approximated_unless_the_proposal_fixes_the_nic(tmp_path: Path) -> None:
+    """GB200 (1 x 400 Gb/s NIC) with TPU v5p (1 x 50 Gb/s): the graph has one NIC, so the run is
+    approximated and says so; with scale_out.nic set every type has that NIC, and two types with
+    the same NIC (GB200 and B200) are exact."""
+    from types import SimpleNamespace
+
+    mixed = write(tmp_path, "nic-mix", accelerators=[{"part": "gb200", "share": 0.5, "scaleup_ports": 18},
+                                                     {"part": "tpu-v5p", "share": 0.5, "scaleup_ports": 18}])
+    note = nic_note(SimpleNamespace(proposal=load_proposal(mixed)))
+    assert note.startswith("approximated: the scale-out NICs of tpu-v5p are simulated as gb200's (1 x 400 Gb/s")
+    fixed = write(tmp_path, "nic-fixed", accelerators=[{"part": "gb200", "share": 0.5, "scaleup_ports": 18},
+                                                       {"part": "tpu-v5p", "share": 0.5, "scaleup_ports": 18}],
+                  scale_out={**BASE["scale_out"], "nic": {"ports": 1, "rate_Gbps": 400}})
+    assert nic_note(SimpleNamespace(proposal=load_proposal(fixed))) is None
+    assert nic_note(SimpleNamespace(proposal=load_proposal(write(tmp_path, "same-nic")))) is None
+
+
 def test_with_balanced_adds_a_variant_only_where_the_split_changes() -> None:
     """Each runnable candidate is followed by its balanced variant (the layout string of the
     counts, the first/last split dropped); a skipped one gets none, a split equal to the
@@ -136,6 +154,7 @@ def test_two_proposals_end_to_end(tmp_path: Path) -> None:
             assert 0 < t["mfu"] < 1 and model_flops < peaks
             assert all(t["tokens_per_s"] >= c["tokens_per_s"] for c in t["candidates"] if c["status"] == "ok")
             balanced = [c for c in t["candidates"] if c["layout"].endswith("balanced")]
+            assert t["approximated"] is None  # GB200 and B200 have the same NIC
             if name == "two-vendor":  # 4 supernodes of 64: PP 4 puts one supernode on each stage
                 assert t["stage_accelerators"][:2] == ["gb200"] * 2 and balanced
                 assert sum(t["stage_layers"]) == resolve_model(wl.model).layers
