@@ -44,15 +44,9 @@ SET_SOURCE = "argument --set"
 
 
 class AcceleratorShare(SpecModel):
-    """One accelerator type of a mixed cluster and the supernodes it fills.
-
-    Parameters
-    ----------
-    accelerator : str or mapping
-        An accelerator preset of ``topologies/hardware/accelerators.yaml`` or an inline one.
-    supernodes : int
-        Scale-up domains of this type, taken in order after those of the types before it.
-    """
+    """One accelerator type of a mixed cluster (``cluster.accelerator_types``): the part, preset
+    name or inline mapping as in a cluster file's ``accelerator``, and ``supernodes``, the
+    scale-up domains of this type, taken in order after those of the types listed before it."""
 
     accelerator: preset_or_inline("accelerator")  # type: ignore[valid-type]
     supernodes: int = Field(gt=0, le=1_048_576, strict=True)
