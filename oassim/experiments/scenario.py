@@ -44,9 +44,15 @@ SET_SOURCE = "argument --set"
 
 
 class AcceleratorShare(SpecModel):
-    """One accelerator type of a mixed cluster (``cluster.accelerator_types``): the part, preset
-    name or inline mapping as in a cluster file's ``accelerator``, and ``supernodes``, the
-    scale-up domains of this type, taken in order after those of the types listed before it."""
+    """One accelerator type of a mixed cluster (``cluster.accelerator_types``).
+
+    Parameters
+    ----------
+    accelerator : str or mapping
+        The part, as a cluster file's ``accelerator`` takes it (preset name or inline fields).
+    supernodes : int
+        How many scale-up domains hold this type, in order after those of the types before it.
+    """
 
     accelerator: preset_or_inline("accelerator")  # type: ignore[valid-type]
     supernodes: int = Field(gt=0, le=1_048_576, strict=True)
