@@ -308,12 +308,14 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
     calibrated = eff.is_calibrated(train.precision)
     if mix is not None:
         on_stage, names, peak, eff_key, calibrated = _mixed_stages(mix, pl, par, train, eff_file, fw)
-        acc_name = "+".join(sorted(set(names)))
+        acc_name = "+".join(a.name for a in mix.types if any(a.name in n.split("+") for n in names))
     else:
         acc_name = acc.name
     stages = tuple(_compile_stage(m, par, train, fw.attention_kernel, overlap, *on_stage[st], pl, st, n_micro, s)
                    for st in range(par.pp))
-    if memory_check:
+    if memory_check and mix is None:
+        check_memory(tuple(x.memory for x in stages), acc.name)
+    elif memory_check:  # each stage against its own chips' HBM
         for x, (_, a) in zip(stages, on_stage):
             check_memory((x.memory,), a.name)
     tokens = train.global_batch * s

@@ -76,7 +76,7 @@ def test_each_stage_uses_its_own_chips_efficiency_entry() -> None:
         for s in stages:
             assert mixed.stages[s].compute_s == pytest.approx(alone.stages[s].compute_s, rel=1e-12)
     assert mixed.stages[1].compute_s < mixed.stages[2].compute_s  # H100 is the faster chip
-    assert mixed.efficiency == "h100-sxm+a100-sxm" and mixed.accelerator == "a100-sxm+h100-sxm"
+    assert mixed.efficiency == "h100-sxm+a100-sxm" and mixed.accelerator == "h100-sxm+a100-sxm"
 
 
 def test_a_stage_mixing_types_is_paced_by_its_slowest_member() -> None:
@@ -179,3 +179,13 @@ def test_bad_accelerator_types_name_the_key(types, message) -> None:
 
     with pytest.raises(SpecError, match=message):
         run(scenario(PAR, types))
+
+
+def test_each_stage_is_checked_against_its_own_chips_hbm() -> None:
+    """The job fits on 80 GB chips; a chip with the same speed and 1 GB of HBM on stages 2-3 makes
+    the compiler refuse it, naming that chip; on stages of the 80 GB chip alone it compiles."""
+    slow, _ = chips()
+    small = slow.model_copy(update={"name": "test-small-hbm", "hbm_capacity_GB": 1.0})
+    compile_plan("llama3-8b", PAR, slow, None, training=TRAIN, accelerators=32, mix=mix_of([slow, small], [4, 0]))
+    with pytest.raises(SpecError, match="test-small-hbm"):
+        compile_plan("llama3-8b", PAR, slow, None, training=TRAIN, accelerators=32, mix=mix_of([slow, small], [2, 2]))
