@@ -33,8 +33,8 @@ import numpy as np
 from oassim.topology.fabric import Fabric
 from oassim.topology.routing import equal_cost_groups
 
-__all__ = ["Routing", "ROUTINGS", "scaleout_routing", "LinkGroups", "link_groups", "ecmp_excess", "grouped_capacity",
-           "grouped"]
+__all__ = ["Routing", "ROUTINGS", "scaleout_routing", "LinkGroups", "link_groups", "share_groups", "ecmp_excess",
+           "grouped_capacity", "grouped"]
 
 Routing = Literal["ecmp", "adaptive"]
 ROUTINGS: tuple[str, ...] = ("ecmp", "adaptive")
@@ -127,6 +127,12 @@ def link_groups(fabric: Fabric) -> LinkGroups | None:
         out = LinkGroups(g, cap, members.astype(np.int64))
     _GROUPS[fabric] = out
     return out
+
+
+def share_groups(view: Fabric, groups: LinkGroups | None) -> None:
+    """Give ``view`` (a copy of a fabric with other NIC capacities, same links) the equal-cost
+    groups of the fabric it copies, so they are not derived again."""
+    _GROUPS[view] = groups
 
 
 def grouped_capacity(groups: LinkGroups, cap: np.ndarray, ext_links: np.ndarray, hop_count: np.ndarray,
