@@ -307,10 +307,13 @@ def bundled_transfer(net, flows, bundles: EndpointBundles, salt: int = 0):
     rep_links, mem_links = [], []
     for table, reps, members in ((send, bundles.send_rep, bundles.send_members),
                                  (recv, bundles.recv_rep, bundles.recv_members)):
+        if not len(reps):
+            continue
+        mem = np.concatenate(members)
+        rep = np.repeat(reps, [len(m) for m in members])
         for hop in range(2):
-            for r, m in zip(reps, members):
-                rep_links.append(np.full(len(m), table[r, hop]))
-                mem_links.append(table[m, hop])
+            rep_links.append(table[rep, hop])
+            mem_links.append(table[mem, hop])
     rep_l = np.concatenate(rep_links) if rep_links else np.zeros(0, dtype=np.int64)
     mem_l = np.concatenate(mem_links) if mem_links else np.zeros(0, dtype=np.int64)
     pair = np.unique(rep_l * fabric.n_links + mem_l)

@@ -52,6 +52,9 @@ class Direct(Algorithm):
             return [Phase(g[:, 0], g[:, 1], req.size_bytes, label="send/recv")]
         n = req.group_size
         if can_aggregate(caps) and req.n_groups * n * (n - 1) > AGGREGATE_ABOVE:
+            if req.blocks is not None:
+                blk, W = req.block_layout()
+                return aggregated_all_to_all_phases(req.groups, caps, block_of=blk, block_bytes=W)
             if req.matrix is None:
                 return aggregated_all_to_all_phases(req.groups, caps, per_pair=req.size_bytes / n)
             return aggregated_all_to_all_phases(req.groups, caps, pair_bytes=req.pair_bytes())
