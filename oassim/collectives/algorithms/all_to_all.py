@@ -16,7 +16,9 @@ What is modelled. ``pair_bytes[g, i, j]`` is what position i of group g sends to
 Large stages (more than ``AGGREGATE_ABOVE`` rank-to-rank flows) on fat-tree scale-outs are
 sent as one flow per (rank, destination block) instead
 (:mod:`~oassim.collectives.algorithms.all_to_all_blocks`: exact for even traffic, bounded for
-uneven), so a 16,384-rank all-to-all costs seconds.
+uneven), or, for even and block traffic, one flow per leaf pair with the ranks behind a leaf
+bundled (:mod:`~oassim.collectives.algorithms.all_to_all_bundles`), so a 16,384-rank
+all-to-all costs about a second and a 131,072-rank one tens of seconds.
 
 Conservation: direct delivers ``pair_bytes`` exactly; hierarchical delivers it with
 forwarding, so every rank's received minus forwarded bytes equals its column sum (the tests

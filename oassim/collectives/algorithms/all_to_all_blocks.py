@@ -15,8 +15,11 @@ and two-level supernodes, and in one-stage switched domains (NVSwitch) as one fl
 rank of the domain standing for all of them, which loads every rank's ports exactly as the
 pairs do. Flows: about
 ``n (leaves per pod + pods + 1)`` per group instead of ``n (n - 1)`` (one-stage domains);
-16,384 H100 ranks (512 leaves in 16 pods) give 786 k flows instead of 268 M. Uneven traffic
-still takes the (G, n, n) byte matrix as input, so its memory grows as n^2.
+16,384 H100 ranks (512 leaves in 16 pods) give 786 k flows instead of 268 M. Even traffic
+and traffic given per (source block, destination block) go one level further by default
+(``BUNDLE_LEAVES``): one flow per leaf pair, the ranks behind a leaf bundled
+(:mod:`~oassim.collectives.algorithms.all_to_all_bundles`); this module's per-rank flows
+remain for a byte matrix (whose memory grows as n^2) and where the bundling does not apply.
 
 Exactness (analytical model, adaptive routing, where the models cost equal-cost link groups as
 one link: :mod:`oassim.network.routing_modes`). Source NIC links, leaf uplink groups, pod
@@ -193,7 +196,8 @@ def _domain_pairs(ranks: np.ndarray, caps: FabricCaps) -> tuple[np.ndarray, np.n
     return np.concatenate(src), np.concatenate(dst)
 
 
-def _domain_block_bytes(ranks: np.ndarray, caps: FabricCaps, i: np.ndarray, blk: np.ndarray, W: np.ndarray) -> np.ndarray:
+def _domain_block_bytes(ranks: np.ndarray, caps: FabricCaps, i: np.ndarray, blk: np.ndarray,
+                        W: np.ndarray) -> np.ndarray:
     """:func:`_domain_bytes` for traffic given by blocks (``W[a, b]`` per rank pair)."""
     dom = caps.domain_of_rank[ranks]
     if not single_stage_domains(caps):
