@@ -99,19 +99,18 @@ def block_pair_totals(li: np.ndarray, dom: np.ndarray, blk: np.ndarray, W: np.nd
     """
     B = W.shape[0]
     N = np.bincount(li * B + blk, minlength=n_leaves * B).reshape(n_leaves, B).astype(np.float64)
-    # rows: (domain, leaf) combinations present, with their block counts
-    key = dom.astype(np.int64) * n_leaves + li
-    uk, inv = np.unique(key, return_inverse=True)
-    V = np.bincount(inv * B + blk, minlength=len(uk) * B).reshape(len(uk), B).astype(np.float64)
-    rdom, rleaf = uk // n_leaves, uk % n_leaves
+    # rows: (domain, leaf, block) combinations present, with their rank counts
+    key = (dom.astype(np.int64) * n_leaves + li) * B + blk
+    uk, cnt = np.unique(key, return_counts=True)
+    rblk, rest = uk % B, uk // B
+    rdom, rleaf = rest // n_leaves, rest % n_leaves
     # every (r, s) pair of rows of one domain (rows are sorted by domain)
     start = np.searchsorted(rdom, rdom, side="left")
     k = np.searchsorted(rdom, rdom, side="right") - start
     r = np.repeat(np.arange(len(uk)), k)
     t = np.arange(len(r)) - np.repeat(np.cumsum(k) - k, k)
     s = np.repeat(start, k) + t
-    VW = V @ W
-    val = np.einsum("ij,ij->i", VW[r], V[s])
+    val = cnt[r].astype(np.float64) * cnt[s] * W[rblk[r], rblk[s]]
     pk = rleaf[r] * n_leaves + rleaf[s]
     upk, pinv = np.unique(pk, return_inverse=True)
     return N, upk, np.bincount(pinv, weights=val, minlength=len(upk))
