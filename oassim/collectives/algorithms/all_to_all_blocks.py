@@ -209,6 +209,21 @@ def _domain_block_bytes(ranks: np.ndarray, caps: FabricCaps, i: np.ndarray, blk:
     return np.einsum("ij,ij->i", cnt[di[i]], W[blk[i]]) - W[blk[i], blk[i]]
 
 
+def _bundle_domains(ranks, caps, i, j, b, c):
+    """The per-rank flows inside one-stage switched domains as one flow per domain, from its
+    first rank to that rank's successor, with the domain's ports bundled (exact for even
+    traffic: every rank's ports carry its domain's mean)."""
+    from oassim.collectives.algorithms.all_to_all_bundles import _EMPTY, EndpointBundles
+
+    dom = caps.domain_of_rank[ranks[i]]
+    du, first, inv = np.unique(dom, return_index=True, return_inverse=True)
+    members = np.split(i[np.argsort(inv, kind="stable")], np.cumsum(np.bincount(inv))[:-1])
+    a, z = i[first], j[first]
+    up = EndpointBundles(_EMPTY, (), _EMPTY, (), ranks[a], tuple(ranks[m] for m in members), ranks[z],
+                         tuple(ranks[m] for m in members))
+    return a, z, np.bincount(inv, weights=b), np.bincount(inv, weights=c), up
+
+
 def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair: float | None = None,
                                  pair_bytes: np.ndarray | None = None,
                                  label: str = "aggregated all-to-all (one flow per rank and block)",
@@ -281,6 +296,9 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
         i, j, c = _domain_flows(ranks, caps)
         b = _domain_bytes(m, i, ranks, caps) if m is not None and blk is None else \
             _domain_block_bytes(ranks, caps, i, blk, W)
+        if planned is not None and single_stage_domains(caps) and len(i):
+            i, j, b, c, up = _bundle_domains(ranks, caps, i, j, b, c)
+            bundles.append(up)
         keep = b > 0
         src.append(ranks[i[keep]])
         dst.append(ranks[j[keep]])
@@ -290,10 +308,7 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
         return []
     merged = None
     if bundles:
-        merged = EndpointBundles(np.concatenate([x.send_rep for x in bundles]),
-                                 tuple(m for x in bundles for m in x.send_members),
-                                 np.concatenate([x.recv_rep for x in bundles]),
-                                 tuple(m for x in bundles for m in x.recv_members))
+        merged = EndpointBundles.merge(bundles)
         label = label.replace("one flow per rank and block", "one flow per leaf pair")
     return [Phase(np.concatenate(src), np.concatenate(dst), np.concatenate(size), label=label,
                   count=np.concatenate(count), bundles=merged)]

@@ -54,29 +54,53 @@ from oassim.collectives.caps import FabricCaps
 __all__ = ["EndpointBundles", "leaf_bundled_flows", "bundled_transfer", "block_pair_totals", "nic_deviation_bytes"]
 
 
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
 @dataclass(frozen=True, eq=False)
 class EndpointBundles:
-    """Ranks whose NIC links one representative's stand for, per side.
+    """Ranks whose endpoint links one representative's stand for, per side and level.
 
     Attributes
     ----------
     send_rep, recv_rep : ndarray of int64, shape (k,)
-        Representative ranks.
+        Representative ranks of NIC bundles (their NIC links stand for their leaf's).
     send_members, recv_members : tuple of ndarray of int64
         The ranks each representative stands for (itself included).
+    up_send_rep, up_recv_rep, up_send_members, up_recv_members
+        The same for scale-up bundles (a one-stage switched domain: a representative's ports
+        to the switch chips stand for its domain's).
     """
 
     send_rep: np.ndarray
     send_members: tuple
     recv_rep: np.ndarray
     recv_members: tuple
+    up_send_rep: np.ndarray = field(default_factory=lambda: _EMPTY)
+    up_send_members: tuple = ()
+    up_recv_rep: np.ndarray = field(default_factory=lambda: _EMPTY)
+    up_recv_members: tuple = ()
     _digest: list = field(default_factory=list, repr=False)
+
+    def sides(self):
+        """(level, side, representatives, members) of every bundle set."""
+        return (("nic", 0, self.send_rep, self.send_members), ("nic", 1, self.recv_rep, self.recv_members),
+                ("up", 0, self.up_send_rep, self.up_send_members), ("up", 1, self.up_recv_rep, self.up_recv_members))
+
+    @staticmethod
+    def merge(parts: list["EndpointBundles"]) -> "EndpointBundles":
+        cat = [np.concatenate([getattr(x, f) for x in parts] or [_EMPTY]).astype(np.int64)
+               for f in ("send_rep", "recv_rep", "up_send_rep", "up_recv_rep")]
+        mem = [tuple(m for x in parts for m in getattr(x, f))
+               for f in ("send_members", "recv_members", "up_send_members", "up_recv_members")]
+        return EndpointBundles(cat[0], mem[0], cat[1], mem[1], cat[2], mem[2], cat[3], mem[3])
 
     def digest(self) -> bytes:
         if not self._digest:
             h = hashlib.blake2b(digest_size=16)
-            for rep, mem in ((self.send_rep, self.send_members), (self.recv_rep, self.recv_members)):
-                h.update(rep.tobytes())
+            for level, side, rep, mem in self.sides():
+                h.update(f"{level}{side}".encode())
+                h.update(np.asarray(rep, dtype=np.int64).tobytes())
                 for m in mem:
                     h.update(np.int64(len(m)).tobytes())
                     h.update(m.tobytes())
@@ -284,6 +308,31 @@ def _nic_links(fabric) -> tuple[np.ndarray, np.ndarray]:
     return send, recv
 
 
+def _scaleup_links(fabric) -> tuple[np.ndarray, np.ndarray]:
+    """Per rank: its links to and from the scale-up switches (every link of its accelerator
+    but the NIC's), ordered by the switch at the other end, shape (n_ranks, k) each."""
+    cache = fabric.__dict__.setdefault("_a2a_up_links", [])
+    if cache:
+        return cache[0]
+    nic_send, nic_recv = _nic_links(fabric)
+    rank_of = np.full(fabric.n_nodes, -1, dtype=np.int64)
+    rank_of[fabric.accel_node] = np.arange(fabric.n_accelerators)
+    out = []
+    for ends, other, nic in ((fabric.link_src, fabric.link_dst, nic_send[:, 0]),
+                             (fabric.link_dst, fabric.link_src, nic_recv[:, 1])):
+        r = rank_of[ends]
+        ids = np.flatnonzero(r >= 0)
+        ids = ids[~np.isin(ids, nic)]
+        order = np.lexsort((other[ids], r[ids]))
+        ids = ids[order]
+        per = np.bincount(r[ids], minlength=fabric.n_accelerators)
+        if len(per) and np.any(per != per[0]):
+            raise ValueError("bundled all-to-all needs the same scale-up ports on every accelerator")
+        out.append(ids.reshape(fabric.n_accelerators, -1))
+    cache.append((out[0], out[1]))
+    return cache[0]
+
+
 def bundled_transfer(net, flows, bundles: EndpointBundles, salt: int = 0):
     """Cost ``flows`` on ``net`` with each representative's NIC links standing for its
     bundle's (one virtual link of their summed capacity), then share each bundle's bytes over
@@ -301,16 +350,15 @@ def bundled_transfer(net, flows, bundles: EndpointBundles, salt: int = 0):
     from oassim.network.routing_modes import link_groups, share_groups
 
     fabric = net.fabric
-    send, recv = _nic_links(fabric)
     cap = np.asarray(fabric.capacity_Bps, dtype=np.float64)
     rep_links, mem_links = [], []
-    for table, reps, members in ((send, bundles.send_rep, bundles.send_members),
-                                 (recv, bundles.recv_rep, bundles.recv_members)):
+    for level, side, reps, members in bundles.sides():
         if not len(reps):
             continue
+        table = (_nic_links(fabric) if level == "nic" else _scaleup_links(fabric))[side]
         mem = np.concatenate(members)
         rep = np.repeat(reps, [len(m) for m in members])
-        for hop in range(2):
+        for hop in range(table.shape[1]):
             rep_links.append(table[rep, hop])
             mem_links.append(table[mem, hop])
     rep_l = np.concatenate(rep_links) if rep_links else np.zeros(0, dtype=np.int64)
