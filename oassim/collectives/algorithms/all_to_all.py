@@ -33,6 +33,7 @@ from oassim.collectives.algorithms.all_to_all_blocks import (
     AGGREGATE_ABOVE,
     aggregated_all_to_all_phases,
     can_aggregate,
+    single_stage_domains,
 )
 from oassim.collectives.caps import FabricCaps
 from oassim.collectives.phases import Phase
@@ -99,7 +100,16 @@ def even_hierarchical_all_to_all_phases(tensor: np.ndarray, size: float,
     G, k, m = tensor.shape
     per_pair = size / (k * m)
     out: list[Phase] = []
-    if m > 1:
+    if m > 1 and caps is not None and single_stage_domains(caps) and G * k * m * (m - 1) > AGGREGATE_ABOVE:
+        # one-stage switched domains: a rank's ports carry its total whatever the destinations,
+        # so one flow to the next rank of its domain stands for its m - 1 (exact, as in
+        # all_to_all_blocks._domain_flows)
+        src = tensor
+        dst = np.roll(tensor, -1, axis=2)
+        out.append(Phase(src.ravel(), dst.ravel(), np.full(src.size, (m - 1) * k * per_pair),
+                         label="hierarchical all-to-all: gather by rail inside the domain (one flow per rank)",
+                         count=np.full(src.size, float(m - 1))))
+    elif m > 1:
         off = ~np.eye(m, dtype=bool)
         src = np.broadcast_to(tensor[:, :, :, None], (G, k, m, m))[:, :, off]
         dst = np.broadcast_to(tensor[:, :, None, :], (G, k, m, m))[:, :, off]

@@ -363,8 +363,7 @@ def bundled_transfer(net, flows, bundles: EndpointBundles, salt: int = 0):
             mem_links.append(table[mem, hop])
     rep_l = np.concatenate(rep_links) if rep_links else np.zeros(0, dtype=np.int64)
     mem_l = np.concatenate(mem_links) if mem_links else np.zeros(0, dtype=np.int64)
-    pair = np.unique(rep_l * fabric.n_links + mem_l)
-    rep_l, mem_l = pair // fabric.n_links, pair % fabric.n_links
+    # groups are disjoint and every rank is in one bundle per level and side: pairs are distinct
     scaled = cap.copy()
     summed = np.bincount(rep_l, weights=cap[mem_l], minlength=len(cap))
     on = summed > 0
@@ -376,6 +375,6 @@ def bundled_transfer(net, flows, bundles: EndpointBundles, salt: int = 0):
     res = make_network(net.name, view, **opts).transfer(flows, salt)
     lb = np.array(res.link_bytes, dtype=np.float64)
     moved = lb[rep_l] * cap[mem_l] / scaled[rep_l]
-    lb[np.unique(rep_l)] = 0.0
+    lb[rep_l] = 0.0
     np.add.at(lb, mem_l, moved)
     return TransferResult(res.time_s, res.flow_finish_s, lb, lb / cap)
