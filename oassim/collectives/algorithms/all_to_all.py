@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import oassim.collectives.algorithms.all_to_all_blocks as blocks_mod
 from oassim.collectives.algorithms.all_to_all_blocks import (
     AGGREGATE_ABOVE,
     aggregated_all_to_all_phases,
@@ -37,6 +38,9 @@ from oassim.collectives.algorithms.all_to_all_blocks import (
 )
 from oassim.collectives.caps import FabricCaps
 from oassim.collectives.phases import Phase
+
+MAX_RAIL_BLOCKS = 4096
+"""Concurrent rail exchanges up to which stage 2 is costed as one group of block traffic."""
 
 __all__ = ["direct_all_to_all_phases", "hierarchical_all_to_all_phases", "even_hierarchical_all_to_all_phases"]
 
@@ -75,9 +79,16 @@ def _rail_exchange(tensor: np.ndarray, caps: FabricCaps | None, per_pair: float 
     if caps is None or not can_aggregate(caps) or G * m * k * (k - 1) <= AGGREGATE_ABOVE:
         return None
     rails = tensor.transpose(0, 2, 1).reshape(G * m, k)
+    label = "hierarchical all-to-all: rail-aligned exchange across domains (aggregated per rank and block)"
+    if pair_bytes is None and G * m <= MAX_RAIL_BLOCKS and blocks_mod.BUNDLE_LEAVES:
+        # even: the concurrent rail exchanges are one group of block traffic (a block per
+        # rail, bytes only inside a block), so the ranks behind a leaf bundle across rails
+        B = G * m
+        return aggregated_all_to_all_phases(rails.ravel()[None], caps, label=label,
+                                            block_of=np.repeat(np.arange(B), k)[None],
+                                            block_bytes=(np.eye(B) * per_pair)[None])
     return aggregated_all_to_all_phases(rails, caps, per_pair, pair_bytes,
-                                        label="hierarchical all-to-all: rail-aligned exchange across domains "
-                                        "(aggregated per rank and block)")
+                                        label=label)
 
 
 def even_hierarchical_all_to_all_phases(tensor: np.ndarray, size: float,

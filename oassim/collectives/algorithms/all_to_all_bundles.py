@@ -238,7 +238,7 @@ def leaf_bundled_flows(ranks: np.ndarray, caps: FabricCaps, blk: np.ndarray, W: 
     pod_of_leaf = np.unique(pod, return_inverse=True)[1][np.unique(li, return_index=True)[1]]
     sr, rr = _reps(li, dom, nl)
     parts = []
-    for w in (W, np.ones_like(W)):
+    for w in (W, (W > 0).astype(np.float64)):  # bytes, then rank pairs that carry any
         parts.append(_leaf_totals(li, dom, blk, w, pod_of_leaf, nl))
     (L_in, M_in, b_in, b_lp, recv), (_, _, c_in, c_lp, _) = parts
     src, dst, size, count = [L_in], [M_in], [b_in], [c_in]
