@@ -84,9 +84,11 @@ def _rail_exchange(tensor: np.ndarray, caps: FabricCaps | None, per_pair: float 
         # even: the concurrent rail exchanges are one group of block traffic (a block per
         # rail, bytes only inside a block), so the ranks behind a leaf bundle across rails
         B = G * m
-        return aggregated_all_to_all_phases(rails.ravel()[None], caps, label=label,
-                                            block_of=np.repeat(np.arange(B), k)[None],
-                                            block_bytes=(np.eye(B) * per_pair)[None])
+        out = aggregated_all_to_all_phases(rails.ravel()[None], caps, label=label,
+                                           block_of=np.repeat(np.arange(B), k)[None],
+                                           block_bytes=(np.eye(B) * per_pair)[None])
+        if out is not None:
+            return out
     return aggregated_all_to_all_phases(rails, caps, per_pair, pair_bytes,
                                         label=label)
 

@@ -50,6 +50,10 @@ __all__ = ["AGGREGATE_ABOVE", "can_aggregate", "aggregated_all_to_all_phases", "
 AGGREGATE_ABOVE = 250_000
 """Rank-to-rank flows above which an all-to-all stage is aggregated (where the fabric allows)."""
 
+MAX_IMPLIED_ENTRIES = 25_000_000
+"""Block traffic that cannot be bundled is costed per (rank, block) from its implied byte
+matrix up to this many entries; beyond, :func:`aggregated_all_to_all_phases` returns None."""
+
 BUNDLE_LEAVES = True
 """Aggregate the sources (and destinations) behind one leaf too, for even and block traffic
 (:mod:`~oassim.collectives.algorithms.all_to_all_bundles`); False: one flow per (rank, block)."""
@@ -228,7 +232,7 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
                                  pair_bytes: np.ndarray | None = None,
                                  label: str = "aggregated all-to-all (one flow per rank and block)",
                                  block_of: np.ndarray | None = None, block_bytes: np.ndarray | None = None,
-                                 bundle: bool | None = None) -> list[Phase]:
+                                 bundle: bool | None = None) -> list[Phase] | None:
     """One phase of aggregated cross-domain flows for every group at once, plus the
     rank-to-rank flows inside each domain (scale-up links, not aggregated).
 
@@ -253,6 +257,9 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
         ... and the bytes each rank of block a sends to each rank of block b.
     bundle : bool, optional
         Override ``BUNDLE_LEAVES``.
+
+    Returns None for block traffic that cannot be bundled on a group above
+    ``MAX_IMPLIED_ENTRIES`` rank pairs.
     """
     from oassim.collectives.algorithms.all_to_all_bundles import EndpointBundles, leaf_bundled_flows
 
@@ -282,6 +289,8 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
             bundles.append(bun)
         else:
             even = m is None and W.shape == (1, 1)
+            if m is None and not even and n * n > MAX_IMPLIED_ENTRIES:
+                return None  # the caller falls back (or says why it cannot)
             if m is None and not even:  # per (rank, block) from the blocks: the implied byte matrix
                 m = W[blk[:, None], blk[None, :]]
                 np.fill_diagonal(m, 0.0)

@@ -181,15 +181,17 @@ def _leaf_totals(li, dom, blk, W, pod_of_leaf, n_leaves):
 
 
 def _reps(li: np.ndarray, dom: np.ndarray, n_leaves: int) -> tuple[np.ndarray, np.ndarray]:
-    """Send and receive representative position of every leaf: two members of different
-    domains where the leaf has them (the first two in (domain) order)."""
-    order = np.lexsort((dom, li))
+    """Send and receive representative position of every leaf: the send one of an even domain
+    and the receive one of an odd domain where the leaf has both, so that no flow between two
+    leaves joins representatives of one domain (it would take the scale-up links)."""
+    order = np.lexsort((dom, dom % 2, li))  # per leaf: even domains first, then odd
     sl = li[order]
     start = np.searchsorted(sl, np.arange(n_leaves), side="left")
     end = np.searchsorted(sl, np.arange(n_leaves), side="right")
     send = order[start]
-    recv = send.copy()
-    for k in np.flatnonzero(end - start > 1):
+    last = order[end - 1]
+    recv = np.where(dom[last] % 2 == 1, last, send)
+    for k in np.flatnonzero((recv == send) & (end - start > 1)):
         blk = order[start[k]:end[k]]
         other = blk[dom[blk] != dom[send[k]]]
         recv[k] = other[0] if len(other) else blk[1]
