@@ -128,9 +128,15 @@ def block_pair_totals(li: np.ndarray, dom: np.ndarray, blk: np.ndarray, W: np.nd
     uk, cnt = np.unique(key, return_counts=True)
     rblk, rest = uk % B, uk // B
     rdom, rleaf = rest // n_leaves, rest % n_leaves
-    # every (r, s) pair of rows of one domain (rows are sorted by domain)
-    start = np.searchsorted(rdom, rdom, side="left")
-    k = np.searchsorted(rdom, rdom, side="right") - start
+    # every (r, s) pair of rows of one domain (rows are sorted by domain); traffic only inside
+    # blocks (a diagonal W, e.g. rails): only pairs of one (domain, block)
+    unit = rdom
+    if B > 1 and np.count_nonzero(W - np.diag(np.diagonal(W))) == 0:
+        unit = rdom * B + rblk
+        o = np.argsort(unit, kind="stable")
+        uk, cnt, rblk, rdom, rleaf, unit = uk[o], cnt[o], rblk[o], rdom[o], rleaf[o], unit[o]
+    start = np.searchsorted(unit, unit, side="left")
+    k = np.searchsorted(unit, unit, side="right") - start
     r = np.repeat(np.arange(len(uk)), k)
     t = np.arange(len(r)) - np.repeat(np.cumsum(k) - k, k)
     s = np.repeat(start, k) + t
