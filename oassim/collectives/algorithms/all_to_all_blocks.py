@@ -318,7 +318,7 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
     merged = None
     if bundles:
         merged = EndpointBundles.merge(bundles)
-        label = label.replace("one flow per rank and block", "one flow per leaf pair")
+        label = label.replace("per rank and block", "per leaf pair")
     return [Phase(np.concatenate(src), np.concatenate(dst), np.concatenate(size), label=label,
                   count=np.concatenate(count), bundles=merged)]
 
