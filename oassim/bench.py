@@ -6,7 +6,7 @@
     python -m oassim.bench network [--endpoints 10000] [--radix 48] [--flows 10000 100000]
     python -m oassim.bench sweep [--workers 2] [--points 1000] [--overhead-points 100]
     python -m oassim.bench reliability [--accelerators 16384] [--days 54] [--samples 100]
-    python -m oassim.bench alltoall [--preset dgx-h100-superpod] [--accelerators 16384] [--network analytical flow] [--blocks B]
+    python -m oassim.bench alltoall [--preset P] [--accelerators 16384] [--network analytical flow] [--blocks B]
     python -m oassim.bench replay [--repeat 3] [--full]          (oassim/bench_replay.py)
     python -m oassim.bench process [--scenario F ...] [--network analytical flow]
     python -m oassim.bench proposals [--quick] [FILE ...]   (oassim/bench_proposals.py)
