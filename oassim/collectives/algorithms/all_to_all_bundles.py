@@ -363,7 +363,7 @@ def bundled_transfer(net, flows, bundles: EndpointBundles, salt: int = 0):
     """
     from oassim.network.base import TransferResult
     from oassim.network.registry import make_network
-    from oassim.network.routing_modes import link_groups, share_groups
+    from oassim.network.routing_modes import share_groups
 
     fabric = net.fabric
     cap = np.asarray(fabric.capacity_Bps, dtype=np.float64)
@@ -386,7 +386,7 @@ def bundled_transfer(net, flows, bundles: EndpointBundles, salt: int = 0):
     scaled[on] = summed[on]
     view = copy.copy(fabric)
     view.__dict__["capacity_Bps"] = scaled
-    share_groups(view, link_groups(fabric))
+    share_groups(view, fabric)
     opts = {"eps": net.eps} if getattr(net, "name", "") == "flow" and hasattr(net, "eps") else {}
     res = make_network(net.name, view, **opts).transfer(flows, salt)
     lb = np.array(res.link_bytes, dtype=np.float64)
