@@ -15,6 +15,11 @@ What is modelled. A fat-tree's switches choose among equal-cost next hops in one
   models cost such a group as one virtual link of the group's summed capacity and report
   each member its capacity share of the load.
 
+Two-tier Clos supernodes (the ``clos2`` family) have the same choice for their L1 chips'
+uplinks to the L2 switches (``supernode.spec.routing``, :func:`supernode_routing`): under
+``adaptive`` each L1 chip's uplinks and the L2 links into each L1 chip are equal-cost groups
+too, never derated for hashing.
+
 Why a closed form for ECMP collisions: the maximum of ``N`` bins after throwing ``F`` balls
 uniformly is, for ``lambda = F/N`` balls per bin, ``lambda + sqrt(2 lambda ln N)`` when
 ``lambda >> ln N`` and ``ln N / ln(ln N / lambda)`` when ``lambda << ln N`` (Raab and Steger,
@@ -33,7 +38,8 @@ import numpy as np
 from oassim.topology.fabric import Fabric
 from oassim.topology.routing import equal_cost_groups
 
-__all__ = ["Routing", "ROUTINGS", "scaleout_routing", "supernode_routing", "LinkGroups", "link_groups", "share_groups", "ecmp_excess",
+__all__ = ["Routing", "ROUTINGS", "scaleout_routing", "supernode_routing", "LinkGroups", "link_groups",
+           "share_groups", "ecmp_excess",
            "grouped_capacity", "grouped"]
 
 Routing = Literal["ecmp", "adaptive"]

@@ -5,7 +5,6 @@ injection bound at every group size; with static hashing it is slower, most at s
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import yaml
 
@@ -42,8 +41,8 @@ def test_default_is_ecmp(tmp_path):
 
 def test_adaptive_all_to_all_is_flat_at_the_injection_bound(tmp_path):
     """Adaptive: busbw at 64, 128 and 384 ranks is the NPU's summed L1 link capacity x the
-    achievable scale-up fraction, less at most 4% of fixed overheads (closed form: every NPU injects S (n - 1) / n and the
-    non-blocking L1/L2 tiers carry it); ECMP: below it, and lowest at 64 ranks."""
+    achievable scale-up fraction, less at most 4% of fixed overheads (closed form: every NPU
+    injects S (n - 1) / n and the non-blocking L1/L2 tiers carry it); ECMP: below it, and lowest at 64 ranks."""
     fa = build_fabric(_cloudmatrix(tmp_path, "adaptive"), 384)
     fe = build_fabric(_cloudmatrix(tmp_path, "ecmp"), 384)
     assert supernode_routing(fa) == "adaptive"
