@@ -166,3 +166,12 @@ def test_cli_blocks(tmp_path, capsys):
     assert main(args + ["--blocks", str(p)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(p) in err
+
+
+def test_bundled_equals_per_rank_under_ecmp(tmp_path, monkeypatch):
+    """Static ECMP: the groups' hashing excess is computed from the rank-pair counts the flows
+    carry, which the bundling keeps per group, so it costs what the per-rank aggregation does."""
+    f = build_fabric(_cluster(tmp_path, "ecmp", 3, radix=8), 128)
+    rank, _ = _run(f, monkeypatch, "ranks")
+    leaf, _ = _run(f, monkeypatch, "leaves")
+    assert leaf.time_s == pytest.approx(rank.time_s, rel=1e-9)
