@@ -6,7 +6,7 @@
     python -m oassim.bench network [--endpoints 10000] [--radix 48] [--flows 10000 100000]
     python -m oassim.bench sweep [--workers 2] [--points 1000] [--overhead-points 100]
     python -m oassim.bench reliability [--accelerators 16384] [--days 54] [--samples 100]
-    python -m oassim.bench alltoall [--preset dgx-h100-superpod] [--accelerators 16384] [--network analytical flow]
+    python -m oassim.bench alltoall [--preset P] [--accelerators 16384] [--network analytical flow] [--blocks B]
     python -m oassim.bench replay [--repeat 3] [--full]          (oassim/bench_replay.py)
     python -m oassim.bench process [--scenario F ...] [--network analytical flow]
     python -m oassim.bench proposals [--quick] [FILE ...]   (oassim/bench_proposals.py)
@@ -327,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "_alltoall_one":
         from oassim.bench_alltoall import bench_all_to_all_once
 
-        print(json.dumps(bench_all_to_all_once(argv[1], int(argv[2]), int(argv[3]), argv[4], argv[5] == "1")))
+        print(json.dumps(bench_all_to_all_once(argv[1], int(argv[2]), int(argv[3]), argv[4], argv[5] == "1",
+                                               int(argv[6]) if len(argv) > 6 else 0)))
         return 0
     if argv and argv[0] == "_collective_one":
         print(json.dumps(bench_collective_once(argv[1], int(argv[2]), int(argv[3]), argv[4], argv[5],
@@ -357,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--network", nargs="+", default=["analytical", "flow"])
     a.add_argument("--size", default="1G")
     a.add_argument("--uneven", action="store_true", help="also an uneven byte matrix (n x n floats in memory)")
+    a.add_argument("--blocks", type=int, default=0, metavar="B",
+                   help="also uneven traffic as a B x B block matrix (no n x n memory; B divides the ranks)")
     r = sub.add_parser("run", help="one training iteration (Llama 3 405B) end to end: build, plan, simulate")
     r.add_argument("--preset", default="dgx-h100-superpod")
     r.add_argument("--accelerators", type=int, default=16384)

@@ -160,6 +160,10 @@ def _collective_parser(sub: Any) -> None:
     c.add_argument("--network", default="analytical", choices=["analytical", "flow"], help="network fidelity")
     c.add_argument("--tuning", default=None, metavar="PROFILE",
                    help="tuning profile of topologies/hardware/collective_tuning.yaml (or 'ideal')")
+    c.add_argument("--blocks", default=None, metavar="CSV",
+                   help="uneven all-to-all without n^2 memory: a B x B CSV of relative weights, what the "
+                   "ranks of block a (B equal contiguous blocks of each group) send to block b; each size "
+                   "scales it to that mean send buffer per rank")
     fmt = c.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON list of records")
     fmt.add_argument("--csv", action="store_true", help="print CSV rows")
@@ -177,10 +181,16 @@ def _cmd_collective(args: argparse.Namespace) -> int:
     fabric = build_fabric(args.cluster, args.accelerators)
     engine = CollectiveEngine(fabric, args.network, args.tuning)
     groups = make_groups(engine.caps, args.ranks, args.groups)
-    results = [
-        engine.run(CollectiveRequest(args.op, s, groups, args.algo, args.root, source="arguments"))
-        for s in sizes
-    ]
+    if args.blocks is not None:
+        weights = _block_weights(args.blocks, args.op)
+        n = groups.shape[1]
+        results = [engine.run(CollectiveRequest(args.op, s, groups, args.algo, args.root, source=args.blocks,
+                                                blocks=weights * (s * n / weights.sum()))) for s in sizes]
+    else:
+        results = [
+            engine.run(CollectiveRequest(args.op, s, groups, args.algo, args.root, source="arguments"))
+            for s in sizes
+        ]
     rows = [r.row() for r in results]
     if args.json:
         json.dump([r.summary() for r in results], sys.stdout, indent=2)
@@ -202,6 +212,29 @@ def _cmd_collective(args: argparse.Namespace) -> int:
     for note in dict.fromkeys(n for r in results for n in r.notes):
         print(f"# note: {note}")
     return 0
+
+
+def _block_weights(path: str, op: str):
+    """The B x B weights of ``--blocks`` (SpecError naming the file on bad input)."""
+    import numpy as np
+
+    from oassim.errors import SpecError
+
+    if op != "all_to_all":
+        raise SpecError(f"--blocks applies to --op all_to_all only, not {op}", source=path)
+    try:
+        rows = [line.strip() for line in open(path, encoding="utf-8") if line.strip() and not line.startswith("#")]
+        w = np.array([[float(x) for x in r.split(",")] for r in rows], dtype=np.float64)
+    except OSError as exc:
+        raise SpecError(f"cannot read the block matrix: {exc.strerror}", source=path) from None
+    except ValueError:
+        raise SpecError("the block matrix must be rows of comma-separated numbers", source=path) from None
+    if w.ndim != 2 or w.shape[0] != w.shape[1] or not w.size:
+        raise SpecError(f"the block matrix must be square (B rows of B numbers), got {len(rows)} rows",
+                        source=path)
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise SpecError("block weights must be finite, >= 0 and not all 0", source=path)
+    return w
 
 
 def _load(args: argparse.Namespace):

@@ -353,7 +353,13 @@ class CollectiveEngine:
         if sym is not None:
             _, doms, d0 = sym
             self.stats["symmetric"] += 1
-        res = net.transfer(Flows(src, dst, wire, p.count if sym is None else None), self.salt)
+        flows = Flows(src, dst, wire, p.count if sym is None else None)
+        if p.bundles is not None and sym is None:  # flows standing for every rank behind a leaf
+            from oassim.collectives.algorithms.all_to_all_bundles import bundled_transfer
+
+            res = bundled_transfer(net, flows, p.bundles, self.salt)
+        else:
+            res = net.transfer(flows, self.salt)
         self.stats["transfers"] += 1
         lat = 0.0
         if p.steps > 1 and len(src):  # extra steps pay the path latency again

@@ -176,7 +176,14 @@ class CollectiveRequest:
         Position (0..n-1) of the root in each group, for broadcast and reduce.
     matrix : ndarray of float64, shape (n, n) or (G, n, n), optional
         All-to-all only: bytes position ``i`` sends to position ``j`` (MoE token routing);
-        the diagonal stays local and is not sent.
+        the diagonal stays local and is not sent. Memory grows as n^2.
+    blocks : ndarray of float64, shape (B, B) or (G, B, B), optional
+        All-to-all only, without n^2 memory: the group's positions in B equal contiguous
+        blocks (B divides n); ``blocks[a, b]`` is what the ranks of block a send in all to the
+        ranks of block b, spread evenly over their rank pairs (each rank's share to itself
+        stays local, as in an even all-to-all). Exactly the byte matrix
+        ``blocks[a, b] / (n/B)^2`` per pair; on fat-tree scale-outs it is costed per leaf pair
+        within a stated bound (:mod:`~oassim.collectives.algorithms.all_to_all_bundles`).
     source : str
         Where the request came from, for error messages (e.g. ``"argument --groups"``).
 
@@ -194,6 +201,7 @@ class CollectiveRequest:
     root: int = 0
     matrix: np.ndarray | None = None
     source: str = "collective request"
+    blocks: np.ndarray | None = None
     _digest: list = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -228,8 +236,12 @@ class CollectiveRequest:
         if not (0 <= int(self.root) < n):
             raise SpecError(f"root position {self.root} is outside the group (0..{n - 1})", source=src, path="root")
         object.__setattr__(self, "root", int(self.root))
+        if self.matrix is not None and self.blocks is not None:
+            raise SpecError("give an all-to-all either a byte matrix or blocks, not both", source=src, path="blocks")
         if self.matrix is not None:
             self._set_matrix(n, g.shape[0])
+        elif self.blocks is not None:
+            self._set_blocks(n, g.shape[0])
         else:
             s = self.size_bytes
             try:
@@ -264,6 +276,41 @@ class CollectiveRequest:
         per_group = m.sum(axis=(-2, -1)) if m.ndim == 3 else np.array([m.sum()])
         object.__setattr__(self, "size_bytes", float(per_group.mean() / n))
 
+    def _set_blocks(self, n: int, n_groups: int) -> None:
+        src = self.source
+        if self.op != "all_to_all":
+            raise SpecError(f"a block matrix applies to all_to_all only, not {self.op}", source=src, path="blocks")
+        try:
+            b = np.array(self.blocks, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise SpecError("blocks must be a square matrix of bytes", source=src, path="blocks") from None
+        if b.ndim not in (2, 3) or b.shape[-1] != b.shape[-2] or b.shape[-1] < 1 \
+                or (b.ndim == 3 and b.shape[0] != n_groups):
+            raise SpecError(f"blocks must have shape (B, B) or ({n_groups}, B, B), got {b.shape}",
+                            source=src, path="blocks")
+        B = b.shape[-1]
+        if n % B:
+            raise SpecError(f"{B} blocks do not divide a group of {n} ranks (B must divide n)", source=src,
+                            path="blocks")
+        if not np.all(np.isfinite(b)) or np.any(b < 0):
+            raise SpecError("blocks entries must be finite bytes >= 0", source=src, path="blocks")
+        off = b.sum() - (np.trace(b, axis1=-2, axis2=-1).sum() if n == B else 0.0)
+        if off <= 0:
+            raise SpecError("blocks send nothing between different ranks", source=src, path="blocks")
+        b = np.ascontiguousarray(b)
+        b.setflags(write=False)
+        object.__setattr__(self, "blocks", b)
+        per_group = b.sum(axis=(-2, -1)) if b.ndim == 3 else np.array([b.sum()])
+        object.__setattr__(self, "size_bytes", float(per_group.mean() / n))
+
+    def block_layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """Block traffic as (block of each position (G, n), bytes per rank pair (G, B, B))."""
+        n, G = self.group_size, self.n_groups
+        b = np.broadcast_to(self.blocks, (G,) + self.blocks.shape[-2:])
+        B = b.shape[-1]
+        k = n // B
+        return np.broadcast_to(np.repeat(np.arange(B), k), (G, n)), b / float(k * k)
+
     @property
     def n_groups(self) -> int:
         """Concurrent groups G."""
@@ -277,7 +324,10 @@ class CollectiveRequest:
     def pair_bytes(self) -> np.ndarray:
         """All-to-all bytes per (position i -> position j), shape (G, n, n), diagonal zeroed."""
         n, G = self.group_size, self.n_groups
-        if self.matrix is None:
+        if self.blocks is not None:
+            blk, W = self.block_layout()
+            m = W[np.arange(G)[:, None, None], blk[:, :, None], blk[:, None, :]].copy()
+        elif self.matrix is None:
             m = np.full((G, n, n), self.size_bytes / n)
         else:
             m = np.broadcast_to(self.matrix, (G, n, n)).copy()
@@ -303,5 +353,8 @@ class CollectiveRequest:
             if self.matrix is not None:
                 h.update(str(self.matrix.shape).encode())
                 h.update(self.matrix.tobytes())
+            if self.blocks is not None:
+                h.update(b"blocks" + str(self.blocks.shape).encode())
+                h.update(self.blocks.tobytes())
             self._digest.append(h.digest())
         return self._digest[0]

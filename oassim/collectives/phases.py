@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,11 @@ class Phase:
     count : ndarray of float64, shape (k,), or None
         Aggregated phases: rank-to-rank flows each flow stands for (the all-to-all of
         :mod:`~oassim.collectives.algorithms.all_to_all_blocks`); None: each flow is itself.
+    bundles : EndpointBundles or None
+        Aggregated phases whose flows stand for every rank behind a leaf: the representatives
+        whose NIC links stand for their leaf's
+        (:mod:`~oassim.collectives.algorithms.all_to_all_bundles`); None: every flow's NIC
+        links are its own.
     """
 
     src: np.ndarray
@@ -61,6 +67,7 @@ class Phase:
     label: str = ""
     switch_bytes: float = 0.0
     count: np.ndarray | None = None
+    bundles: Any = None
     _digest: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -109,6 +116,9 @@ class Phase:
             if self.count is not None:
                 h.update(b"agg")
                 h.update(self.count.tobytes())
+            if self.bundles is not None:
+                h.update(b"bundled")
+                h.update(self.bundles.digest())
             self._digest.append(h.digest())
         return self._digest[0]
 

@@ -15,6 +15,11 @@ What is modelled. A fat-tree's switches choose among equal-cost next hops in one
   models cost such a group as one virtual link of the group's summed capacity and report
   each member its capacity share of the load.
 
+Two-tier Clos supernodes (the ``clos2`` family) have the same choice for their L1 chips'
+uplinks to the L2 switches (``supernode.spec.routing``, :func:`supernode_routing`): under
+``adaptive`` each L1 chip's uplinks and the L2 links into each L1 chip are equal-cost groups
+too, never derated for hashing.
+
 Why a closed form for ECMP collisions: the maximum of ``N`` bins after throwing ``F`` balls
 uniformly is, for ``lambda = F/N`` balls per bin, ``lambda + sqrt(2 lambda ln N)`` when
 ``lambda >> ln N`` and ``ln N / ln(ln N / lambda)`` when ``lambda << ln N`` (Raab and Steger,
@@ -33,13 +38,14 @@ import numpy as np
 from oassim.topology.fabric import Fabric
 from oassim.topology.routing import equal_cost_groups
 
-__all__ = ["Routing", "ROUTINGS", "scaleout_routing", "LinkGroups", "link_groups", "ecmp_excess", "grouped_capacity",
-           "grouped"]
+__all__ = ["Routing", "ROUTINGS", "scaleout_routing", "supernode_routing", "LinkGroups", "link_groups",
+           "share_groups", "ecmp_excess",
+           "grouped_capacity", "grouped"]
 
 Routing = Literal["ecmp", "adaptive"]
 ROUTINGS: tuple[str, ...] = ("ecmp", "adaptive")
 
-_GROUPS: "weakref.WeakKeyDictionary[Fabric, LinkGroups | None]" = weakref.WeakKeyDictionary()
+_GROUPS: "weakref.WeakKeyDictionary[Fabric, dict]" = weakref.WeakKeyDictionary()
 
 
 def scaleout_routing(fabric: Fabric) -> str:
@@ -90,6 +96,7 @@ class LinkGroups:
     group_of_link: np.ndarray
     capacity_Bps: np.ndarray
     members: np.ndarray
+    scaleout: np.ndarray | None = None  # bool per group: a scale-out group (None: all are)
 
     @property
     def n_groups(self) -> int:
@@ -111,22 +118,68 @@ class LinkGroups:
         return out
 
 
-def link_groups(fabric: Fabric) -> LinkGroups | None:
-    """The equal-cost groups of ``fabric`` (cached per fabric); None without a fat-tree."""
-    if fabric in _GROUPS:
-        return _GROUPS[fabric]
-    g = equal_cost_groups(fabric)
+def supernode_routing(fabric: Fabric) -> str:
+    """``"ecmp"`` or ``"adaptive"``: the supernode's own routing where its family has the choice
+    (``clos2``: ``supernode.spec.routing``), else ``"ecmp"``."""
+    r = fabric.routing
+    if r.get("router") == "cluster":
+        t = r.get("template")
+        r = t.routing if t is not None else {}
+    return str(r.get("routing") or "ecmp") if r.get("router") == "clos2" else "ecmp"
+
+
+def _clos2_codes(fabric: Fabric) -> np.ndarray | None:
+    """Equal-cost groups of a two-tier Clos supernode: each L1 chip's uplinks to its plane's
+    L2 switches, and the L2 links down into each L1 chip (-1: none)."""
+    names = fabric.tier_names
+    if "scaleup-l1" not in names or "scaleup-l2" not in names:
+        return None
+    t1, t2 = names.index("scaleup-l1"), names.index("scaleup-l2")
+    a, b = fabric.link_src, fabric.link_dst
+    ta, tb = fabric.node_tier[a], fabric.node_tier[b]
+    code = np.full(fabric.n_links, -1, dtype=np.int64)
+    up, down = (ta == t1) & (tb == t2), (ta == t2) & (tb == t1)
+    code[up], code[down] = a[up] * 2, b[down] * 2 + 1
+    out = np.full(fabric.n_links, -1, dtype=np.int64)
+    used = code >= 0
+    if not used.any():
+        return None
+    out[used] = np.unique(code[used], return_inverse=True)[1]
+    return out
+
+
+def link_groups(fabric: Fabric, scaleout: bool = True, scaleup: bool = False) -> LinkGroups | None:
+    """The equal-cost groups of ``fabric`` (cached per fabric): the fat-tree scale-out's
+    (``scaleout``) and a two-tier Clos supernode's (``scaleup``); None without any."""
+    cache = _GROUPS.setdefault(fabric, {})
+    key = (bool(scaleout), bool(scaleup))
+    if key in cache:
+        return cache[key]
+    parts = [(c, flag) for c, flag in ((equal_cost_groups(fabric) if scaleout else None, True),
+                                       (_clos2_codes(fabric) if scaleup else None, False)) if c is not None]
+    g = np.full(fabric.n_links, -1, dtype=np.int64)
+    kinds = []
+    for codes, flag in parts:
+        inside = codes >= 0
+        g[inside] = codes[inside] + len(kinds)
+        kinds += [flag] * (int(codes.max()) + 1 if inside.any() else 0)
     out = None
-    if g is not None and np.any(g >= 0):
-        k = int(g.max()) + 1
+    if np.any(g >= 0):
+        k = len(kinds)
         inside = g >= 0
         cap = np.bincount(g[inside], weights=fabric.capacity_Bps[inside], minlength=k)
         # a bundle of parallel links is one link id (one hashed next hop carrying c ports'
         # traffic), so collisions are counted per link id
         members = np.bincount(g[inside], minlength=k)
-        out = LinkGroups(g, cap, members.astype(np.int64))
-    _GROUPS[fabric] = out
+        out = LinkGroups(g, cap, members.astype(np.int64), np.asarray(kinds, dtype=bool))
+    cache[key] = out
     return out
+
+
+def share_groups(view: Fabric, fabric: Fabric) -> None:
+    """Give ``view`` (a copy of ``fabric`` with other NIC capacities, same links) the
+    equal-cost groups of ``fabric``, so they are not derived again."""
+    _GROUPS[view] = _GROUPS.setdefault(fabric, {})
 
 
 def grouped_capacity(groups: LinkGroups, cap: np.ndarray, ext_links: np.ndarray, hop_count: np.ndarray,
@@ -151,6 +204,8 @@ def grouped_capacity(groups: LinkGroups, cap: np.ndarray, ext_links: np.ndarray,
         on = ext_links >= n
         flows = np.bincount(ext_links[on] - n, weights=hop_count[on], minlength=groups.n_groups)
         used = flows > 0
+        if groups.scaleout is not None:  # an adaptive supernode's groups are not hashed
+            used &= groups.scaleout
         ports = int(groups.members[used].sum())
         if ports:
             factor = ecmp_excess(flows[used] / groups.members[used], ports)
@@ -173,9 +228,11 @@ def grouped(fabric: Fabric, links: np.ndarray, owner: np.ndarray, hops: np.ndarr
     mode : {"ecmp", "adaptive"}
     cap : ndarray of float64, shape (n_links,)
     """
-    if mode != "adaptive" and count is None:
+    out = mode == "adaptive" or count is not None
+    up = supernode_routing(fabric) == "adaptive"
+    if not (out or up):
         return None
-    groups = link_groups(fabric)
+    groups = link_groups(fabric, out, up)
     if groups is None:
         return None
     ext = groups.virtual(links, len(cap))

@@ -16,7 +16,9 @@ What is modelled. ``pair_bytes[g, i, j]`` is what position i of group g sends to
 Large stages (more than ``AGGREGATE_ABOVE`` rank-to-rank flows) on fat-tree scale-outs are
 sent as one flow per (rank, destination block) instead
 (:mod:`~oassim.collectives.algorithms.all_to_all_blocks`: exact for even traffic, bounded for
-uneven), so a 16,384-rank all-to-all costs seconds.
+uneven), or, for even and block traffic, one flow per leaf pair with the ranks behind a leaf
+bundled (:mod:`~oassim.collectives.algorithms.all_to_all_bundles`), so a 16,384-rank
+all-to-all costs about a second and a 131,072-rank one tens of seconds.
 
 Conservation: direct delivers ``pair_bytes`` exactly; hierarchical delivers it with
 forwarding, so every rank's received minus forwarded bytes equals its column sum (the tests
@@ -27,13 +29,18 @@ from __future__ import annotations
 
 import numpy as np
 
+import oassim.collectives.algorithms.all_to_all_blocks as blocks_mod
 from oassim.collectives.algorithms.all_to_all_blocks import (
     AGGREGATE_ABOVE,
     aggregated_all_to_all_phases,
     can_aggregate,
+    single_stage_domains,
 )
 from oassim.collectives.caps import FabricCaps
 from oassim.collectives.phases import Phase
+
+MAX_RAIL_BLOCKS = 4096
+"""Concurrent rail exchanges up to which stage 2 is costed as one group of block traffic."""
 
 __all__ = ["direct_all_to_all_phases", "hierarchical_all_to_all_phases", "even_hierarchical_all_to_all_phases"]
 
@@ -72,9 +79,18 @@ def _rail_exchange(tensor: np.ndarray, caps: FabricCaps | None, per_pair: float 
     if caps is None or not can_aggregate(caps) or G * m * k * (k - 1) <= AGGREGATE_ABOVE:
         return None
     rails = tensor.transpose(0, 2, 1).reshape(G * m, k)
+    label = "hierarchical all-to-all: rail-aligned exchange across domains (aggregated per rank and block)"
+    if pair_bytes is None and G * m <= MAX_RAIL_BLOCKS and blocks_mod.BUNDLE_LEAVES:
+        # even: the concurrent rail exchanges are one group of block traffic (a block per
+        # rail, bytes only inside a block), so the ranks behind a leaf bundle across rails
+        B = G * m
+        out = aggregated_all_to_all_phases(rails.ravel()[None], caps, label=label,
+                                           block_of=np.repeat(np.arange(B), k)[None],
+                                           block_bytes=(np.eye(B) * per_pair)[None])
+        if out is not None:
+            return out
     return aggregated_all_to_all_phases(rails, caps, per_pair, pair_bytes,
-                                        label="hierarchical all-to-all: rail-aligned exchange across domains "
-                                        "(aggregated per rank and block)")
+                                        label=label)
 
 
 def even_hierarchical_all_to_all_phases(tensor: np.ndarray, size: float,
@@ -97,7 +113,16 @@ def even_hierarchical_all_to_all_phases(tensor: np.ndarray, size: float,
     G, k, m = tensor.shape
     per_pair = size / (k * m)
     out: list[Phase] = []
-    if m > 1:
+    if m > 1 and caps is not None and single_stage_domains(caps) and G * k * m * (m - 1) > AGGREGATE_ABOVE:
+        # one-stage switched domains: a rank's ports carry its total whatever the destinations,
+        # so one flow to the next rank of its domain stands for its m - 1 (exact, as in
+        # all_to_all_blocks._domain_flows)
+        src = tensor
+        dst = np.roll(tensor, -1, axis=2)
+        out.append(Phase(src.ravel(), dst.ravel(), np.full(src.size, (m - 1) * k * per_pair),
+                         label="hierarchical all-to-all: gather by rail inside the domain (one flow per rank)",
+                         count=np.full(src.size, float(m - 1))))
+    elif m > 1:
         off = ~np.eye(m, dtype=bool)
         src = np.broadcast_to(tensor[:, :, :, None], (G, k, m, m))[:, :, off]
         dst = np.broadcast_to(tensor[:, :, None, :], (G, k, m, m))[:, :, off]

@@ -15,8 +15,11 @@ and two-level supernodes, and in one-stage switched domains (NVSwitch) as one fl
 rank of the domain standing for all of them, which loads every rank's ports exactly as the
 pairs do. Flows: about
 ``n (leaves per pod + pods + 1)`` per group instead of ``n (n - 1)`` (one-stage domains);
-16,384 H100 ranks (512 leaves in 16 pods) give 786 k flows instead of 268 M. Uneven traffic
-still takes the (G, n, n) byte matrix as input, so its memory grows as n^2.
+16,384 H100 ranks (512 leaves in 16 pods) give 786 k flows instead of 268 M. Even traffic
+and traffic given per (source block, destination block) go one level further by default
+(``BUNDLE_LEAVES``): one flow per leaf pair, the ranks behind a leaf bundled
+(:mod:`~oassim.collectives.algorithms.all_to_all_bundles`); this module's per-rank flows
+remain for a byte matrix (whose memory grows as n^2) and where the bundling does not apply.
 
 Exactness (analytical model, adaptive routing, where the models cost equal-cost link groups as
 one link: :mod:`oassim.network.routing_modes`). Source NIC links, leaf uplink groups, pod
@@ -46,6 +49,14 @@ __all__ = ["AGGREGATE_ABOVE", "can_aggregate", "aggregated_all_to_all_phases", "
 
 AGGREGATE_ABOVE = 250_000
 """Rank-to-rank flows above which an all-to-all stage is aggregated (where the fabric allows)."""
+
+MAX_IMPLIED_ENTRIES = 25_000_000
+"""Block traffic that cannot be bundled is costed per (rank, block) from its implied byte
+matrix up to this many entries; beyond, :func:`aggregated_all_to_all_phases` returns None."""
+
+BUNDLE_LEAVES = True
+"""Aggregate the sources (and destinations) behind one leaf too, for even and block traffic
+(:mod:`~oassim.collectives.algorithms.all_to_all_bundles`); False: one flow per (rank, block)."""
 
 
 def can_aggregate(caps: FabricCaps) -> bool:
@@ -189,11 +200,46 @@ def _domain_pairs(ranks: np.ndarray, caps: FabricCaps) -> tuple[np.ndarray, np.n
     return np.concatenate(src), np.concatenate(dst)
 
 
+def _domain_block_bytes(ranks: np.ndarray, caps: FabricCaps, i: np.ndarray, blk: np.ndarray,
+                        W: np.ndarray) -> np.ndarray:
+    """:func:`_domain_bytes` for traffic given by blocks (``W[a, b]`` per rank pair)."""
+    dom = caps.domain_of_rank[ranks]
+    if not single_stage_domains(caps):
+        j = _domain_pairs(ranks, caps)[1]
+        return W[blk[i], blk[j]]
+    B = W.shape[0]
+    du, di = np.unique(dom, return_inverse=True)
+    cnt = np.bincount(di * B + blk, minlength=len(du) * B).reshape(len(du), B).astype(np.float64)
+    return np.einsum("ij,ij->i", cnt[di[i]], W[blk[i]]) - W[blk[i], blk[i]]
+
+
+def _bundle_domains(ranks, caps, i, j, b, c):
+    """The per-rank flows inside one-stage switched domains as one flow per domain, from its
+    first rank to that rank's successor, with the domain's ports bundled (exact for even
+    traffic: every rank's ports carry its domain's mean)."""
+    from oassim.collectives.algorithms.all_to_all_bundles import _EMPTY, EndpointBundles
+
+    dom = caps.domain_of_rank[ranks[i]]
+    du, first, inv = np.unique(dom, return_index=True, return_inverse=True)
+    members = np.split(i[np.argsort(inv, kind="stable")], np.cumsum(np.bincount(inv))[:-1])
+    a, z = i[first], j[first]
+    up = EndpointBundles(_EMPTY, (), _EMPTY, (), ranks[a], tuple(ranks[m] for m in members), ranks[z],
+                         tuple(ranks[m] for m in members))
+    return a, z, np.bincount(inv, weights=b), np.bincount(inv, weights=c), up
+
+
 def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair: float | None = None,
                                  pair_bytes: np.ndarray | None = None,
-                                 label: str = "aggregated all-to-all (one flow per rank and block)") -> list[Phase]:
-    """One phase of per-(rank, destination block) flows for every group at once, plus the
+                                 label: str = "aggregated all-to-all (one flow per rank and block)",
+                                 block_of: np.ndarray | None = None, block_bytes: np.ndarray | None = None,
+                                 bundle: bool | None = None) -> list[Phase] | None:
+    """One phase of aggregated cross-domain flows for every group at once, plus the
     rank-to-rank flows inside each domain (scale-up links, not aggregated).
+
+    Even traffic and block traffic are bundled per (source leaf, destination leaf)
+    (:mod:`~oassim.collectives.algorithms.all_to_all_bundles`) where ``BUNDLE_LEAVES`` (or
+    ``bundle``) says so and the group allows it; otherwise, and for a byte matrix, one flow per
+    (rank, destination block).
 
     Parameters
     ----------
@@ -205,24 +251,63 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
     pair_bytes : ndarray of float64, shape (G, n, n), optional
         Uneven traffic: bytes position i sends to position j (diagonal ignored).
     label : str
+    block_of : ndarray of int64, shape (G, n), optional
+        Block traffic: each position's traffic block ...
+    block_bytes : ndarray of float64, shape (G, B, B), optional
+        ... and the bytes each rank of block a sends to each rank of block b.
+    bundle : bool, optional
+        Override ``BUNDLE_LEAVES``.
+
+    Returns None for block traffic that cannot be bundled on a group above
+    ``MAX_IMPLIED_ENTRIES`` rank pairs.
     """
+    from oassim.collectives.algorithms.all_to_all_bundles import EndpointBundles, leaf_bundled_flows
+
     g = np.asarray(groups, dtype=np.int64)
+    G, n = g.shape
+    if per_pair is not None and pair_bytes is None and block_of is None:
+        block_of = np.zeros((G, n), dtype=np.int64)
+        block_bytes = np.full((G, 1, 1), float(per_pair))
+    use_bundles = BUNDLE_LEAVES if bundle is None else bundle
     src, dst, size, count = [], [], [], []
+    bundles: list[EndpointBundles] = []
     for gi, ranks in enumerate(g):
         m = None
         if pair_bytes is not None:
             m = np.array(pair_bytes[gi], dtype=np.float64)
             np.fill_diagonal(m, 0.0)
-        for s, d, members, outside in _plan(ranks, caps):
-            c = outside.astype(np.float64)
-            b = c * per_pair if m is None else _block_bytes(m, s, members, caps.domain_of_rank[ranks])
-            keep = b > 0
-            src.append(ranks[s[keep]])
-            dst.append(ranks[d[keep]])
-            size.append(b[keep])
-            count.append(c[keep])
+        elif block_of is None:
+            raise ValueError("aggregated all-to-all needs per_pair, pair_bytes or blocks")
+        blk, W = (block_of[gi], block_bytes[gi]) if m is None else (None, None)
+        planned = leaf_bundled_flows(ranks, caps, blk, W) if (m is None and use_bundles) else None
+        if planned is not None:
+            s, d, b, c, bun = planned
+            src.append(ranks[s])
+            dst.append(ranks[d])
+            size.append(b)
+            count.append(c)
+            bundles.append(bun)
+        else:
+            even = m is None and W.shape == (1, 1)
+            if m is None and not even and n * n > MAX_IMPLIED_ENTRIES:
+                return None  # the caller falls back (or says why it cannot)
+            if m is None and not even:  # per (rank, block) from the blocks: the implied byte matrix
+                m = W[blk[:, None], blk[None, :]]
+                np.fill_diagonal(m, 0.0)
+            for s, d, members, outside in _plan(ranks, caps):
+                c = outside.astype(np.float64)
+                b = c * W[0, 0] if even else _block_bytes(m, s, members, caps.domain_of_rank[ranks])
+                keep = b > 0
+                src.append(ranks[s[keep]])
+                dst.append(ranks[d[keep]])
+                size.append(b[keep])
+                count.append(c[keep])
         i, j, c = _domain_flows(ranks, caps)
-        b = c * float(per_pair or 0.0) if m is None else _domain_bytes(m, i, ranks, caps)
+        b = _domain_bytes(m, i, ranks, caps) if m is not None and blk is None else \
+            _domain_block_bytes(ranks, caps, i, blk, W)
+        if planned is not None and single_stage_domains(caps) and len(i):
+            i, j, b, c, up = _bundle_domains(ranks, caps, i, j, b, c)
+            bundles.append(up)
         keep = b > 0
         src.append(ranks[i[keep]])
         dst.append(ranks[j[keep]])
@@ -230,8 +315,12 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
         count.append(c[keep])
     if not sum(len(x) for x in src):
         return []
+    merged = None
+    if bundles:
+        merged = EndpointBundles.merge(bundles)
+        label = label.replace("per rank and block", "per leaf pair")
     return [Phase(np.concatenate(src), np.concatenate(dst), np.concatenate(size), label=label,
-                  count=np.concatenate(count))]
+                  count=np.concatenate(count), bundles=merged)]
 
 
 def destination_error_bytes(groups: np.ndarray, caps: FabricCaps, pair_bytes: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from oassim.collectives.algorithms.base import Algorithm
 from oassim.collectives.caps import FabricCaps
 from oassim.collectives.ops import CollectiveRequest
 from oassim.collectives.phases import Phase
+from oassim.errors import SpecError
 
 __all__ = ["Direct", "MAX_DIRECT_FLOWS"]
 
@@ -52,6 +53,14 @@ class Direct(Algorithm):
             return [Phase(g[:, 0], g[:, 1], req.size_bytes, label="send/recv")]
         n = req.group_size
         if can_aggregate(caps) and req.n_groups * n * (n - 1) > AGGREGATE_ABOVE:
+            if req.blocks is not None:
+                blk, W = req.block_layout()
+                out = aggregated_all_to_all_phases(req.groups, caps, block_of=blk, block_bytes=W)
+                if out is None:
+                    raise SpecError("block traffic cannot be bundled per leaf on this fabric and the "
+                                    f"{n:,} x {n:,} byte matrix it implies is too large", source=req.source,
+                                    path="blocks")
+                return out
             if req.matrix is None:
                 return aggregated_all_to_all_phases(req.groups, caps, per_pair=req.size_bytes / n)
             return aggregated_all_to_all_phases(req.groups, caps, pair_bytes=req.pair_bytes())

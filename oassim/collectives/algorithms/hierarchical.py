@@ -272,7 +272,8 @@ class Hierarchical(Algorithm):
                         "reduction (NVLS/SHARP)")
         if self.pipelined and req.op == "all_to_all":
             return "the two-stage all-to-all is not pipelined"
-        if req.op == "all_to_all" and req.matrix is not None and req.n_groups * req.group_size**2 > MAX_PAIR_ENTRIES:
+        if req.op == "all_to_all" and (req.matrix is not None or req.blocks is not None) \
+                and req.n_groups * req.group_size**2 > MAX_PAIR_ENTRIES:
             return (f"an all-to-all byte matrix of {req.n_groups} x {req.group_size}^2 entries is too large "
                     f"(limit {MAX_PAIR_ENTRIES:,})")
         if self.outer == "halving_doubling" and req.op != "all_reduce" and axes:
@@ -306,7 +307,7 @@ class Hierarchical(Algorithm):
         if req.op == "all_to_all":
             G, k = t.shape[:2]
             t2 = t.reshape(G, k, -1)
-            if req.matrix is None:  # even: no byte matrix needed
+            if req.matrix is None and req.blocks is None:  # even: no byte matrix needed
                 return even_hierarchical_all_to_all_phases(t2, req.size_bytes, caps)
             return hierarchical_all_to_all_phases(t2, _positions(req.groups, t2), req.pair_bytes(), caps)
         phases = hierarchical_phases(req.op, t, req.size_bytes, self.inner, self.outer)

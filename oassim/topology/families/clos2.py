@@ -17,7 +17,7 @@ routing is then two hash choices (chip, L2 switch) and the bisection has a close
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import networkx as nx
 import numpy as np
@@ -66,6 +66,11 @@ class Spec(SpecModel):
         Uplinks of each L1 chip to its L2 plane (>= 1), a multiple of ``l2_per_plane``.
     l2_per_plane : int
         L2 switches per sub-plane (>= 1).
+    routing : {"ecmp", "adaptive"}
+        How an L1 chip picks its L2 switch: ``ecmp`` hashes each flow onto one (default, static
+        hashing), ``adaptive`` spreads every chip's traffic evenly over its plane's switches
+        (adaptive routing / packet spraying; :mod:`oassim.network.routing_modes` costs each
+        chip's uplinks and each chip's downlinks as one link).
     """
 
     nodes: count_at_least(2)  # type: ignore[valid-type]
@@ -74,6 +79,7 @@ class Spec(SpecModel):
     links_per_l1: Count
     l1_uplinks: Count
     l2_per_plane: Count
+    routing: Literal["ecmp", "adaptive"] = "ecmp"
 
     @model_validator(mode="after")
     def _check(self) -> "Spec":
@@ -191,7 +197,7 @@ def build(
     u = np.repeat(l1, npp, axis=1).ravel()  # (n, nl1 * npp)
     v = np.tile(l2.ravel(), n)
     add_links(g, u, v, links["l2"], tier=L2_TIER, count=spec.uplink_bundle)
-    set_routing(g, ROUTER, accel=acc, l1=l1, l2=l2, accelerators_per_node=apn)
+    set_routing(g, ROUTER, accel=acc, l1=l1, l2=l2, accelerators_per_node=apn, routing=spec.routing)
     return g
 
 
