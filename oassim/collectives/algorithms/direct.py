@@ -47,7 +47,8 @@ class Direct(Algorithm):
         if req.op == "all_to_all" and flows > MAX_DIRECT_FLOWS and not can_aggregate(caps):
             return (f"it would post {flows:,} flows (more than {MAX_DIRECT_FLOWS:,}); "
                     "use the hierarchical all-to-all")
-        if req.op == "all_to_all" and flows > AGGREGATE_ABOVE and can_aggregate(caps) and not single_stage_domains(caps):
+        if (req.op == "all_to_all" and flows > AGGREGATE_ABOVE and can_aggregate(caps)
+                and not single_stage_domains(caps)):
             # the aggregated form still sends rank to rank inside tori, meshes and two-level domains
             local = _in_domain_pairs(req, caps)
             if local > MAX_DIRECT_FLOWS:
