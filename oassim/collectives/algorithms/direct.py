@@ -12,11 +12,14 @@ fat-tree scale-out it sends one flow per (rank, destination block) instead
 
 from __future__ import annotations
 
+import numpy as np
+
 from oassim.collectives.algorithms.all_to_all import direct_all_to_all_phases
 from oassim.collectives.algorithms.all_to_all_blocks import (
     AGGREGATE_ABOVE,
     aggregated_all_to_all_phases,
     can_aggregate,
+    single_stage_domains,
 )
 from oassim.collectives.algorithms.base import Algorithm
 from oassim.collectives.caps import FabricCaps
@@ -45,6 +48,13 @@ class Direct(Algorithm):
         if req.op == "all_to_all" and flows > MAX_DIRECT_FLOWS and not can_aggregate(caps):
             return (f"it would post {flows:,} flows (more than {MAX_DIRECT_FLOWS:,}); "
                     "use the hierarchical all-to-all")
+        if (req.op == "all_to_all" and flows > AGGREGATE_ABOVE and can_aggregate(caps)
+                and not single_stage_domains(caps)):
+            # the aggregated form still sends rank to rank inside tori, meshes and two-level domains
+            local = _in_domain_pairs(req, caps)
+            if local > MAX_DIRECT_FLOWS:
+                return (f"its ranks would post {local:,} flows to the ranks of their own domains (more than "
+                        f"{MAX_DIRECT_FLOWS:,}); use the hierarchical all-to-all")
         return None
 
     def phases(self, req: CollectiveRequest, caps: FabricCaps) -> list[Phase]:
@@ -65,3 +75,14 @@ class Direct(Algorithm):
                 return aggregated_all_to_all_phases(req.groups, caps, per_pair=req.size_bytes / n)
             return aggregated_all_to_all_phases(req.groups, caps, pair_bytes=req.pair_bytes())
         return direct_all_to_all_phases(req.groups, req.pair_bytes())
+
+
+def _in_domain_pairs(req: CollectiveRequest, caps: FabricCaps) -> int:
+    """Rank-to-rank pairs of the request's groups that lie in one domain: sum of m (m - 1) over
+    every group's domains of m ranks."""
+    dom = caps.domain_of_rank[req.groups]
+    total = 0
+    for row in dom:
+        m = np.unique(row, return_counts=True)[1].astype(np.int64)
+        total += int((m * (m - 1)).sum())
+    return total

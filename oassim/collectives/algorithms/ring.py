@@ -24,6 +24,14 @@ are those of one ring, and each NIC carries ``2 (n - 1) / n * S / C``: the bus b
 node-bound ring is C NIC rates (8 x 24 = 192 GB/s on DGX A100, calibration source S22, nccl#812;
 8 x 47.5 = 380 on DGX H100, S21). A domain holding fewer of the group's ranks than C has
 each of its NICs carry several rings.
+
+The C rings are not listed (C x n flows: 67 million for 16,384 ranks in domains of 4,096):
+their flows on the same edge are one flow with the rings' bytes summed
+(:func:`rail_ring_edges`), counted in closed form. Ring c uses every cyclic edge
+``r[j] -> r[j+1]`` of a domain's ranks r (L of them) except the one into its entry position
+``c mod L``, so that edge carries ``C - #{c < C : c = j+1 (mod L)}`` rings, and the crossings
+``r_k[(c-1) mod L_k] -> r_{k+1}[c mod L_{k+1}]`` once each: O(n + C K) per group of K domains,
+the same flows and bytes as listing the rings (tests/collectives/test_rail_ring_edges.py).
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from oassim.collectives.groups import domain_blocks
 from oassim.collectives.ops import CollectiveRequest
 from oassim.collectives.phases import Phase, ring_pairs
 
-__all__ = ["ring_phases", "chain_phase", "rail_ring_orders", "Ring", "RailRings"]
+__all__ = ["ring_phases", "chain_phase", "rail_ring_orders", "rail_ring_edges", "Ring", "RailRings"]
 
 
 def chain_phase(groups: np.ndarray, size: float, root: int, toward_root: bool, label: str) -> Phase:
@@ -99,6 +107,51 @@ def rail_ring_orders(blocks: list[list[np.ndarray]]) -> np.ndarray:
     return np.stack(rings)
 
 
+def rail_ring_edges(blocks: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The distinct edges of the rings of :func:`rail_ring_orders` and how many rings use each,
+    without listing the rings.
+
+    Returns
+    -------
+    src, dst : ndarray of int64
+        Distinct (src, dst) edges, sorted by ``src * span + dst`` (``span``: the largest rank + 1).
+    count : ndarray of float64
+        Rings through each edge.
+    C : int
+        Rings per group (the largest count of a group's ranks in one domain).
+    """
+    src, dst, cnt, Cs = [], [], [], set()
+    for doms in blocks:
+        lens = np.array([len(r) for r in doms], dtype=np.int64)
+        C = int(lens.max())
+        Cs.add(C)
+        R = np.concatenate(doms)
+        off = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        # in-domain cyclic edges j -> j+1 of every domain of two or more ranks
+        inner = lens >= 2
+        L = np.repeat(lens[inner], lens[inner])
+        j = np.concatenate([np.arange(m) for m in lens[inner]]) if inner.any() else np.zeros(0, np.int64)
+        base = np.repeat(off[inner], lens[inner])
+        t = (j + 1) % L
+        src.append(R[base + j])
+        dst.append(R[base + t])
+        cnt.append((C - (C // L + (t < C % L))).astype(np.float64))
+        # crossings of ring c from domain k (its last rank) into domain k+1 (its entry rank)
+        c = np.arange(C)[None, :]
+        nxt = np.roll(np.arange(len(doms)), -1)
+        src.append(R[off[:, None] + (c - 1) % lens[:, None]].ravel())
+        dst.append(R[off[nxt][:, None] + c % lens[nxt][:, None]].ravel())
+        cnt.append(np.ones(len(doms) * C))
+    if len(Cs) > 1:
+        raise ValueError("the groups have different numbers of rails")
+    a, b, w = np.concatenate(src), np.concatenate(dst), np.concatenate(cnt)
+    keep = w > 0
+    a, b, w = a[keep], b[keep], w[keep]
+    span = int(max(a.max(), b.max())) + 1 if len(a) else 1
+    keys, at = np.unique(a * span + b, return_inverse=True)
+    return keys // span, keys % span, np.bincount(at, weights=w, minlength=len(keys)), Cs.pop()
+
+
 class RailRings(Algorithm):
     """NCCL's multi-node rings: one ring per rail (channel), each through every rank."""
 
@@ -123,15 +176,13 @@ class RailRings(Algorithm):
         blocks = domain_blocks(req.groups, caps)
         if isinstance(blocks, str):
             raise ValueError(blocks)
-        rings = rail_ring_orders(blocks)
-        C = len(rings) // len(blocks)
-        out = []
-        for p in ring_phases(req.op, rings, req.size_bytes / C):
-            # the C rings share every in-domain edge but one: one flow per distinct (src, dst)
-            # with the rings' bytes summed loads the links exactly as C x n flows would
-            span = int(max(p.src.max(), p.dst.max())) + 1
-            keys, at = np.unique(p.src * span + p.dst, return_inverse=True)
-            size = np.bincount(at, weights=p.size_bytes, minlength=len(keys))
-            out.append(Phase(keys // span, keys % span, size, p.repeat, p.steps,
-                             label=f"rail rings ({C}, same-edge flows merged): {p.label}"))
-        return out
+        src, dst, count, C = rail_ring_edges(blocks)
+        n = req.group_size
+        if n < 2:
+            return []
+        chunk = req.size_bytes / C / n  # each ring carries S / C in chunks of S / (C n)
+        repeat = 2 * (n - 1) if req.op == "all_reduce" else n - 1
+        step = "ring all-reduce step" if req.op == "all_reduce" else f"ring {req.op.replace('_', '-')} step"
+        # the C rings share every in-domain edge but one: one flow per distinct (src, dst)
+        # with the rings' bytes summed loads the links exactly as C x n flows would
+        return [Phase(src, dst, count * chunk, repeat, label=f"rail rings ({C}, same-edge flows merged): {step}")]
