@@ -56,6 +56,15 @@ DIMS = ("tp", "cp", "ep", "dp", "pp")
 
 
 def _str(s: pd.Series) -> pd.Series:
+    """``s`` as strings for comparisons and group keys. A categorical of string categories
+    without missing values is kept categorical, its categories put in sorted order (what
+    ``astype(str)`` would give, as the group order, at the cost of its few categories rather
+    than of every row)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        if all(type(c) is str for c in cats) and not (s.cat.codes.to_numpy() < 0).any():
+            s = s.cat.as_unordered()
+            return s if cats.is_monotonic_increasing else s.cat.reorder_categories(sorted(cats))
     return s.astype(str)
 
 

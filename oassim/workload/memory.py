@@ -43,6 +43,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from oassim.errors import SpecError
 from oassim.workload.activations import layer_tensors, stored_bytes_per_token
 from oassim.workload.model import ModelSpec
@@ -218,15 +220,23 @@ def stage_linear_params(model: ModelSpec, par: ParallelismSpec, stage: int) -> t
 
 def peak_inflight(schedule: tuple[ScheduleStep, ...], weights: list[float]) -> tuple[float, int]:
     """Peak over the schedule of sum(outstanding forwards of chunk c * weights[c]), and the
-    peak count of outstanding forwards."""
-    out = [0] * len(weights)
-    peak = 0.0
-    peak_n = 0
-    for st in schedule:
-        out[st.chunk] += 1 if st.kind == "F" else -1
-        peak = max(peak, sum(o * w for o, w in zip(out, weights)))
-        peak_n = max(peak_n, sum(out))
-    return peak, peak_n
+    peak count of outstanding forwards.
+
+    Counted with running sums per chunk (array arithmetic, a long schedule costs little); the
+    weighted sum adds the chunks in order, as a step-by-step count would, so the peak is the
+    same float."""
+    if not schedule:
+        return 0.0, 0
+    n_chunks = len(weights)
+    sign = np.fromiter((1 if st.kind == "F" else -1 for st in schedule), dtype=np.int64, count=len(schedule))
+    chunk = np.fromiter((st.chunk for st in schedule), dtype=np.int64, count=len(schedule))
+    delta = np.zeros((len(schedule), n_chunks), dtype=np.int64)
+    delta[np.arange(len(schedule)), chunk] = sign
+    out = np.cumsum(delta, axis=0)
+    acc = out[:, 0] * float(weights[0]) if n_chunks else np.zeros(len(schedule))
+    for c in range(1, n_chunks):
+        acc = acc + out[:, c] * float(weights[c])
+    return max(0.0, float(acc.max())), max(0, int(out.sum(axis=1).max()))
 
 
 def stage_memory(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec, stage: int,

@@ -32,7 +32,7 @@ import numpy as np
 
 from oassim.collectives.algorithms.base import Algorithm
 from oassim.collectives.caps import FabricCaps
-from oassim.collectives.groups import domain_blocks
+from oassim.collectives.groups import domain_blocks, structure_memo
 from oassim.collectives.ops import CollectiveRequest
 from oassim.collectives.phases import Phase, ring_pairs
 
@@ -91,6 +91,13 @@ class Ring(Algorithm):
 def rail_ring_orders(blocks: list[list[np.ndarray]]) -> np.ndarray:
     """The rings of every group: ring c of group g visits each of its domains' ranks starting
     at position c modulo that domain's count, shape (G * C, n) with C the largest count."""
+    counts = {len(r) for doms in blocks for r in doms}
+    if len(counts) == 1 and len({len(doms) for doms in blocks}) == 1:  # every domain holds m ranks
+        m = counts.pop()
+        b = np.asarray(blocks, dtype=np.int64)  # (G, k, m)
+        shift = (np.arange(m)[None, :] + np.arange(m)[:, None]) % m  # ring c takes position (i + c) % m
+        G, k = b.shape[:2]
+        return b[:, :, shift].transpose(0, 2, 1, 3).reshape(G * m, k * m)
     rings = []
     for doms in blocks:
         C = max(len(r) for r in doms)
@@ -120,18 +127,27 @@ class RailRings(Algorithm):
         return None
 
     def phases(self, req: CollectiveRequest, caps: FabricCaps) -> list[Phase]:
-        blocks = domain_blocks(req.groups, caps)
-        if isinstance(blocks, str):
-            raise ValueError(blocks)
-        rings = rail_ring_orders(blocks)
-        C = len(rings) // len(blocks)
+        rings, src, dst, at, n_keys = structure_memo("rail_rings", req.groups, caps,
+                                                     lambda: _rail_structure(req.groups, caps))
+        C = len(rings) // req.n_groups
         out = []
         for p in ring_phases(req.op, rings, req.size_bytes / C):
             # the C rings share every in-domain edge but one: one flow per distinct (src, dst)
             # with the rings' bytes summed loads the links exactly as C x n flows would
-            span = int(max(p.src.max(), p.dst.max())) + 1
-            keys, at = np.unique(p.src * span + p.dst, return_inverse=True)
-            size = np.bincount(at, weights=p.size_bytes, minlength=len(keys))
-            out.append(Phase(keys // span, keys % span, size, p.repeat, p.steps,
+            size = np.bincount(at, weights=p.size_bytes, minlength=n_keys)
+            out.append(Phase(src, dst, size, p.repeat, p.steps,
                              label=f"rail rings ({C}, same-edge flows merged): {p.label}"))
         return out
+
+
+def _rail_structure(groups: np.ndarray, caps: FabricCaps):
+    """Size-independent part of the rail rings of ``groups``: the ring orders, the distinct
+    (src, dst) edges of their neighbour flows, and each flow's edge."""
+    blocks = domain_blocks(groups, caps)
+    if isinstance(blocks, str):
+        raise ValueError(blocks)
+    rings = rail_ring_orders(blocks)
+    s, d = ring_pairs(rings)
+    span = int(max(s.max(), d.max())) + 1
+    keys, at = np.unique(s * span + d, return_inverse=True)
+    return rings, keys // span, keys % span, at.ravel(), len(keys)
