@@ -53,8 +53,8 @@ from oassim.workload.schedules import SCHEDULES
 from oassim.workload.steps import ScheduleStep
 
 __all__ = ["MemoryBreakdown", "stage_memory", "check_memory", "chunk_layers",
-           "activation_bytes_per_layer", "peak_inflight", "stage_params", "stage_linear_params",
-           "weight_bytes", "optimizer_bytes", "QUANTIZED_WEIGHT_BYTES"]
+           "activation_bytes_per_layer", "peak_inflight", "peak_microbatches", "stage_params",
+           "stage_linear_params", "weight_bytes", "optimizer_bytes", "QUANTIZED_WEIGHT_BYTES"]
 
 _GB = 1e9
 
@@ -239,6 +239,31 @@ def peak_inflight(schedule: tuple[ScheduleStep, ...], weights: list[float]) -> t
     return max(0.0, float(acc.max())), max(0, int(out.sum(axis=1).max()))
 
 
+def peak_microbatches(name: str, pp: int, stage: int, n_micro: int, vpp: int = 1) -> int:
+    """Fewest micro-batches whose schedule (built-in ``1f1b`` / ``interleaved``) reaches the
+    same in-flight states as ``n_micro``'s, hence the same :func:`peak_inflight` exactly.
+
+    Why: step ``k`` of the steady phase pairs forward ``k + warm`` with backward ``k``, and
+    both chunks depend on ``k mod (pp * vpp)`` alone; over ``pp * vpp`` consecutive pairs each
+    chunk gains and loses ``pp`` forwards, so the per-chunk counts repeat with that period. A
+    schedule with the same warm-up, at least one period of pairs and a steady length equal
+    modulo the period (``n' = n mod pp``) visits the same states in warm-up and steady phase
+    and runs the same cool-down from the same state. Returns ``n_micro`` where no shorter
+    schedule qualifies (or the schedule is not a built-in one).
+    """
+    from oassim.workload.schedules import warmup_steps
+
+    if name not in ("1f1b", "interleaved") or n_micro <= pp:
+        return n_micro
+    period = pp * vpp
+    warm = warmup_steps(name, pp, stage, n_micro, vpp)
+    short = n_micro % pp + pp  # n' = n mod pp + q pp, the first q that qualifies
+    while short < n_micro and (short <= pp or warmup_steps(name, pp, stage, short, vpp) != warm
+                               or short * vpp - warm < period):
+        short += pp
+    return min(short, n_micro)
+
+
 def stage_memory(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec, stage: int,
                  capacity: float, attention_kernel: str = "fused",
                  fp8_transpose: bool = False) -> MemoryBreakdown:
@@ -294,8 +319,8 @@ def stage_memory(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec, st
             a -= sum(sorted(per, reverse=True)[:train.offload_layers])
         chunk_bytes.append(a)
     m = n_microbatches(par, train)
-    sched = SCHEDULES[par.schedule_name](par.pp, stage, m, par.vpp)
-    acts, n_in = peak_inflight(sched, chunk_bytes)
+    short = peak_microbatches(par.schedule_name, par.pp, stage, m, par.vpp)
+    acts, n_in = peak_inflight(SCHEDULES[par.schedule_name](par.pp, stage, short, par.vpp), chunk_bytes)
     mine = [L for c in range(par.vpp) for L in chunk_layers(model, par, stage, c)]
     if mine and train.offload_layers:
         acts += 2 * max(activation_bytes_per_layer(model, L, par, train, attention_kernel) for L in mine)

@@ -36,24 +36,21 @@ __all__ = ["SCHEDULES", "one_f_one_b", "interleaved", "warmup_steps", "Schedule"
 
 Schedule = Callable[[int, int, int, int], tuple[ScheduleStep, ...]]
 
-_STEPS: dict[tuple[str, int, int], ScheduleStep] = {}
-_STEPS_MAX = 1_000_000
+
+@lru_cache(maxsize=16)
+def _step_table(n_micro: int, vpp: int) -> np.ndarray:
+    """Every step of a job of ``n_micro`` micro-batches and ``vpp`` chunks, one (frozen)
+    object each: entry ``(0 if F else 1) * n_micro * vpp + mb * vpp + chunk``."""
+    table = np.empty(2 * n_micro * vpp, dtype=object)
+    table[:] = [ScheduleStep(kind, mb, c) for kind in ("F", "B") for mb in range(n_micro) for c in range(vpp)]
+    return table
 
 
-def _steps(forward: np.ndarray, mb: np.ndarray, chunk: np.ndarray) -> tuple[ScheduleStep, ...]:
+def _steps(forward: np.ndarray, mb: np.ndarray, chunk: np.ndarray, n_micro: int, vpp: int) -> tuple[ScheduleStep, ...]:
     """The steps of the given (forward?, micro-batch, chunk) columns, each distinct step one
-    shared (frozen) object."""
-    if len(_STEPS) > _STEPS_MAX:
-        _STEPS.clear()
-    cache = _STEPS
-    out = []
-    for f, m, c in zip(forward.tolist(), mb.tolist(), chunk.tolist()):
-        key = ("F" if f else "B", m, c)
-        st = cache.get(key)
-        if st is None:
-            st = cache[key] = ScheduleStep(*key)
-        out.append(st)
-    return tuple(out)
+    shared object across the stages of a job."""
+    idx = np.where(forward, 0, n_micro * vpp) + mb * vpp + chunk
+    return tuple(_step_table(n_micro, vpp)[idx].tolist())
 
 
 def warmup_steps(name: str, pp: int, stage: int, n_micro: int, vpp: int = 1) -> int:
@@ -97,7 +94,7 @@ def _one_f_one_b(pp: int, stage: int, n_micro: int) -> tuple[ScheduleStep, ...]:
     fwd = np.concatenate([np.ones(warm, bool), np.tile([True, False], steady), np.zeros(warm, bool)])
     pairs = np.stack([np.arange(warm, n_micro), np.arange(steady)], axis=1).ravel()
     mb = np.concatenate([np.arange(warm), pairs, np.arange(steady, n_micro)]).astype(np.int64)
-    return _steps(fwd, mb, np.zeros(len(mb), dtype=np.int64))
+    return _steps(fwd, mb, np.zeros(len(mb), dtype=np.int64), n_micro, 1)
 
 
 def _chunk_and_mb(k: int, pp: int, vpp: int, forward: bool) -> tuple[int, int]:
@@ -132,7 +129,7 @@ def _interleaved(pp: int, stage: int, n_micro: int, vpp: int) -> tuple[ScheduleS
     chunk = in_group // pp
     chunk = np.where(fwd, chunk, vpp - 1 - chunk)
     mb = (k // (pp * vpp)) * pp + in_group % pp
-    return _steps(fwd, mb, chunk)
+    return _steps(fwd, mb, chunk, n_micro, vpp)
 
 
 SCHEDULES: dict[str, Schedule] = {
