@@ -97,7 +97,9 @@ class ClusterCache(OrderedDict):
         return default
 
     def _accelerators(self) -> int:
-        return sum(int(getattr(v[1], "n_accelerators", 0)) for v in self.values())
+        # values are (resolved cluster, fabric) or (fabric, engine)
+        return sum(int(getattr(v[1], "n_accelerators", 0) or getattr(v[0], "n_accelerators", 0))
+                   for v in self.values())
 
     def __setitem__(self, key: Any, value: Any) -> None:
         super().__setitem__(key, value)
@@ -112,7 +114,8 @@ _RELIABILITY = ClusterCache()  # the reliability campaigns' counts, fabrics and 
 # Per worker process, keyed by the resolved inputs (runner.run): collective engines (their
 # memo answers a request another point on the same cluster costed), compiled plans, and the
 # checkout's git state (read once: a sweep runs one version of the code).
-_ENGINES = ClusterCache(size=16)  # one per cached cluster: its memo and group-structure caches live as long
+# engines (with their memo and group-structure caches) of up to 16 clusters, 16,384 accelerators in all
+_ENGINES = ClusterCache(size=16, max_accelerators=16384)
 _PLANS = ClusterCache(size=64)
 _GIT: list[dict[str, Any]] = []
 
