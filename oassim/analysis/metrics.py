@@ -56,6 +56,26 @@ DIMS = ("tp", "cp", "ep", "dp", "pp")
 
 
 def _str(s: pd.Series) -> pd.Series:
+    """``s`` for comparisons with strings and as group keys. A categorical of string
+    categories without missing values stays categorical (unordered): comparing it costs its
+    few categories rather than every row. Its groups come in category order, not sorted by
+    name: group keys use :func:`_key`."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        if all(type(c) is str for c in cats) and not (s.cat.codes.to_numpy() < 0).any():
+            return s.cat.as_unordered() if s.cat.ordered else s
+    return s.astype(str)
+
+
+def _key(s: pd.Series) -> pd.Series:
+    """``s`` as a group key of plain strings (object dtype; a categorical's rows take its
+    categories' names without converting every row to a string array), grouped exactly as
+    ``s.astype(str)`` would be."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy()
+        cats = s.cat.categories
+        if all(type(c) is str for c in cats) and not (codes < 0).any():
+            return pd.Series(np.asarray(cats, dtype=object)[codes], index=s.index, name=s.name, dtype=object)
     return s.astype(str)
 
 
@@ -97,12 +117,12 @@ def exposed_by_dim(results: Any, who: tuple[int, int] | None = None) -> dict[str
     if waits is not None and len(waits):
         w = _member(waits, who)
         w = w[_str(w["reason"]) == "comm"]
-        for d, v in (w["end_s"] - w["start_s"]).groupby(_str(w["dim"])).sum().items():
+        for d, v in (w["end_s"] - w["start_s"]).groupby(_key(w["dim"])).sum().items():
             out[d] = out.get(d, 0.0) + float(v)
         return out
     ops = _member(results.ops, who)
     ops = ops[_str(ops["stream"]) == "comm"]
-    for d, v in ops.groupby(_str(ops["dim"]))["exposed_s"].sum().items():
+    for d, v in ops.groupby(_key(ops["dim"]))["exposed_s"].sum().items():
         out[d] = out.get(d, 0.0) + float(v)
     return out
 
@@ -166,11 +186,11 @@ def collective_bottlenecks(results: Any, who: tuple[int, int] | None = None, top
     ops = ops[(_str(ops["stream"]) == "comm") & (ops["exposed_s"] > 0)]
     if not len(ops):
         return []
-    g = ops.groupby([_str(ops["dim"]), _str(ops["kind"]), _str(ops["name"])])
+    g = ops.groupby([_key(ops["dim"]), _key(ops["kind"]), _key(ops["name"])])
     agg = pd.DataFrame({"exposed_s": g["exposed_s"].sum(), "calls": g.size()}).sort_values("exposed_s", ascending=False)
     coll = results.collectives
     coll = coll[coll["stage"] == who[0]]
-    short = _str(coll["where"]).str.rsplit("/", n=1).str[-1]
+    short = _key(coll["where"]).str.rsplit("/", n=1).str[-1]
     out = []
     for (dim, op, name), row in agg.head(top).iterrows():
         c = coll[(_str(coll["dim"]) == dim) & (_str(coll["op"]) == op) & (short == name)]

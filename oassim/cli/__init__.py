@@ -92,6 +92,12 @@ def _run_parser(sub: Any) -> None:
                    help="override a scenario key, e.g. --set parallelism.tp=4 (repeatable)")
     r.add_argument("--full-rank", action="store_true",
                    help="simulate every rank, not one representative per pipeline stage (slower)")
+    r.add_argument("--replay", default="auto", choices=["auto", "full", "periodic"],
+                   help="how the iteration is replayed: auto (default) replays a few steady periods of a "
+                   "periodic pipeline schedule and accounts the rest, falling back to every micro-batch where "
+                   "the schedule is not periodic (--json: provenance.replay says which and why); full replays every "
+                   "micro-batch; "
+                   "periodic is auto that fails, saying why, instead of falling back")
     r.add_argument("--reliability", type=float, metavar="DAYS", default=None,
                    help="add a failure/checkpoint campaign of DAYS days to the report (see oassim reliability)")
 
@@ -101,7 +107,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from oassim.analysis.trace import write_chrome_trace
     from oassim.experiments import report_dict, run, write_outputs
 
-    results = run(args.scenario, network=args.network, overrides=args.overrides, full_rank=args.full_rank)
+    results = run(args.scenario, network=args.network, overrides=args.overrides, full_rank=args.full_rank,
+                  replay=args.replay)
     record = report_dict(results)
     if args.reliability is not None:
         from oassim.experiments.reliability import run_reliability

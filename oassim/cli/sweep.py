@@ -47,6 +47,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--tls-cert", default=None, metavar="CERT.pem", help="tls:// scheduler: this client's certificate")
     s.add_argument("--tls-key", default=None, metavar="KEY.pem",
                    help="tls:// scheduler: this client's private key (default: in the --tls-cert file)")
+    s.add_argument("--replay", default="auto", choices=["auto", "full", "periodic"],
+                   help="replay mode of every point, as oassim run --replay (default auto); the store's "
+                   "replay column says what each point did")
     s.add_argument("--retry-failed", action="store_true", help="run again the points stored with an error")
     s.add_argument("--dry-run", action="store_true", help="list the points without running or writing anything")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
@@ -89,7 +92,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         _print_plan(plan)
         return 0
     rep = run_sweep(plan, args.out, workers=args.workers, scheduler=args.scheduler, security=security,
-                    quiet=args.quiet, retry_failed=args.retry_failed)
+                    quiet=args.quiet, retry_failed=args.retry_failed, replay=args.replay)
     print(f"sweep {rep.name}: {rep.points:,} points in {rep.out} ({rep.reused:,} from earlier runs, {rep.ran:,} run "
           f"now, {rep.failed:,} failed) in {rep.wall_s:.1f} s; see: oassim results {rep.out}")
     return 0

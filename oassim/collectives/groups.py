@@ -9,18 +9,62 @@ arrays. ``level_tensor`` finds the hierarchy inside a group, ranks ordered by
 cross domains on rail-aligned ranks only. ``domain_blocks`` lists a group's ranks domain by
 domain when domains hold different numbers of them (a partial rack, a half-used node), for
 the hierarchical all-reduce of uneven groups.
+
+Both depend on the groups and the fabric alone, not on the message size, and a training
+replay (or a sweep of them on one fabric) asks for the same groups at many sizes and for
+several candidate algorithms: :func:`structure_memo` keeps their answers per
+:class:`FabricCaps` (keyed by the groups' content), so each is computed once per distinct
+group set. The cached arrays are read-only; the answer is the one the function returns.
 """
 
 from __future__ import annotations
+
+import hashlib
+import weakref
+from typing import Any, Callable
 
 import numpy as np
 
 from oassim.collectives.caps import FabricCaps
 from oassim.errors import SpecError
 
-__all__ = ["make_groups", "level_tensor", "domain_blocks", "GroupSpec"]
+__all__ = ["make_groups", "level_tensor", "domain_blocks", "structure_memo", "GroupSpec"]
 
 GroupSpec = str | int | None
+
+_MEMO: "weakref.WeakKeyDictionary[FabricCaps, dict[tuple[str, bytes], Any]]" = weakref.WeakKeyDictionary()
+_MEMO_MAX = 4096  # entries per fabric; beyond, the oldest half is dropped
+
+
+def _frozen(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        x.setflags(write=False)
+    elif isinstance(x, list):
+        for v in x:
+            _frozen(v)
+    return x
+
+
+def structure_memo(name: str, groups: np.ndarray, caps: FabricCaps, fn: Callable[[], Any]) -> Any:
+    """``fn()``, remembered per ``caps`` under (``name``, the groups' shape and content).
+
+    For size-independent answers about a group set on one fabric (its level tensor, domain
+    blocks, rail-ring orders). Arrays in the answer are made read-only.
+    """
+    g = np.ascontiguousarray(groups, dtype=np.int64)
+    h = hashlib.blake2b(g.tobytes(), digest_size=16)
+    h.update(repr(g.shape).encode())
+    key = (name, h.digest())
+    memo = _MEMO.get(caps)
+    if memo is None:
+        memo = _MEMO.setdefault(caps, {})
+    hit = memo.get(key)
+    if hit is None:
+        if len(memo) >= _MEMO_MAX:
+            for k in list(memo)[: _MEMO_MAX // 2]:
+                del memo[k]
+        hit = memo[key] = (_frozen(fn()),)
+    return hit[0]
 
 
 def make_groups(caps: FabricCaps, ranks: int | None = None, groups: GroupSpec = None,
@@ -83,6 +127,18 @@ def make_groups(caps: FabricCaps, ranks: int | None = None, groups: GroupSpec = 
 
 
 def level_tensor(groups: np.ndarray, caps: FabricCaps) -> np.ndarray | str:
+    """The groups' ranks arranged by level, or the reason they cannot be (memoised per
+    fabric: :func:`structure_memo`; see :func:`_level_tensor`)."""
+    return structure_memo("level_tensor", groups, caps, lambda: _level_tensor(groups, caps))
+
+
+def domain_blocks(groups: np.ndarray, caps: FabricCaps) -> list[list[np.ndarray]] | str:
+    """Each group's ranks split by domain, or the reason they cannot be used (memoised per
+    fabric: :func:`structure_memo`; see :func:`_domain_blocks`)."""
+    return structure_memo("domain_blocks", groups, caps, lambda: _domain_blocks(groups, caps))
+
+
+def _level_tensor(groups: np.ndarray, caps: FabricCaps) -> np.ndarray | str:
     """The groups' ranks arranged by level, or the reason they cannot be.
 
     Parameters
@@ -123,7 +179,7 @@ def level_tensor(groups: np.ndarray, caps: FabricCaps) -> np.ndarray | str:
     return gs.reshape(G, k, j, q)
 
 
-def domain_blocks(groups: np.ndarray, caps: FabricCaps) -> list[list[np.ndarray]] | str:
+def _domain_blocks(groups: np.ndarray, caps: FabricCaps) -> list[list[np.ndarray]] | str:
     """Each group's ranks split by domain, or the reason they cannot be used.
 
     Parameters

@@ -97,7 +97,9 @@ class ClusterCache(OrderedDict):
         return default
 
     def _accelerators(self) -> int:
-        return sum(int(getattr(v[1], "n_accelerators", 0)) for v in self.values())
+        # values are (resolved cluster, fabric) or (fabric, engine)
+        return sum(int(getattr(v[1], "n_accelerators", 0) or getattr(v[0], "n_accelerators", 0))
+                   for v in self.values())
 
     def __setitem__(self, key: Any, value: Any) -> None:
         super().__setitem__(key, value)
@@ -112,7 +114,8 @@ _RELIABILITY = ClusterCache()  # the reliability campaigns' counts, fabrics and 
 # Per worker process, keyed by the resolved inputs (runner.run): collective engines (their
 # memo answers a request another point on the same cluster costed), compiled plans, and the
 # checkout's git state (read once: a sweep runs one version of the code).
-_ENGINES = ClusterCache(size=2)
+# engines (with their memo and group-structure caches) of up to 16 clusters, 16,384 accelerators in all
+_ENGINES = ClusterCache(size=16, max_accelerators=16384)
 _PLANS = ClusterCache(size=64)
 _GIT: list[dict[str, Any]] = []
 
@@ -153,13 +156,15 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
     try:
         if not _GIT:
             _GIT.append(git_state())
-        results = run(task["scenario"], git=_GIT[0], **(worker_caches() if task.get("reuse", True) else {}))
+        results = run(task["scenario"], git=_GIT[0], replay=task.get("replay", "auto"),
+                      **(worker_caches() if task.get("reuse", True) else {}))
         cl = task["scenario"]["cluster"]
         try:
             facts: dict[str, Any] | None = cluster_facts(cl.get("preset") or cl.get("file"), cl.get("accelerators"))
         except Exception:  # facts are extra columns: never fail a simulated point for them
             facts = None
         row = result_row(task, results, facts, wall_s=time.perf_counter() - t0, worker=worker)
+        row["replay"] = str((results.provenance.get("replay") or {}).get("mode", "full"))
         if task.get("reliability"):  # the sweep asked for a failure/checkpoint campaign per point
             from oassim.experiments.reliability import sweep_columns
 
@@ -385,7 +390,8 @@ class SweepReport:
 
 def run_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec | SweepPlan, out: str | Path, *,
               workers: int | None = None, scheduler: str | None = None, security: Any = None, quiet: bool = False,
-              retry_failed: bool = False, stream: Any = None, executor: Executor | None = None) -> SweepReport:
+              retry_failed: bool = False, stream: Any = None, executor: Executor | None = None,
+              replay: str = "auto") -> SweepReport:
     """Run a sweep into the result store ``out``, resuming what an earlier run left.
 
     Parameters
@@ -411,6 +417,9 @@ def run_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec | SweepPlan, out
         Where the progress line goes (default stderr).
     executor : Executor, optional
         Use this executor (``workers`` and ``scheduler`` are then ignored; it is not closed).
+    replay : {"auto", "full", "periodic"}
+        Replay mode of every point (``runner.run``); each row's ``replay`` column says what
+        the point did ("periodic" or "full").
 
     Returns
     -------
@@ -423,6 +432,11 @@ def run_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec | SweepPlan, out
         anything is written.
     """
     t0 = time.perf_counter()
+    from oassim.scheduler.simulate import REPLAY_MODES
+
+    if replay not in REPLAY_MODES:
+        raise SpecError(f"unknown replay mode {replay!r} (allowed: {', '.join(REPLAY_MODES)})",
+                        source="argument --replay")
     plan = sweep if isinstance(sweep, SweepPlan) else expand_sweep(sweep)
     record = plan.record()
     ResultStore.check(out, record, source=plan.source)
@@ -444,6 +458,8 @@ def run_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec | SweepPlan, out
         if todo:
             assert executor is not None
             tasks = [point_task(p) for p in todo]
+            for t in tasks:
+                t["replay"] = replay
             if plan.spec.reliability is not None:
                 for t in tasks:
                     t["reliability"] = plan.spec.reliability.model_dump()

@@ -176,8 +176,10 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
         point (another seed) skips the plan compiler. Plans are frozen.
     git : mapping, optional
         :func:`git_state` already taken (a sweep worker reads it once), else read now.
-    replay : {"auto", "full"}
-        The scheduler's replay mode (``oassim.scheduler.simulate``).
+    replay : {"auto", "full", "periodic"}
+        The scheduler's replay mode (``oassim.scheduler.simulate``; ``--replay``): ``auto``
+        the periodic replay where the schedule allows it, else the full one; ``full`` every
+        micro-batch; ``periodic`` the periodic replay or an error saying why it cannot be used.
 
     Returns
     -------
@@ -202,6 +204,11 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
     from oassim.topology.fabric import freeze
     from oassim.workload import compile_plan
 
+    from oassim.scheduler.simulate import REPLAY_MODES
+
+    if replay not in REPLAY_MODES:
+        raise SpecError(f"unknown replay mode {replay!r} (allowed: {', '.join(REPLAY_MODES)})",
+                        source="argument --replay")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     overrides = list(overrides)
@@ -262,6 +269,9 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
         extra = {k: v for k, v in (("engine", engine), ("replay", replay)) if v not in (None, "auto")}
         res = _simulator()(plan, fabric, network=net, seed=sc.seed, full_rank=full_rank, **extra)
     except SpecError as exc:
+        if exc.path == "replay" and not exc.source:  # replay periodic not possible: the flag's business
+            raise SpecError(f"{exc.message} (scenario {source})" if source else exc.message,
+                            source="argument --replay") from None
         raise _locate(exc, source) from None
     t4 = time.perf_counter()
 

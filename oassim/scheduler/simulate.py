@@ -35,7 +35,7 @@ from oassim.scheduler.results import Deferred, Results
 
 __all__ = ["simulate", "provenance", "REPLAY_MODES"]
 
-REPLAY_MODES = ("auto", "full")
+REPLAY_MODES = ("auto", "full", "periodic")
 
 
 @functools.lru_cache(maxsize=1)
@@ -110,11 +110,13 @@ def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] =
         Time windows of the ``link_util`` frame over the iteration.
     scenario : mapping, optional
         The resolved scenario to store in Results (default: a description built from the plan).
-    replay : {"auto", "full"}
+    replay : {"auto", "full", "periodic"}
         ``auto``: replay a few steady periods of the pipeline schedule and account the others
         (:mod:`oassim.scheduler.periodic`) when the schedule has enough periods and its steady
-        periods are checked to repeat, else every micro-batch; ``full``: every micro-batch.
-        ``provenance["replay"]`` says which was done and why.
+        periods are checked to repeat, else every micro-batch; ``full``: every micro-batch;
+        ``periodic``: as ``auto``, but where the periodic replay cannot be used that is an
+        error (SpecError with the reason) rather than a full replay (a sweep that must stay
+        cheap). ``provenance["replay"]`` says which was done and why.
 
     Returns
     -------
@@ -157,6 +159,9 @@ def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] =
                 break
             how = {"mode": "full", "reason": f"the steady periods do not repeat ({len(tries)} attempt(s), the "
                                              f"last replaying {attempt.microbatches} micro-batches): {got}"}
+        if out is None and replay == "periodic":
+            raise SpecError(f"the periodic replay cannot be used: {how['reason'] if how else 'no attempt'} "
+                            "(replay auto falls back to the full replay)", path="replay")
         if out is None:
             out = _attempt(plan, fabric, engine, seed, full_rank, stragglers, link_windows, None, wall)
     finally:

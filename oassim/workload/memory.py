@@ -43,6 +43,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from oassim.errors import SpecError
 from oassim.workload.activations import layer_tensors, stored_bytes_per_token
 from oassim.workload.model import ModelSpec
@@ -51,8 +53,8 @@ from oassim.workload.schedules import SCHEDULES
 from oassim.workload.steps import ScheduleStep
 
 __all__ = ["MemoryBreakdown", "stage_memory", "check_memory", "chunk_layers",
-           "activation_bytes_per_layer", "peak_inflight", "stage_params", "stage_linear_params",
-           "weight_bytes", "optimizer_bytes", "QUANTIZED_WEIGHT_BYTES"]
+           "activation_bytes_per_layer", "peak_inflight", "peak_microbatches", "stage_params",
+           "stage_linear_params", "weight_bytes", "optimizer_bytes", "QUANTIZED_WEIGHT_BYTES"]
 
 _GB = 1e9
 
@@ -218,15 +220,48 @@ def stage_linear_params(model: ModelSpec, par: ParallelismSpec, stage: int) -> t
 
 def peak_inflight(schedule: tuple[ScheduleStep, ...], weights: list[float]) -> tuple[float, int]:
     """Peak over the schedule of sum(outstanding forwards of chunk c * weights[c]), and the
-    peak count of outstanding forwards."""
-    out = [0] * len(weights)
-    peak = 0.0
-    peak_n = 0
-    for st in schedule:
-        out[st.chunk] += 1 if st.kind == "F" else -1
-        peak = max(peak, sum(o * w for o, w in zip(out, weights)))
-        peak_n = max(peak_n, sum(out))
-    return peak, peak_n
+    peak count of outstanding forwards.
+
+    Counted with running sums per chunk (array arithmetic, a long schedule costs little); the
+    weighted sum adds the chunks in order, as a step-by-step count would, so the peak is the
+    same float."""
+    if not schedule:
+        return 0.0, 0
+    n_chunks = len(weights)
+    sign = np.fromiter((1 if st.kind == "F" else -1 for st in schedule), dtype=np.int64, count=len(schedule))
+    chunk = np.fromiter((st.chunk for st in schedule), dtype=np.int64, count=len(schedule))
+    delta = np.zeros((len(schedule), n_chunks), dtype=np.int64)
+    delta[np.arange(len(schedule)), chunk] = sign
+    out = np.cumsum(delta, axis=0)
+    acc = out[:, 0] * float(weights[0]) if n_chunks else np.zeros(len(schedule))
+    for c in range(1, n_chunks):
+        acc = acc + out[:, c] * float(weights[c])
+    return max(0.0, float(acc.max())), max(0, int(out.sum(axis=1).max()))
+
+
+def peak_microbatches(name: str, pp: int, stage: int, n_micro: int, vpp: int = 1) -> int:
+    """Fewest micro-batches whose schedule (built-in ``1f1b`` / ``interleaved``) reaches the
+    same in-flight states as ``n_micro``'s, hence the same :func:`peak_inflight` exactly.
+
+    Why: step ``k`` of the steady phase pairs forward ``k + warm`` with backward ``k``, and
+    both chunks depend on ``k mod (pp * vpp)`` alone; over ``pp * vpp`` consecutive pairs each
+    chunk gains and loses ``pp`` forwards, so the per-chunk counts repeat with that period. A
+    schedule with the same warm-up, at least one period of pairs and a steady length equal
+    modulo the period (``n' = n mod pp``) visits the same states in warm-up and steady phase
+    and runs the same cool-down from the same state. Returns ``n_micro`` where no shorter
+    schedule qualifies (or the schedule is not a built-in one).
+    """
+    from oassim.workload.schedules import warmup_steps
+
+    if name not in ("1f1b", "interleaved") or n_micro <= pp:
+        return n_micro
+    period = pp * vpp
+    warm = warmup_steps(name, pp, stage, n_micro, vpp)
+    short = n_micro % pp + pp  # n' = n mod pp + q pp, the first q that qualifies
+    while short < n_micro and (short <= pp or warmup_steps(name, pp, stage, short, vpp) != warm
+                               or short * vpp - warm < period):
+        short += pp
+    return min(short, n_micro)
 
 
 def stage_memory(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec, stage: int,
@@ -284,8 +319,8 @@ def stage_memory(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec, st
             a -= sum(sorted(per, reverse=True)[:train.offload_layers])
         chunk_bytes.append(a)
     m = n_microbatches(par, train)
-    sched = SCHEDULES[par.schedule_name](par.pp, stage, m, par.vpp)
-    acts, n_in = peak_inflight(sched, chunk_bytes)
+    short = peak_microbatches(par.schedule_name, par.pp, stage, m, par.vpp)
+    acts, n_in = peak_inflight(SCHEDULES[par.schedule_name](par.pp, stage, short, par.vpp), chunk_bytes)
     mine = [L for c in range(par.vpp) for L in chunk_layers(model, par, stage, c)]
     if mine and train.offload_layers:
         acts += 2 * max(activation_bytes_per_layer(model, L, par, train, attention_kernel) for L in mine)

@@ -149,6 +149,15 @@ def _ep_tiers(ep: np.ndarray, dom: np.ndarray | None) -> tuple[np.ndarray, np.nd
     alone = ep.reshape(-1, 1)
     if dom is None:
         return ep, alone
+    G, n = ep.shape
+    d = dom[ep]
+    order = np.argsort(d, axis=1, kind="stable")  # each row domain by domain, in row order inside one
+    ds, rs = np.take_along_axis(d, order, axis=1), np.take_along_axis(ep, order, axis=1).astype(np.int64)
+    ks = 1 + np.count_nonzero(ds[:, 1:] != ds[:, :-1], axis=1)
+    k = int(ks[0]) if G else 1
+    if G and np.all(ks == k) and n % k == 0 and np.all(ds.reshape(G, k, n // k) == ds.reshape(G, k, n // k)[..., :1]):
+        m = n // k
+        return rs.reshape(G * k, m), np.ascontiguousarray(rs.reshape(G, k, m).transpose(0, 2, 1).reshape(G * m, k))
     intra, inter = [], []
     for row in ep:
         d = dom[row]

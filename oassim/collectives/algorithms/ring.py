@@ -40,7 +40,7 @@ import numpy as np
 
 from oassim.collectives.algorithms.base import Algorithm
 from oassim.collectives.caps import FabricCaps
-from oassim.collectives.groups import domain_blocks
+from oassim.collectives.groups import domain_blocks, structure_memo
 from oassim.collectives.ops import CollectiveRequest
 from oassim.collectives.phases import Phase, ring_pairs
 
@@ -99,6 +99,13 @@ class Ring(Algorithm):
 def rail_ring_orders(blocks: list[list[np.ndarray]]) -> np.ndarray:
     """The rings of every group: ring c of group g visits each of its domains' ranks starting
     at position c modulo that domain's count, shape (G * C, n) with C the largest count."""
+    counts = {len(r) for doms in blocks for r in doms}
+    if len(counts) == 1 and len({len(doms) for doms in blocks}) == 1:  # every domain holds m ranks
+        m = counts.pop()
+        b = np.asarray(blocks, dtype=np.int64)  # (G, k, m)
+        shift = (np.arange(m)[None, :] + np.arange(m)[:, None]) % m  # ring c takes position (i + c) % m
+        G, k = b.shape[:2]
+        return b[:, :, shift].transpose(0, 2, 1, 3).reshape(G * m, k * m)
     rings = []
     for doms in blocks:
         C = max(len(r) for r in doms)
@@ -173,10 +180,8 @@ class RailRings(Algorithm):
         return None
 
     def phases(self, req: CollectiveRequest, caps: FabricCaps) -> list[Phase]:
-        blocks = domain_blocks(req.groups, caps)
-        if isinstance(blocks, str):
-            raise ValueError(blocks)
-        src, dst, count, C = rail_ring_edges(blocks)
+        src, dst, count, C = structure_memo("rail_ring_edges", req.groups, caps,
+                                            lambda: _rail_edges(req.groups, caps))
         n = req.group_size
         if n < 2:
             return []
@@ -186,3 +191,12 @@ class RailRings(Algorithm):
         # the C rings share every in-domain edge but one: one flow per distinct (src, dst)
         # with the rings' bytes summed loads the links exactly as C x n flows would
         return [Phase(src, dst, count * chunk, repeat, label=f"rail rings ({C}, same-edge flows merged): {step}")]
+
+
+def _rail_edges(groups: np.ndarray, caps: FabricCaps):
+    """Size-independent part of the rail rings of ``groups`` (memoised per fabric and groups):
+    their distinct edges, how many rings use each, and the ring count."""
+    blocks = domain_blocks(groups, caps)
+    if isinstance(blocks, str):
+        raise ValueError(blocks)
+    return rail_ring_edges(blocks)
