@@ -142,12 +142,16 @@ class FlowNetwork:
         delivered = np.empty(m)
         view = grouped(self.fabric, sub.links, sub.owner, sub.hops, flows.count, self.routing, self._cap)
         links, cap = (sub.links, self._cap) if view is None else view[:2]
-        events = int(K.flow_completion(sub.ptr, np.ascontiguousarray(links), cap, sub.size_bytes, self.eps, tx,
-                                       rate0, delivered))
+        # the kernel's work arrays are per link: give it the links these flows cross, renumbered
+        # in id order (the kernel reads link ids only as indices, so the answer is unchanged)
+        used, local = _compact(links, len(cap))
+        events = int(K.flow_completion(sub.ptr, local, np.ascontiguousarray(cap[used]), sub.size_bytes, self.eps,
+                                       tx, rate0, delivered))
         sub_finish = tx + sub.latency_s
         finish = sub.flow_max(sub_finish)
         if view is None:
-            link_bytes = sub.link_bytes(self.fabric.n_links)
+            link_bytes = np.zeros(self.fabric.n_links)
+            link_bytes[used] = np.bincount(local, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(used))
         else:  # a group's bytes shared by its links in proportion to capacity
             ext = np.bincount(links, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(cap))
             link_bytes = view[2].expand(ext, self._cap)
@@ -174,3 +178,18 @@ class FlowNetwork:
             ``link_busy_s`` (n_links,).
         """
         return self.run(flows, salt).result
+
+
+def _compact(links: np.ndarray, n_links: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct link ids of ``links`` ascending, and ``links`` renumbered into them
+    (int64, contiguous)."""
+    links = np.ascontiguousarray(links, dtype=np.int64)
+    if len(links) * 8 < n_links:
+        used, local = np.unique(links, return_inverse=True)
+        return used, np.ascontiguousarray(local.ravel(), dtype=np.int64)
+    mark = np.zeros(n_links, dtype=np.bool_)
+    mark[links] = True
+    used = np.flatnonzero(mark)
+    index = np.empty(n_links, dtype=np.int64)
+    index[used] = np.arange(len(used))
+    return used, index[links]

@@ -213,6 +213,26 @@ class ClusterRouter(Router):
             self.remote = None
         self.rank_of_node = np.full(fabric.n_nodes, -1, dtype=np.int64)
         self.rank_of_node[self.accel_nodes] = np.arange(len(self.accel_nodes))
+        self._stamped: np.ndarray | None = None  # (domains, template links) -> cluster link id
+        self._stamped_known: np.ndarray | None = None
+
+    def stamped_links(self, domain: np.ndarray, local: np.ndarray) -> np.ndarray:
+        """Cluster link ids of template links ``local[i]`` in supernode ``domain[i]``. The
+        template's links map one to one by their endpoints; each domain's row of the table
+        is looked up (``fabric.link_ids``) the first time a transfer uses that domain."""
+        tf = self.local.fabric
+        if self._stamped is None:
+            n_dom = len(self.accel_nodes) // self.size
+            self._stamped = np.empty((n_dom, tf.n_links), dtype=np.int64)
+            self._stamped_known = np.zeros(n_dom, dtype=np.bool_)
+        doms = np.unique(domain)
+        miss = doms[~self._stamped_known[doms]]
+        if len(miss):
+            off = (miss * self.domain_nodes)[:, None]
+            self._stamped[miss] = self.fabric.link_ids(tf.link_src[None, :] + off,
+                                                       tf.link_dst[None, :] + off).reshape(len(miss), -1)
+            self._stamped_known[miss] = True
+        return self._stamped[domain, local]
 
     def spread(self, src: np.ndarray, dst: np.ndarray, salt: int = 0):
         """Transfers inside a supernode striped as its router stripes them; others one path."""
@@ -270,10 +290,7 @@ def _spread_cluster(router: "ClusterRouter", src: np.ndarray, dst: np.ndarray, s
         off = (rs[j] // router.size) * router.domain_nodes
         lp, lown, lfrac = router.local.spread(src[j] - off, dst[j] - off, salt)
         # local link ids -> cluster link ids: the template's links map one to one by endpoints
-        tf = router.local.fabric
-        g_src = tf.link_src[lp.links] + np.repeat(off[lown], lp.hops)
-        g_dst = tf.link_dst[lp.links] + np.repeat(off[lown], lp.hops)
-        links = router.fabric.link_ids(g_src, g_dst)
+        links = router.stamped_links(np.repeat((rs[j] // router.size)[lown], lp.hops), lp.links)
         pieces.append((j[lown], Paths(lp.ptr, links), lfrac))
     owner = np.concatenate([o for o, _, _ in pieces]) if pieces else np.zeros(0, dtype=np.int64)
     frac = np.concatenate([f for _, _, f in pieces]) if pieces else np.zeros(0)

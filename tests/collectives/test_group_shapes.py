@@ -88,3 +88,18 @@ def test_partial_rack_keeps_the_hierarchical_algorithm():
     cross = [p for p in ph if "across" in p.label][0]
     sent = np.bincount(cross.src, weights=cross.size_bytes, minlength=256)
     assert sent[216:].max() / sent[:72].max() == pytest.approx(72 / 40, rel=1e-9)
+
+
+def test_rail_ring_orders_rotate_each_domain():
+    """Ring c of a group visits every domain's ranks rotated left by c modulo the domain's
+    count (the np.roll definition), for equal and unequal domain counts."""
+    from oassim.collectives.algorithms.ring import rail_ring_orders
+
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        lens = rng.integers(1, 6, rng.integers(1, 5))
+        blocks = [[rng.integers(0, 100, int(n)) for n in lens] for _ in range(int(rng.integers(1, 4)))]
+        want = np.stack([np.concatenate([np.roll(r, -(c % len(r))) for r in doms])
+                         for doms in blocks for c in range(max(len(r) for r in doms))])
+        got = rail_ring_orders(blocks)
+        assert got.shape == want.shape and np.array_equal(got, want)

@@ -109,9 +109,11 @@ def rail_ring_orders(blocks: list[list[np.ndarray]]) -> np.ndarray:
     rings = []
     for doms in blocks:
         C = max(len(r) for r in doms)
-        for c in range(C):
-            rings.append(np.concatenate([np.roll(r, -(c % len(r))) for r in doms]))
-    return np.stack(rings)
+        c = np.arange(C)
+        # ring c takes domain r rotated left by c mod len(r): column i is r[(i + c) % len(r)]
+        rings.append(np.concatenate([np.asarray(r)[(np.arange(len(r))[None, :] + (c % len(r))[:, None]) % len(r)]
+                                     for r in doms], axis=1))
+    return np.concatenate(rings)
 
 
 def rail_ring_edges(blocks: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
