@@ -33,11 +33,16 @@ DEFAULT_STORAGE_GBPS = 1000.0
 
 def cluster_counts(ref: str, accelerators: int | None, cache: MutableMapping | None = None
                    ) -> tuple[dict[str, Any], Any, Any]:
-    """(``cluster_info`` mapping, ResolvedCluster, Fabric) of a cluster, built once per cache."""
+    """(part counts, ResolvedCluster, Fabric) of a cluster, built once per cache.
+
+    The counts are the ``name``, ``accelerators``, ``nodes`` and ``links`` of
+    :func:`oassim.topology.metrics.cluster_info` (:func:`oassim.reliability.counts.reliability_counts`,
+    without the diameter, bisection, power and cost a campaign does not use).
+    """
     from oassim.topology.cluster import build_cluster
     from oassim.topology.cluster_spec import load_cluster
     from oassim.topology.fabric import freeze
-    from oassim.topology.metrics import cluster_info
+    from oassim.reliability.counts import reliability_counts
 
     key = ("reliability-counts", ref, accelerators)
     if cache is not None and key in cache:
@@ -45,7 +50,7 @@ def cluster_counts(ref: str, accelerators: int | None, cache: MutableMapping | N
     rc = load_cluster(ref, accelerators)
     g = build_cluster(rc)
     fabric = freeze(g)
-    out = (cluster_info(g, fabric), rc, fabric)
+    out = (reliability_counts(g, fabric), rc, fabric)
     if cache is not None:
         cache[key] = out
     return out
@@ -158,15 +163,20 @@ def _stop_rate_at(ref: str, accelerators: int, cache: MutableMapping | None) -> 
 
 
 def validation_report(samples: int = 100, seed: int = 0, cache: MutableMapping | None = None) -> dict[str, Any]:
-    """The three validation tables: Llama 3 by cause, other sources, UB-Mesh availability.
+    """The validation tables: Llama 3 left out, Llama 3 consistency, other sources, UB-Mesh.
 
     Returns
     -------
     dict
-        ``llama3`` (rows of :func:`oassim.reliability.validation.llama3_rows`), ``other``
-        (source, figure, published, model, note), ``ubmesh`` and ``summary`` (the Llama 3
-        campaign's record).
+        ``llama3_independent`` (rows of
+        :func:`oassim.reliability.crosscheck.llama3_independent_rows`: the prediction with no
+        S09 figure), ``llama3`` (rows of :func:`oassim.reliability.validation.llama3_rows`:
+        the campaign with the S09-derived rates, a consistency check), ``other`` (source,
+        figure, published, model, note), ``ubmesh_parts`` (rows of
+        :func:`oassim.reliability.crosscheck.ubmesh_component_rows`: MTBFs from the part
+        counts), ``ubmesh`` (availability from MTBF) and ``summary`` (the Llama 3 campaign's record).
     """
+    from oassim.reliability.crosscheck import llama3_independent_rows, part_counts, ubmesh_component_rows
     from oassim.reliability.validation import llama3_rows, ubmesh_rows
 
     cache = {} if cache is None else cache
@@ -206,7 +216,13 @@ def validation_report(samples: int = 100, seed: int = 0, cache: MutableMapping |
         {"source": "S29 Crusoe (H200)", "figure": "share InfiniBand", "published": 0.341,
          "model": round(by.get("network", 0) / n, 3), "note": "sum of three IB rows; secondary"},
     ]
-    return {"llama3": llama3_rows(s), "other": other, "ubmesh": ubmesh_rows(), "summary": s}
+    catalog = load_rates()
+    info16k, _, _ = cluster_counts("dgx-h100-superpod", 16384, cache)
+    clos, _, _ = cluster_counts("cloudmatrix384", 8192, cache)
+    mesh, _, _ = cluster_counts("ub-mesh", 8192, cache)
+    return {"llama3_independent": llama3_independent_rows(info16k, shape, catalog), "llama3": llama3_rows(s),
+            "other": other, "ubmesh_parts": ubmesh_component_rows(part_counts(clos, 8192), part_counts(mesh, 8192)),
+            "ubmesh": ubmesh_rows(), "summary": s}
 
 
 def run_reliability(record: Mapping[str, Any], scenario: str | Path | Mapping[str, Any] | Scenario, *,

@@ -4,26 +4,28 @@ What is modelled: one job holds the whole cluster for ``days``. It computes for 
 then blocks ``delta`` writing a checkpoint, over and over. Every exposure
 (:mod:`oassim.reliability.exposure`) fails as a Poisson process over wall time. A ``stop``
 failure loses the work since the last completed checkpoint, then costs detection plus restart;
-when it takes hardware out, the restart takes spares from the pool (a SimPy ``Container``)
-or waits until a repair puts units back, and the failed units return to the pool after the
-repair time. A ``degraded`` failure slows the job by ``comm_fraction`` times the exposure's
-degraded slowdown (re-costed by the network model, or ``f / (1 - f)``) until its
-repair (and, with ``link_loss="stop"``, also stops it first); overlapping degradations
-on different elements slow the synchronous job as much as the worst of them; stragglers slow
-it by a constant fraction throughout. Failures that arrive while the
-job is down add a restart (they are interruptions too) but lose no work.
+when it takes hardware out, the restart takes spares from the pool or waits until a repair
+puts units back, and the failed units return to the pool after the repair time (a heap of
+repair completions the job process waits on with one timeout, not a SimPy process per
+repair). A ``degraded`` failure slows the job by ``comm_fraction`` times the exposure's
+degraded slowdown (re-costed by the network model, or ``f / (1 - f)``) until its repair (and,
+with ``link_loss="stop"``, also stops it first); overlapping degradations on different
+elements slow the synchronous job as much as the worst of them; stragglers slow it by a
+constant fraction throughout. Failures that arrive while the job is down add a restart (they
+are interruptions too) but lose no work.
 
 Why this shape: docs/architecture.md decision 13 and conventions (borrow the event kernel,
 one event per operation). Failure times are drawn up front with numpy (vectorised: one
 Poisson count, uniform times and a categorical cause per sample), and the SimPy process only
-steps from one failure, repair or restart to the next, accounting the compute and checkpoint
-time of each interval in closed form; so a 54-day, 16,384-accelerator campaign of ~450
-failures costs a few thousand events per sample. Samples use child seeds of
+steps from one failure, awaited repair or restart to the next (two events per failure),
+accounting the compute and checkpoint time of each interval in closed form; so a 54-day,
+16,384-accelerator campaign of ~450 failures costs about a thousand events per sample. Samples use child seeds of
 ``numpy.random.SeedSequence(seed)`` (decision 9): same inputs and seed, same result.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,12 +145,9 @@ def _campaign(env: simpy.Environment, p: CampaignParams, exps: list[Exposure], t
               kinds: np.ndarray, tally: SampleTally, pending: list):
     horizon = p.days * 24.0
     job = _Job(p, tally)
-    spares = simpy.Container(env, init=p.spare_accelerators)
+    free = p.spare_accelerators  # spares on the shelf now
+    back: list[tuple[float, int]] = []  # (time, units) the repairs under way put back on the shelf
     restart_h = (p.detect_s + p.restart_s) / 3600.0
-
-    def repair(units: int):
-        yield env.timeout(p.repair_h)
-        yield spares.put(units)
 
     i, n = 0, len(times)
     while i < n:
@@ -167,9 +166,17 @@ def _campaign(env: simpy.Environment, p: CampaignParams, exps: list[Exposure], t
         tally.interruptions_by_cause[exp.cause] = tally.interruptions_by_cause.get(exp.cause, 0) + 1
         job.fail(exp)  # nothing to lose when it struck during a restart: the work is already 0
         if exp.units_out:
-            env.process(repair(exp.units_out))
+            # the failed units go to repair and come back after repair_h; the restart takes as
+            # many spares, waiting for the earliest repairs when the shelf is short
+            heapq.heappush(back, (env.now + p.repair_h, exp.units_out))
             pending[:] = [exp, env.now]
-            yield spares.get(exp.units_out)
+            while True:
+                while back and back[0][0] <= env.now:
+                    free += heapq.heappop(back)[1]
+                if free >= exp.units_out:
+                    break
+                yield env.timeout(back[0][0] - env.now)
+            free -= exp.units_out
             tally.lose(exp, "spare_wait", env.now - pending[1])
             pending.clear()
         wait = max(0.0, min(restart_h, horizon - env.now))

@@ -15,6 +15,7 @@ and named as unset in every report, never filled with a guess. A user passes an 
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,7 +28,7 @@ from oassim.specio import SpecModel, read_yaml, validate
 
 __all__ = [
     "COMPONENT_TYPES", "Cause", "Rate", "ComponentEntry", "ReliabilityCatalog", "ResolvedRate",
-    "load_rates", "resolve_rates", "HOURS_PER_FIT",
+    "load_rates", "resolve_rates", "cites", "HOURS_PER_FIT",
 ]
 
 #: Every component type a campaign knows, in report order.
@@ -59,11 +60,18 @@ class Rate(SpecModel):
 
 
 class ComponentEntry(SpecModel):
-    """A component type: what one unit is, its root-cause category and its rates."""
+    """A component type: what one unit is, its root-cause category and its rates.
+
+    ``rates`` holds the figure a campaign uses by default, per generation key; ``other_sources``
+    holds figures of the same part from other sources, per key, in order of preference. A
+    leave-one-source-out check (:func:`resolve_rates` with ``exclude_sources``) skips every
+    figure citing the source it checks and takes the next one, or leaves the type unset.
+    """
 
     per: str
     cause: Cause
     rates: dict[str, Rate] = Field(default_factory=dict)
+    other_sources: dict[str, list[Rate]] = Field(default_factory=dict)
 
 
 class ReliabilityCatalog(SpecModel):
@@ -108,8 +116,14 @@ def load_rates(path: str | Path | None = None) -> ReliabilityCatalog:
     return _load(str(path) if path is not None else str(_default_path()))
 
 
+def cites(source: str, source_id: str) -> bool:
+    """Whether a rate's ``source`` text cites ``source_id`` (``S09`` matches "(source S09)", not "S091")."""
+    return re.search(rf"(?<![\w\[]){re.escape(source_id)}(?![\w])", source) is not None
+
+
 def resolve_rates(catalog: ReliabilityCatalog, accelerator: str,
-                  accelerator_rates: str | None = None) -> dict[str, ResolvedRate]:
+                  accelerator_rates: str | None = None,
+                  exclude_sources: tuple[str, ...] | list[str] = ()) -> dict[str, ResolvedRate]:
     """The rate of every component type for a cluster of ``accelerator`` parts.
 
     Parameters
@@ -120,6 +134,10 @@ def resolve_rates(catalog: ReliabilityCatalog, accelerator: str,
     accelerator_rates : str, optional
         Use this generation's rates instead (an explicit assumption, reported as such), for
         accelerators with no published figures.
+    exclude_sources : sequence of str
+        Source ids (``"S09"``) whose figures are skipped: the first figure of the type (the
+        default, then ``other_sources`` in order) that cites none of them is taken. Used by
+        leave-one-source-out checks; empty (default): the default figures.
 
     Returns
     -------
@@ -134,11 +152,14 @@ def resolve_rates(catalog: ReliabilityCatalog, accelerator: str,
         if entry is None:
             out[comp] = ResolvedRate(comp, "unknown", None, None, None)
             continue
+        found = None
         for key in (gen, "any"):
-            r = entry.rates.get(key)
-            if r is not None:
-                out[comp] = ResolvedRate(comp, entry.cause, r.rate_FIT, r.source, key)
+            cands = ([entry.rates[key]] if key in entry.rates else []) + list(entry.other_sources.get(key, []))
+            for r in cands:
+                if not any(cites(r.source, sid) for sid in exclude_sources):
+                    found = ResolvedRate(comp, entry.cause, r.rate_FIT, r.source, key)
+                    break
+            if found is not None:
                 break
-        else:
-            out[comp] = ResolvedRate(comp, entry.cause, None, None, None)
+        out[comp] = found or ResolvedRate(comp, entry.cause, None, None, None)
     return out

@@ -99,8 +99,15 @@ def format_rows(rows: list[dict[str, Any]], title: str) -> str:
     if not rows:
         return f"# {title}: no rows\n"
     cols = list(rows[0])
-    cells = [[("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) else str(r[c])) for c in cols]
-             for r in rows]
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, bool):
+            return "yes" if v else "NO"
+        return f"{v:,}" if isinstance(v, int) else str(v)
+
+    cells = [[cell(r[c]) for c in cols] for r in rows]
     width = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(cols)]
     out = [f"# {title}", "  ".join(c.ljust(w) for c, w in zip(cols, width))]
     out += ["  ".join(x.ljust(w) for x, w in zip(row, width)) for row in cells]

@@ -25,10 +25,21 @@ Mapping of the table's columns (the source's own words in quotes):
 - No activation recomputation (the column is empty; the H100 8B FP8 recipe recomputes 5
   layers, ``recompute_num_layers=5``, which is not modelled and shows in its residual).
 - The framework profile is ``megatron-core-2025`` (``compute_efficiency.yaml``).
-- The memory check is off: the 70B runs on GB300 with Megatron FSDP offload activations of
-  20-30 layers to the Grace CPU (``cpu_offloading_num_layers`` in the recipe), which the
-  memory model does not represent; their throughput is still replayed. Rows whose layout
-  the memory model refuses are named in the table (``fits`` column).
+- Settings the table does not carry, from the Megatron-Bridge performance recipes
+  (``scripts/performance/configs/llama/llama3_workload_base_configs.py``,
+  ``scripts/performance/configs/llama/llama3_llm_pretrain.py``, ``scripts/performance/utils/``
+  ``overrides.py`` and ``src/megatron/bridge/training/mixed_precision.py`` at tag v0.3.1;
+  the same values in every tag v0.2.0-v0.5.0 for these runs; docs/sources.md): BF16
+  gradient buffers and reduction (``grad_reduce_in_fp32 = False`` for every Llama 3 run:
+  ``grad_precision: bf16``); the FP8 current-scaling and MXFP8 recipes keep the weights in
+  FP8 only (``fp8_param_gather = True``), the NVFP4 recipe does not (BF16 weights plus the
+  cached NVFP4 copy); the precision-aware optimizer only for BF16 runs without FSDP (no S07
+  row); and the Llama 3 70B GB300 FP8 runs with Megatron FSDP offload the activations of 20
+  of the 80 layers to the Grace CPU (``cpu_offloading_num_layers=20``).
+- Two rows of the 26.02.01 table give a layout their recipe never had
+  (:data:`RECIPE_LAYOUT`); they are replayed with the recipe's layout.
+- Every row, so corrected, fits in HBM under the memory model: replays run with the memory
+  check on.
 
 The measured figure is tokens/s per GPU (the table's "Tokens / sec / GPU"); the prediction
 is tokens per iteration / iteration time / GPUs.
@@ -63,6 +74,27 @@ MODELS: dict[str, str] = {"LLAMA3_8B": "llama3-8b", "LLAMA3_70B": "llama3-70b", 
 FRAMEWORK = "megatron-core-2025"
 
 
+#: Rows whose published layout is not the one their recipe ran, with the recipe's layout.
+#: The 26.02.01 section of calibration source S07 gives the GB300 Llama 3 70B NVFP4 run as
+#: tp 1 pp 1, DDP, micro-batch 2 and the MXFP8 run as pp 4 without virtual stages at
+#: micro-batch 2. The recipes of that container (``LLAMA3_70B_PRETRAIN_CONFIG_GB300_NVFP4_V2``
+#: and ``..._FP8_MX_V2``, GBS 256: pp 4, vp 5, micro-batch 1, no FSDP, no offload) are the same
+#: in tag v0.3.0 (26.02), v0.3.1, the release branches r0.3.0 / llmb-r0.3.1 and in every
+#: version of the file before 2026-04-11 (the 26.02.01 table was published 2026-03-19), and the
+#: 26.02 and 26.04 sections of the same source list these two runs as pp 4, vp 5,
+#: micro-batch 1. Their cells in 26.02.01 repeat the FP8 FSDP row's micro-batch 2 (and, for
+#: NVFP4, its tp 1 pp 1). As published, T0209 cannot have run: its BF16 weights, their
+#: cached NVFP4 copy and BF16 gradients alone need 359 GB per GPU.
+RECIPE_LAYOUT: dict[str, dict[str, int]] = {
+    "T0209": {"pp": 4, "vpp": 5, "mbs": 1},
+    "T0211": {"pp": 4, "vpp": 5, "mbs": 1},
+}
+
+#: Activation offload of the recipes (``cpu_offloading_num_layers``), by model, system,
+#: precision and FSDP (Llama 3 70B GB300 FP8 current scaling V1/V2: 20 layers).
+RECIPE_OFFLOAD: dict[tuple[str, str, str, bool], int] = {("llama3-70b", "DGX-GB300", "fp8", True): 20}
+
+
 def _precision(text: str) -> str:
     t = text.upper()
     if "NVFP4" in t:
@@ -95,6 +127,7 @@ class BridgeRow:
     fsdp: bool
     precision: str
     measured: float
+    offload_layers: int = 0
 
     @property
     def preset(self) -> str:
@@ -111,7 +144,7 @@ class BridgeRow:
     @property
     def config(self) -> tuple:
         return (self.model, self.system, self.gpus, self.tp, self.pp, self.cp, self.vpp, self.mbs, self.gbs,
-                self.fsdp, self.precision)
+                self.fsdp, self.precision, self.offload_layers)
 
     def parallelism(self) -> dict[str, Any]:
         par: dict[str, Any] = dict(tp=self.tp, pp=self.pp, cp=self.cp, dp=self.dp, vpp=self.vpp, sp=self.tp > 1,
@@ -121,8 +154,12 @@ class BridgeRow:
         return par
 
     def training(self) -> dict[str, Any]:
+        """The workload keys, with the recipe settings the table does not carry (module docstring)."""
         return dict(seq_len=8192, global_batch=self.gbs, micro_batch=self.mbs, precision=self.precision,
-                    recompute="none", framework=FRAMEWORK)
+                    recompute="none", framework=FRAMEWORK, grad_precision="bf16",
+                    fp8_param_gather=self.precision in ("fp8", "mxfp8"),
+                    use_precision_aware_optimizer=self.precision == "bf16" and not self.fsdp,
+                    offload_layers=self.offload_layers)
 
 
 _ALT_TOKENS = re.compile(r"Tokens / sec / GPU alt=(\d+)")
@@ -139,12 +176,15 @@ def load_bridge_rows(path: str | Path | None = None, alternates: bool = True) ->
             if r["source_id"] != "S07" or r["hardware"] not in SYSTEMS:
                 continue
             alt = _ALT_TOKENS.search(r["notes"]) if alternates else None
-            out.append(BridgeRow(
+            row = BridgeRow(
                 row_id=r["row_id"], container=r["framework"].removeprefix("NeMo Megatron-Bridge container "),
                 model=MODELS[r["model"]], system=r["hardware"], gpus=int(r["num_gpus"]), tp=int(r["tp"] or 1),
                 pp=int(r["pp"] or 1), cp=int(r["cp"] or 1), vpp=int(r["vpp"] or 1), mbs=int(r["mbs"] or 1),
                 gbs=int(r["gbs_seqs"]), fsdp=r["zero_or_fsdp"].startswith("FSDP"),
-                precision=_precision(r["precision"]), measured=float(r["tokens_per_s_per_gpu"])))
+                precision=_precision(r["precision"]), measured=float(r["tokens_per_s_per_gpu"]))
+            row = replace(row, **RECIPE_LAYOUT.get(row.row_id, {}))
+            out.append(replace(row, offload_layers=RECIPE_OFFLOAD.get(
+                (row.model, row.system, row.precision, row.fsdp), 0)))
             if alt is not None and out[-1].precision == "fp8":
                 out.append(replace(out[-1], row_id=f"{r['row_id']}-mx", precision="mxfp8",
                                    measured=float(alt.group(1))))
@@ -187,7 +227,7 @@ def _thaw(frozen: tuple) -> dict[str, dict[str, Any]]:
 def _replay(row: BridgeRow, frozen: tuple) -> dict[str, float]:
     fabric = _fabric(row.preset, row.gpus)
     plan = compile_plan(row.model, row.parallelism(), row.accelerator, fabric, training=row.training(),
-                        accelerators=row.gpus, efficiency_file=efficiency_with(_thaw(frozen)), memory_check=False)
+                        accelerators=row.gpus, efficiency_file=efficiency_with(_thaw(frozen)))
     T = simulate(plan, fabric).iteration_time_s
     return {"tokens_per_s_per_gpu": plan.tokens_per_iteration / T / row.gpus, "iteration_s": T,
             "mfu": plan.mfu(T), "compute_only_s": plan.compute_only_s}
@@ -202,7 +242,7 @@ def replay(row: BridgeRow, overrides: Mapping[str, Mapping[str, Any]] | None = N
 
 @functools.lru_cache(maxsize=256)
 def fits_in_memory(row: BridgeRow) -> bool:
-    """Whether the memory model accepts the row's layout (no activation offload modelled)."""
+    """Whether the memory model accepts the row's layout with its recipe settings."""
     try:
         compile_plan(row.model, row.parallelism(), row.accelerator, None, training=row.training(),
                      accelerators=row.gpus)

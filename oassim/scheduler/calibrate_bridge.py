@@ -94,12 +94,6 @@ PARAMETERS: tuple[Parameter, ...] = (
 
 #: Rows the model is known to miss, with the physics or the inconsistency behind it.
 KNOWN_MISSES: dict[str, str] = {
-    "T0209": ("the 26.02.01 table gives the NVFP4 70B run as tp 1 pp 1 with DDP (no FSDP): BF16 weights and "
-              "gradients alone are 280 GB per GPU, more than a GB300 holds, so that cannot be the layout that "
-              "ran (the recipe, llama3 GB300 NVFP4, runs pp 4 vpp 5 like the other containers' rows)"),
-    "T0211": ("the 26.02.01 table gives pp 4 without virtual stages and mbs 2 for the MXFP8 70B run; the "
-              "recipe (llama3 GB300 FP8_MX) runs vpp 5, mbs 1, and the same container's other rows match it: "
-              "replayed as published, its 1F1B bubble (3/8) is what the prediction misses"),
     "T0279": ("container 25.11: the same 70B FSDP layout runs 4,520 tokens/s here and 5,003-5,248 in the "
               "26.x containers (Megatron FSDP with activation offload matured between them); one framework "
               "profile serves all S07 containers"),
@@ -209,7 +203,7 @@ def format_bridge_table(fits: Sequence[ParameterFit]) -> str:
         for r in pf.table:
             miss = KNOWN_MISSES.get(r["row"])
             (errs_named if miss else errs).append(abs(r["error"]))
-            flag = "" if r["fits"] else "  (memory model refuses the layout: offload not modelled)"
+            flag = "" if r["fits"] else "  (memory model refuses the layout)"
             lines.append(
                 f"{r['row']:6} {r['container']:9} {r['system']:9} {r['model']:11} {r['gpus']:5d} {r['layout']:26} "
                 f"{r['gbs']:5d} {r['precision']:5} {r['measured']:8.0f} {r['predicted']:9.0f} {r['error']:+7.1%} "

@@ -4,7 +4,14 @@ What is modelled (all bytes, GB = 1e9 bytes in messages):
 
 - weights in bf16 (2 bytes/parameter), gradients (2 or 4 bytes: ``grad_precision``), and
   mixed-precision Adam state: fp32 master weights + two fp32 moments = 12 bytes/parameter
-  (Rajbhandari et al. 2020, ZeRO, §3.1: 2 + 2 + 12 = 16 bytes with bf16 gradients). ZeRO
+  (Rajbhandari et al. 2020, ZeRO, §3.1: 2 + 2 + 12 = 16 bytes with bf16 gradients). Under a
+  low-precision recipe the linear weights of the transformer layers also exist in quantized
+  form (:func:`weight_bytes`): Transformer Engine keeps the BF16 weight and caches the
+  quantized copy the GEMMs and the backward use, unless ``fp8_param_gather`` /
+  ``fp4_param_gather`` keep the quantized form only. Megatron's precision-aware optimizer
+  sets the master-weight and moment dtypes and may keep only the 16-bit remainders of fp32
+  master weights (:func:`optimizer_bytes`); ``optimizer_cpu_offload`` moves a fraction of
+  that state to host memory. ZeRO
   stage 1 shards the optimizer state, stage 2 also the gradients, stage 3 / FSDP also the
   weights, over the ranks holding the same shard: ``dp * cp`` for dense parameters, ``edp``
   for experts (Megatron's distributed optimizer uses the same groups). ZeRO-3 adds two
@@ -27,7 +34,9 @@ What is modelled (all bytes, GB = 1e9 bytes in messages):
   Korthikanti et al. §4.3); multi-token prediction modules on the last stage (their layer,
   projection, a copy of the embedding when pp > 1, and one more fp32 logits).
 
-Not modelled: allocator fragmentation, the CUDA context, communication buffers.
+Not modelled: allocator fragmentation, the CUDA context, communication buffers, the fp32
+copy of its gradient shard the distributed optimizer makes during the step (after the
+activations are freed), and the host side of any offload.
 """
 
 from __future__ import annotations
@@ -42,9 +51,54 @@ from oassim.workload.schedules import SCHEDULES
 from oassim.workload.steps import ScheduleStep
 
 __all__ = ["MemoryBreakdown", "stage_memory", "check_memory", "chunk_layers",
-           "activation_bytes_per_layer", "peak_inflight", "stage_params"]
+           "activation_bytes_per_layer", "peak_inflight", "stage_params", "stage_linear_params",
+           "weight_bytes", "optimizer_bytes", "QUANTIZED_WEIGHT_BYTES"]
 
 _GB = 1e9
+
+#: Bytes per element of a linear weight held in each recipe's quantized form, both usages the
+#: forward and the backward GEMMs read (Transformer Engine, "Performance Considerations":
+#: rowwise and columnwise usages; on Blackwell one per-tensor FP8 tensor serves both, Hopper
+#: needs a physically transposed second copy). MXFP8: two 1-byte copies (rowwise and
+#: columnwise blocks of 32 differ), each with one E8M0 scale byte per 32 elements (OCP
+#: Microscaling Formats v1.0). NVFP4: two 4-bit copies with one E4M3 scale byte per 16.
+QUANTIZED_WEIGHT_BYTES: dict[str, float] = {
+    "fp8": 1.0, "mxfp8": 2 * (1.0 + 1.0 / 32), "nvfp4": 2 * (0.5 + 1.0 / 16)}
+_STATE_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0}
+
+
+def weight_bytes(train: TrainingSpec, fp8_transpose: bool = False) -> float:
+    """Bytes per linear-layer weight of the transformer layers: 2 (BF16) plus the cached
+    quantized copy under a low-precision recipe, or the quantized form alone with
+    ``fp8_param_gather`` / ``fp4_param_gather``. ``fp8_transpose``: the chip needs a
+    physically transposed per-tensor FP8 copy for the backward (Hopper and earlier)."""
+    if train.precision == "bf16":
+        return 2.0
+    q = QUANTIZED_WEIGHT_BYTES[train.precision]
+    if train.precision == "fp8" and fp8_transpose:
+        q *= 2.0
+    only_quantized = train.fp8_param_gather or train.fp4_param_gather
+    return q if only_quantized else 2.0 + q
+
+
+def optimizer_bytes(train: TrainingSpec) -> float:
+    """Bytes per parameter of the Adam state in HBM: master weights + two moments (12 with
+    Megatron's defaults). With the precision-aware optimizer, fp32 master weights of BF16
+    weights and ``store_param_remainders``, the master weights take the 2 bytes BF16 does
+    not hold; Transformer Engine manages them only when no FP8 recipe casts the weights
+    (bf16 or nvfp4 precision) or with ``optimizer_cpu_offload``
+    (Megatron-Core ``use_precision_aware_optimizer_no_fp8_or_ds_fp8``)."""
+    master = _STATE_BYTES[train.main_params_dtype]
+    te_managed = train.precision in ("bf16", "nvfp4") or train.optimizer_cpu_offload
+    quantized = train.fp8_param_gather or train.fp4_param_gather
+    if (train.use_precision_aware_optimizer and train.store_param_remainders and master == 4.0
+            and te_managed and not quantized):
+        master = 2.0
+    total = master + _STATE_BYTES[train.exp_avg_dtype] + _STATE_BYTES[train.exp_avg_sq_dtype]
+    if train.optimizer_cpu_offload:
+        f = 1.0 if train.optimizer_offload_fraction is None else train.optimizer_offload_fraction
+        total *= 1.0 - f
+    return total
 
 
 @dataclass(frozen=True)
@@ -148,6 +202,20 @@ def stage_params(model: ModelSpec, par: ParallelismSpec, stage: int, seq_len: in
     return dense, expert
 
 
+def stage_linear_params(model: ModelSpec, par: ParallelismSpec, stage: int) -> tuple[float, float]:
+    """(dense, expert) linear-layer weights of the transformer layers held by one rank of
+    ``stage`` (before ZeRO sharding): the layers' parameters without their norms and router,
+    the part a low-precision recipe quantizes (embeddings, output layer and norms stay BF16)."""
+    dense = expert = 0.0
+    for c in range(par.vpp):
+        for layer in chunk_layers(model, par, stage, c):
+            e = model.expert_params(layer)
+            router = model.router_params if model.is_moe_layer(layer) else 0
+            dense += (model.layer_params(layer) - e - 2 * model.norm_params - router) / par.tp
+            expert += e / (par.tp * par.ep)
+    return dense, expert
+
+
 def peak_inflight(schedule: tuple[ScheduleStep, ...], weights: list[float]) -> tuple[float, int]:
     """Peak over the schedule of sum(outstanding forwards of chunk c * weights[c]), and the
     peak count of outstanding forwards."""
@@ -162,7 +230,8 @@ def peak_inflight(schedule: tuple[ScheduleStep, ...], weights: list[float]) -> t
 
 
 def stage_memory(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec, stage: int,
-                 capacity: float, attention_kernel: str = "fused") -> MemoryBreakdown:
+                 capacity: float, attention_kernel: str = "fused",
+                 fp8_transpose: bool = False) -> MemoryBreakdown:
     """Memory of one rank of pipeline stage ``stage`` (see module docstring).
 
     Parameters
@@ -171,21 +240,26 @@ def stage_memory(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec, st
         HBM capacity, bytes.
     attention_kernel : {"fused", "unfused"}
         Whether the score matrices could be stored at all.
+    fp8_transpose : bool
+        The chip's FP8 GEMMs need a physically transposed weight copy (:func:`weight_bytes`).
     """
     s = train.resolved_seq_len(model)
     dense, expert = stage_params(model, par, stage, s)
+    lin_d, lin_e = stage_linear_params(model, par, stage)
     zero = par.zero_stage
     dpc, edp = par.dp * par.cp, par.edp
     sharded = dense / dpc + expert / edp
     full = dense + expert
+    lin_sharded, lin_full = lin_d / dpc + lin_e / edp, lin_d + lin_e
+    wq = weight_bytes(train, fp8_transpose) - 2.0  # extra bytes per linear weight over BF16
     gbytes = 2.0 if train.grad_precision == "bf16" else 4.0
-    weights = 2.0 * (sharded if zero >= 3 else full)
+    weights = 2.0 * (sharded if zero >= 3 else full) + wq * (lin_sharded if zero >= 3 else lin_full)
     if zero >= 3:  # the running and the prefetched layer, gathered
         per_layer = max((model.layer_params(L) - model.expert_params(L)) / par.tp
                         + model.expert_params(L) / (par.tp * par.ep) for L in range(model.layers))
-        weights += 2 * 2.0 * per_layer
+        weights += 2 * (2.0 + wq) * per_layer
     grads = gbytes * (sharded if zero >= 2 else full)
-    optim = 12.0 * (sharded if zero >= 1 else full)
+    optim = optimizer_bytes(train) * (sharded if zero >= 1 else full)
 
     b, h = train.micro_batch, model.hidden
     tok = b * s / par.cp

@@ -38,6 +38,7 @@ __all__ = [
 Recompute = Literal["none", "selective", "full"]
 RecomputeModule = Literal["core_attn", "layernorm", "mla_up_proj", "mlp", "moe_act", "shared_experts"]
 WorkloadPrecision = Literal["bf16", "fp8", "mxfp8", "nvfp4"]
+OptimizerStateDtype = Literal["fp32", "fp16", "bf16", "fp8"]
 Dim = Literal["tp", "cp", "ep", "dp", "pp"]
 DIMS: tuple[str, ...] = ("tp", "cp", "ep", "dp", "pp")
 
@@ -219,6 +220,37 @@ class TrainingSpec(SpecModel):
         Cache the inputs of the linear layers in 1-byte FP8 for their backward (Transformer
         Engine saves the quantized input under an FP8 recipe; DeepSeek-V3 §3.3.2); default:
         on when ``precision`` is not bf16.
+    fp8_param_gather, fp4_param_gather : bool
+        Megatron-LM's ``--fp8-param-gather`` / ``--fp4-param-gather``: "keep the compute param
+        in fp8 [fp4] (do not use any other intermediate dtype)"; the transformer layers' linear
+        weights exist only in the recipe's quantized form, with no BF16 copy
+        (:mod:`oassim.workload.memory`). ``fp8_param_gather`` needs ``precision`` fp8 or mxfp8,
+        ``fp4_param_gather`` nvfp4; both need the distributed optimizer or FSDP (``zero`` >= 1).
+    use_precision_aware_optimizer : bool
+        Megatron-LM's ``--use-precision-aware-optimizer`` (Transformer Engine's FusedAdam):
+        allows the dtypes below; with BF16 weights and fp32 master weights it keeps only the
+        16-bit remainders of the master weights (``store_param_remainders``, on by default).
+        Not with ``zero: fsdp`` (Megatron-Bridge turns it off under Megatron FSDP).
+    store_param_remainders : bool
+        With the precision-aware optimizer, fp32 master weights and BF16 weights, store the
+        master weights as the 16 bits the BF16 weight does not hold (2 bytes, not 4).
+    main_grads_dtype : {"bf16", "fp32"}
+        Accepted for ``grad_precision`` (the gradient buffer's dtype either way; Megatron reads
+        ``--main-grads-dtype`` with the precision-aware optimizer and
+        ``--accumulate-allreduce-grads-in-fp32`` / Megatron-Bridge ``grad_reduce_in_fp32``
+        otherwise).
+    main_params_dtype : {"fp32", "fp16"}
+        Master weights of the optimizer (Megatron ``--main-params-dtype``).
+    exp_avg_dtype, exp_avg_sq_dtype : {"fp32", "fp16", "bf16", "fp8"}
+        Adam's first and second moments as stored (Megatron ``--exp-avg-dtype``,
+        ``--exp-avg-sq-dtype``). Every non-fp32 dtype needs ``use_precision_aware_optimizer``.
+    optimizer_cpu_offload : bool
+        Megatron's ``--optimizer-cpu-offload``: a fraction of the optimizer state (master
+        weights and moments) lives in host memory and is stepped there; needs
+        ``use_precision_aware_optimizer``, as Megatron asserts.
+    optimizer_offload_fraction : float, optional
+        Share of the optimizer state offloaded, in [0, 1] (Megatron
+        ``--optimizer-offload-fraction``, default 1); only with ``optimizer_cpu_offload``.
     """
 
     seq_len: int | None = Field(default=None, gt=0, strict=True)
@@ -226,12 +258,22 @@ class TrainingSpec(SpecModel):
     micro_batch: int = Field(default=1, gt=0, strict=True)
     precision: WorkloadPrecision = "bf16"
     recompute: Recompute = "none"
-    grad_precision: Literal["bf16", "fp32"] = "bf16"
+    grad_precision: Literal["bf16", "fp32"] = Field(
+        default="bf16", validation_alias=AliasChoices("grad_precision", "main_grads_dtype"))
     framework: str | None = None
     recompute_modules: tuple[RecomputeModule, ...] | None = None
     offload_layers: int = Field(default=0, ge=0, strict=True,
                                 validation_alias=AliasChoices("offload_layers", "cpu_offloading_num_layers"))
     fp8_activation_cache: bool | None = None
+    fp8_param_gather: bool = False
+    fp4_param_gather: bool = False
+    use_precision_aware_optimizer: bool = False
+    store_param_remainders: bool = True
+    main_params_dtype: Literal["fp32", "fp16"] = "fp32"
+    exp_avg_dtype: OptimizerStateDtype = "fp32"
+    exp_avg_sq_dtype: OptimizerStateDtype = "fp32"
+    optimizer_cpu_offload: bool = False
+    optimizer_offload_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
 
     @property
     def recomputed_modules(self) -> frozenset[str]:
@@ -341,6 +383,7 @@ def check_job(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec,
     if "mla_up_proj" in train.recomputed_modules and not model.is_mla:
         raise _err("workload.recompute_modules", f"mla_up_proj needs an MLA model (q_lora_rank, "
                    f"kv_lora_rank); '{model.name}' has standard attention")
+    _check_low_precision_options(p, train)
     s = train.resolved_seq_len(model)
     if s % (p.cp * (2 if p.cp > 1 else 1)):
         raise _err("workload.seq_len", f"seq_len {s} must be divisible by 2*cp = {2 * p.cp} "
@@ -356,3 +399,29 @@ def check_job(model: ModelSpec, par: ParallelismSpec, train: TrainingSpec,
     if p.schedule_name == "interleaved" and p.pp > 1 and m % p.pp:
         raise _err("workload.global_batch", f"the interleaved schedule needs the micro-batch "
                    f"count ({m}) to be a multiple of pp {p.pp}")
+
+
+def _check_low_precision_options(p: ParallelismSpec, train: TrainingSpec) -> None:
+    """Refuse weight-storage and optimizer options Megatron would refuse (one sentence)."""
+    for key, formats in (("fp8_param_gather", ("fp8", "mxfp8")), ("fp4_param_gather", ("nvfp4",))):
+        if getattr(train, key):
+            if train.precision not in formats:
+                raise _err(f"workload.{key}", f"{key} needs precision {' or '.join(formats)} "
+                           f"(got {train.precision})")
+            if p.zero_stage < 1:
+                raise _err(f"workload.{key}", f"{key} needs the distributed optimizer or FSDP "
+                           "(parallelism.zero >= 1), as Megatron-LM requires")
+    if not train.use_precision_aware_optimizer:
+        for key in ("main_params_dtype", "exp_avg_dtype", "exp_avg_sq_dtype"):
+            if getattr(train, key) != "fp32":
+                raise _err(f"workload.{key}", f"{key} {getattr(train, key)} needs "
+                           "use_precision_aware_optimizer: true")
+        if train.optimizer_cpu_offload:
+            raise _err("workload.optimizer_cpu_offload", "optimizer_cpu_offload needs "
+                       "use_precision_aware_optimizer: true (as Megatron-LM asserts)")
+    elif p.zero == "fsdp":
+        raise _err("workload.use_precision_aware_optimizer", "use_precision_aware_optimizer does not "
+                   "work with zero: fsdp (Megatron-Bridge turns it off under Megatron FSDP)")
+    if train.optimizer_offload_fraction is not None and not train.optimizer_cpu_offload:
+        raise _err("workload.optimizer_offload_fraction", "optimizer_offload_fraction needs "
+                   "optimizer_cpu_offload: true")

@@ -434,7 +434,9 @@ def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn
         chunks.append(ChunkPlan(stage=stage, chunk=c, virtual_stage=vs, layers=layers,
                                 forward=tf, backward=tb, backward_last=tbl))
     optimizer = flushed + optimizer_steps(m, par, train, pl, groups, stage, s, gbytes, overlap, all_grad_calls)
-    mem = stage_memory(m, par, train, stage, acc.hbm_capacity_bytes, attn)
+    # chips without block-scaled (MX) tensor cores, Hopper and earlier, need the FP8 transpose
+    mem = stage_memory(m, par, train, stage, acc.hbm_capacity_bytes, attn,
+                       fp8_transpose=acc.mxfp8_dense_TFLOPS is None)
     sched = SCHEDULES[par.schedule_name](par.pp, stage, n_micro, par.vpp)
     return StagePlan(stage=stage, ranks=pl.stage_ranks(stage), chunks=tuple(chunks), schedule=sched,
                      optimizer=_timed(optimizer, cm), memory=mem)

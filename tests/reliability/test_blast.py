@@ -57,3 +57,23 @@ def test_clos2_planes_and_full_mesh_links(counts_cache):
     eff, _ = _effects("ub-mesh", 1024, counts_cache)
     action, _, f, _ = eff[("copper_link", "mesh-dim0")]
     assert action == "degraded" and f == pytest.approx(1 / 7)
+
+
+@pytest.mark.parametrize("ref, n", [("dgx-h100-superpod", 256), ("cloudmatrix384", 384), ("tpu-v5p-pod", 128),
+                                    ("ub-mesh", 128), ("gb200-nvl72", 144)])
+def test_reliability_counts_equal_topo_info_rows(ref, n):
+    """The campaign's own counts (graph or fabric arrays) are exactly ``oassim topo info``'s rows."""
+    from oassim.reliability.counts import reliability_counts
+    from oassim.topology.cluster import build_cluster
+    from oassim.topology.cluster_spec import load_cluster
+    from oassim.topology.fabric import freeze
+    from oassim.topology.metrics import cluster_info
+
+    g = build_cluster(load_cluster(ref, n))
+    fab = freeze(g)
+    full, mine, arrays = cluster_info(g, fab), reliability_counts(g), reliability_counts(g, fab)
+    for key in ("name", "accelerators", "nodes", "links"):
+        assert mine[key] == full[key], key
+    assert arrays["links"] == [{k: v for k, v in r.items() if k != "technology"} for r in full["links"]]
+    for key in ("name", "accelerators", "nodes"):
+        assert arrays[key] == full[key], key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import re
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from oassim.data import calibration_csv
 from oassim.errors import SpecError
 from oassim.reliability import COMPONENT_TYPES, load_rates, resolve_rates
+from oassim.reliability.rates import cites
 
 # Llama 3 54-day snapshot (calibration source S09): 1,296 h on 16,384 GPUs in 8-GPU hosts.
 HOURS = 54 * 24
@@ -28,7 +30,7 @@ def test_every_component_type_is_listed_and_every_rate_has_a_source():
     cat = load_rates()
     assert set(cat.components) == set(COMPONENT_TYPES)
     for entry in cat.components.values():
-        for r in entry.rates.values():
+        for r in [*entry.rates.values(), *(x for v in entry.other_sources.values() for x in v)]:
             assert r.rate_FIT >= 0 and r.source
 
 
@@ -85,3 +87,37 @@ def test_bad_catalog_is_one_line_naming_file_and_key(tmp_path, text, words):
     assert "\n" not in msg and str(p) in msg
     for w in words:
         assert w in msg
+
+
+def test_leave_one_source_out_skips_every_figure_citing_the_source():
+    """With S09 excluded no resolved rate cites S09; HBM falls back to the Delta figure, the rest unset."""
+    cat = load_rates()
+    loso = resolve_rates(cat, "h100-sxm", exclude_sources=("S09",))
+    for r in loso.values():
+        assert r.source is None or "S09" not in r.source
+    assert loso["hbm"].rate_FIT == pytest.approx(1e9 / 88768, abs=0.5)
+    assert loso["accelerator"].rate_FIT is None and loso["optical_link"].rate_FIT == 780
+    both = resolve_rates(cat, "h100-sxm", exclude_sources=("S09", "S27"))
+    assert both["switch"].rate_FIT == pytest.approx(-math.log(0.98) / (3 * 730.5) * 1e9, abs=1)
+    assert both["optical_link"].rate_FIT is None
+    assert resolve_rates(cat, "h100-sxm")["hbm"].rate_FIT == 3391  # the default is unchanged
+
+
+def test_cites_matches_whole_ids_only():
+    assert cites("calibration row F0002 (source S09)", "S09")
+    assert not cites("calibration row F0002 (source S091)", "S09") and not cites("[S09]", "S09")
+
+
+@pytest.mark.parametrize("gen", ["b200-sxm", "gb200", "mi300x", "ascend-910c", "tpu-v5p", "h200-sxm"])
+def test_generations_with_no_published_rates_are_unset(gen):
+    """No per-accelerator, host or NIC figure is filled for generations no source covers."""
+    own = resolve_rates(load_rates(), gen)
+    for comp in ("accelerator", "hbm", "software", "host", "host_maintenance", "nic"):
+        assert own[comp].rate_FIT is None, (gen, comp)
+
+
+def test_a100_memory_rate_is_the_delta_mtbe_and_the_rest_unset():
+    """A100 HBM: 1e9 / 283,271 h (Delta per-GPU MTBE of memory errors), within 0.5 FIT; no other A100 part."""
+    own = resolve_rates(load_rates(), "a100-sxm")
+    assert own["hbm"].rate_FIT == pytest.approx(1e9 / 283271, abs=0.5) and "2503.11901" in own["hbm"].source
+    assert own["accelerator"].rate_FIT is None and own["host"].rate_FIT is None

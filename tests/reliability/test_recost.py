@@ -36,3 +36,28 @@ def test_full_mesh_link_and_non_blocking_spine(counts_cache):
     _, _, fab = cluster_counts("dgx-h100-superpod", 1024, counts_cache)
     assert recost_slowdown(fab, "switch", "spine") == pytest.approx(0.0, abs=1e-9)
     assert recost_slowdown(fab, "switch", "no-such-tier") is None
+
+
+@pytest.mark.parametrize("ref, n, comp, tier, algo", [("gb200-nvl72", 144, "scaleup_switch", "scaleup", "ring"),
+                                                      ("ub-mesh", 1024, "copper_link", "mesh-dim0", "auto"),
+                                                      ("tpu-v5p-pod", 1024, "switch", "spine", "auto")])
+def test_shared_topology_caches_change_no_result(counts_cache, ref, n, comp, tier, algo):
+    """The degraded fabric reuses the intact one's routes: its all-reduce time equals that of a
+    fabric with the same bandwidths built without the shared caches (exactly), and it is slower
+    than the intact one where the element binds (the NVL72 ring)."""
+    import dataclasses
+
+    from oassim.reliability.recost import TOPOLOGY_CACHES, _allreduce
+
+    _, _, fab = cluster_counts(ref, n, counts_cache)
+    deg = degraded_fabric(fab, comp, tier)
+    fresh = dataclasses.replace(fab, link_bw=deg.link_bw.copy())
+    assert all(name not in fresh.__dict__ for name in TOPOLOGY_CACHES)
+    groups = "rail" if tier == "spine" else "domain"
+    t_deg, a_deg = _allreduce(deg, groups, algo)
+    t_fresh, a_fresh = _allreduce(fresh, groups, algo)
+    assert a_deg == a_fresh and t_deg == t_fresh
+    assert deg.router is fab.router  # shared: topology only
+    assert deg.capacity_Bps is not fab.capacity_Bps  # not shared: it follows the bandwidths
+    if algo == "ring":
+        assert t_deg > _allreduce(fab, groups, algo)[0]

@@ -5,35 +5,29 @@ beside it). A row is checked when it gives a whole layout on hardware of the cat
 Megatron-LM SC'21 runs (calibration source S01: A100, full recomputation) and the
 Megatron-Bridge Llama 3 runs (calibration source S07: H100, B200, GB300). Not checked, and
 printed as such: S02 (no sequence length; V100 has no preset) and S03 (no layout given).
-Megatron-Bridge settings the table does not carry are taken from its recipes
-(``scripts/performance/configs/llama/llama3_workload_base_configs.py`` at commit
-00919dcf1f, docs/sources.md): the distributed optimizer (ZeRO-1) with DDP, and on GB300 the
-70B FSDP runs offload 20 of the 80 layers' activations (``cpu_offloading_num_layers=20``).
+Megatron-Bridge settings the table does not carry are taken from its recipes, as the replay
+of those rows takes them (``oassim/scheduler/bridge_rows.py``, docs/sources.md): BF16
+gradients, FP8-only weights under the FP8 and MXFP8 recipes (``fp8_param_gather``), the
+distributed optimizer with DDP, and on GB300 the 70B FSDP runs offload 20 of the 80 layers'
+activations (``cpu_offloading_num_layers=20``). Two 26.02.01 rows publish a layout their recipe
+never had; they are checked with the recipe's layout, and their published layout is checked
+to be physically impossible (``RECIPE_LAYOUT``).
 """
 
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import pytest
 
 from oassim.data import calibration_csv
+from oassim.errors import SpecError
+from oassim.scheduler.bridge_rows import RECIPE_LAYOUT, fits_in_memory, load_bridge_rows
 from oassim.workload import compile_plan
 from oassim.workload.fit import load_rows
 
-_MODELS = {"LLAMA3_8B": "llama3-8b", "LLAMA3_70B": "llama3-70b", "LLAMA3.1_405B": "llama3-405b"}
-_ACCELERATORS = {"DGX-H100": "h100-sxm", "DGX-B200": "b200-sxm", "DGX-GB300": "gb300"}
-_OFFLOAD = {("LLAMA3_70B", "DGX-GB300", "fsdp"): 20}  # recipe GB300 FP8_CS V1/V2
-
-# Rows whose layout, as the table gives it, cannot be what ran (they stay refused). Both are
-# the 26.02.01 section of S07; its 26.02 section lists the same GB300 70B NVFP4 and MXFP8
-# runs as PP 4, VP 5, micro-batch 1 (which fit: T0119/T0120-like rows).
-_NOT_AS_PARSED = {
-    # DDP keeps every bf16 weight and gradient of the 70B model: 282 GB before any activation
-    "T0209": "70B under DDP on one GPU per replica: weights and gradients alone exceed the GB300's HBM",
-    # pp 4 without interleaving at micro-batch 2, no recomputation or offload given: 376 GB
-    "T0211": "pp 4 without vpp at micro-batch 2 and no recomputation or offload in the table",
-}
+_BRIDGE = {r.row_id: r for r in load_bridge_rows(alternates=False)}
 
 
 def _rows() -> list[dict[str, str]]:
@@ -42,18 +36,8 @@ def _rows() -> list[dict[str, str]]:
 
 
 def _s07_job(r: dict[str, str]) -> tuple[str, dict, str, dict, int]:
-    tp, pp, cp = int(r["tp"]), int(r["pp"]), int(r["cp"] or 1)
-    vpp, n = int(r["vpp"] or 1), int(r["num_gpus"])
-    zero = "fsdp" if r["zero_or_fsdp"].startswith("FSDP") else 1
-    par = dict(tp=tp, pp=pp, cp=cp, dp=n // (tp * pp * cp), vpp=vpp, sp=tp > 1, zero=zero)
-    layers = {"LLAMA3_8B": 32, "LLAMA3_70B": 80, "LLAMA3.1_405B": 126}[r["model"]]
-    if layers % (pp * vpp):  # Megatron-Bridge's 405B recipes count embedding and loss as layers
-        par.update(account_for_embedding_in_pipeline_split=True, account_for_loss_in_pipeline_split=True)
-    # every low-precision recipe (FP8 current scaling, MXFP8, NVFP4) caches linear inputs in 8 bits or fewer
-    train = dict(global_batch=int(r["gbs_seqs"]), micro_batch=int(r["mbs"]), seq_len=int(r["seq_len"]),
-                 precision="bf16" if r["precision"] in ("", "BF16") else "fp8",
-                 offload_layers=_OFFLOAD.get((r["model"], r["hardware"], zero), 0))
-    return _MODELS[r["model"]], par, _ACCELERATORS[r["hardware"]], train, n
+    b = _BRIDGE[r["row_id"]]
+    return b.model, b.parallelism(), b.accelerator, b.training(), b.gpus
 
 
 def _s01_job(r: dict[str, str]) -> tuple[str, dict, str, dict, int]:
@@ -89,14 +73,44 @@ def test_rows_not_checked_are_the_ones_without_a_layout():
 @pytest.mark.parametrize("row_id, job", JOBS)
 def test_published_layout_fits_in_hbm(row_id, job):
     """The plan compiles with the memory check on; the footprint is at most the HBM capacity
-    and at least the bf16 weights it must hold. Rows whose table layout cannot hold on
-    physical grounds are expected to be refused (_NOT_AS_PARSED says why)."""
+    and at least the weights it must hold."""
     model, par, acc, train, n = job
-    if row_id in _NOT_AS_PARSED:
-        plan = compile_plan(model, par, acc, None, training=train, accelerators=n, memory_check=False)
-        assert not plan.memory.fits, f"{row_id} now fits: drop it from _NOT_AS_PARSED"
-        pytest.xfail(_NOT_AS_PARSED[row_id])
     plan = compile_plan(model, par, acc, None, training=train, accelerators=n)
     mem = plan.memory
     assert mem.weights <= mem.total <= mem.capacity
     print(f"{row_id}: {mem.total / 1e9:.1f} of {mem.capacity / 1e9:.0f} GB on stage {mem.stage}")
+
+
+@pytest.mark.parametrize("row_id", sorted(RECIPE_LAYOUT))
+def test_corrected_rows_could_not_run_as_published(row_id):
+    """The two 26.02.01 rows replayed with their recipe's layout: as the table prints them
+    they do not fit on any stage (T0209: weights, their NVFP4 copy and gradients alone exceed
+    the HBM; T0211: the 1F1B stack of micro-batch-2 activations does), and the recipe's layout
+    is the one the 26.02 section of the same source publishes for the same run."""
+    row = next(r for r in _rows() if r["row_id"] == row_id)
+    b = _BRIDGE[row_id]
+    published = dict(b.parallelism(), pp=int(row["pp"]), vpp=int(row["vpp"] or 1),
+                     dp=b.gpus // (b.tp * int(row["pp"]) * b.cp))
+    train = dict(b.training(), micro_batch=int(row["mbs"]))
+    plan = compile_plan(b.model, published, b.accelerator, None, training=train, accelerators=b.gpus,
+                        memory_check=False)
+    worst = max((s.memory for s in plan.stages), key=lambda m: m.total)
+    assert not worst.fits
+    if row_id == "T0209":
+        assert worst.weights + worst.gradients > worst.capacity
+    with pytest.raises(SpecError, match="needs .* GB per accelerator"):
+        compile_plan(b.model, published, b.accelerator, None, training=train, accelerators=b.gpus)
+    same_run = [r for r in _BRIDGE.values() if r.container == "26.02" and r.model == b.model
+                and r.system == b.system and r.precision == b.precision]
+    assert same_run and all((r.pp, r.vpp, r.mbs, r.fsdp) == (b.pp, b.vpp, b.mbs, b.fsdp) for r in same_run)
+    print(f"{row_id} as published: {worst.sentence(b.accelerator)}")
+
+
+def test_every_replayed_bridge_row_fits_so_replays_keep_the_memory_check():
+    """The calibration replays (``bridge_rows.replay``) compile with the memory check on, so
+    every S07 row and MXFP8 cell must fit with its recipe settings; the FSDP rows only with
+    their recipe's activation offload."""
+    rows = load_bridge_rows()
+    assert all(fits_in_memory(r) for r in rows), [r.row_id for r in rows if not fits_in_memory(r)]
+    fsdp = [r for r in rows if r.fsdp and r.offload_layers]
+    assert fsdp and not any(fits_in_memory(replace(r, offload_layers=0)) for r in fsdp)

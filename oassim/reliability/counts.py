@@ -1,0 +1,68 @@
+"""The part counts a reliability campaign needs, read straight off the topology builder's graph.
+
+What is counted: the rows ``nodes`` (kind, tier, count) and ``links`` (tier, technology,
+medium, edges, cables, optical links) of :func:`oassim.topology.metrics.cluster_info`, the
+accelerator count and the cluster name, and nothing else: the routed diameter, bisections,
+power and cost that ``oassim topo info`` also computes are not needed to know what can fail,
+so a campaign does not pay for them (``tests/reliability`` checks the rows equal
+``cluster_info``'s).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+__all__ = ["reliability_counts"]
+
+
+def reliability_counts(g: Any, fabric: Any = None) -> dict[str, Any]:
+    """``name``, ``accelerators``, ``nodes`` and ``links`` of a built cluster graph (networkx).
+
+    With the graph's frozen ``fabric`` the counts are numpy tallies of its node and link
+    arrays (each edge is two directed links of equal bundle count); the link rows then carry
+    no ``technology``.
+    """
+    if fabric is not None:
+        return _from_fabric(g.graph.get("name", ""), fabric)
+    kinds = Counter((d["kind"], d["tier"]) for _, d in g.nodes(data=True))
+    # one C-level tally of (tier, technology, medium, cables) tuples, then rows by tier
+    tally = Counter((e["tier"], e["link"], e["medium"], int(e.get("count", 1))) for _, _, e in g.edges(data=True))
+    links: dict[str, dict[str, Any]] = {}
+    for (tier, tech, medium, c), k in tally.items():
+        row = links.setdefault(tier, {"tier": tier, "technology": tech, "medium": medium,
+                                      "edges": 0, "cables": 0, "optical_links": 0})
+        row["edges"] += k
+        row["cables"] += c * k
+        if medium == "optical":
+            row["optical_links"] += c * k
+    accelerators = sum(c for (k, _), c in kinds.items() if k == "accelerator")
+    return {"name": g.graph.get("name", ""), "accelerators": accelerators,
+            "nodes": [{"kind": k, "tier": t, "count": c} for (k, t), c in sorted(kinds.items())],
+            "links": sorted(links.values(), key=lambda r: r["tier"])}
+
+
+def _from_fabric(name: str, f: Any) -> dict[str, Any]:
+    from oassim.topology.graph import NODE_KINDS
+    from oassim.topology.parts import MEDIA
+
+    nk, nt = len(NODE_KINDS), len(f.tier_names)
+    pairs = np.bincount(f.node_kind.astype(np.int64) * nt + f.node_tier, minlength=nk * nt)
+    nodes = sorted((NODE_KINDS[i // nt], f.tier_names[i % nt], int(c)) for i, c in enumerate(pairs) if c)
+    nm = len(MEDIA)
+    key = f.link_tier.astype(np.int64) * nm + f.link_medium
+    edges = np.bincount(key, minlength=len(f.link_tier_names) * nm) // 2
+    cables = np.bincount(key, weights=f.link_count, minlength=len(f.link_tier_names) * nm) / 2
+    links: dict[str, dict[str, Any]] = {}
+    for i in np.flatnonzero(edges):
+        tier, medium = f.link_tier_names[i // nm], MEDIA[i % nm]
+        row = links.setdefault(tier, {"tier": tier, "medium": medium, "edges": 0, "cables": 0, "optical_links": 0})
+        row["edges"] += int(edges[i])
+        row["cables"] += int(cables[i])
+        if medium == "optical":
+            row["optical_links"] += int(cables[i])
+    return {"name": name, "accelerators": int(len(f.accel_node)),
+            "nodes": [{"kind": k, "tier": t, "count": c} for k, t, c in nodes],
+            "links": sorted(links.values(), key=lambda r: r["tier"])}
