@@ -2,7 +2,8 @@
 
 Cells: ``compare_supernodes.ipynb`` (``_cells_compare.CELLS``), ``parameter_sweep.ipynb``
 (``_cells_sweep.SWEEP_CELLS``), ``interconnect_spec_evaluation.ipynb``
-(``_cells_spec.SPEC_CELLS``) and ``reliability.ipynb`` (``_cells_reliability.RELIABILITY_CELLS``),
+(``_cells_spec.SPEC_CELLS`` then ``_cells_proposal.PROPOSAL_CELLS``) and ``reliability.ipynb``
+(``_cells_reliability.RELIABILITY_CELLS``),
 listed in :data:`NOTEBOOKS`. ``python notebooks/_build.py``
 regenerates all of them after a cell was edited (``python notebooks/_build.py
 parameter_sweep.ipynb`` only the ones named); the notebooks are generated, so edit the cell
@@ -23,6 +24,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the cell modules beside this file
 from _cells_compare import CELLS  # noqa: E402
+from _cells_proposal import PROPOSAL_CELLS  # noqa: E402
 from _cells_reliability import RELIABILITY_CELLS  # noqa: E402
 from _cells_spec import SPEC_CELLS  # noqa: E402
 from _cells_sweep import SWEEP_CELLS  # noqa: E402
@@ -33,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
     "compare_supernodes.ipynb": CELLS,
     "parameter_sweep.ipynb": SWEEP_CELLS,
-    "interconnect_spec_evaluation.ipynb": SPEC_CELLS,
+    "interconnect_spec_evaluation.ipynb": SPEC_CELLS + PROPOSAL_CELLS,
     "reliability.ipynb": RELIABILITY_CELLS,
 }
 

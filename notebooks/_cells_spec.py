@@ -21,6 +21,10 @@ time through the Python API, on the four example scale-up specs in `experiments/
    power, optics and cost per accelerator.
 5. **Write the committee's report** (HTML and Markdown, with every input) into a temporary
    folder and list its files.
+6. **OAS-Bench 2.0: one supernode proposal end to end** (`experiments/proposals/`): load the
+   proposal file, build its cluster, count its parts, power and cost, run its collectives and
+   training workloads (a mixed-vendor design, each pipeline stage on its own chip type), its
+   goodput over a 30-day campaign, and its place in the ranking.
 
 **Profile.** The parameter cell below runs the `quick` profile (`SUITE = "quick"`: smaller
 scales and batches, about 20 s on a 2-core machine) so that the notebook stays fast. **The
@@ -385,5 +389,7 @@ headline.round(3)"""),
   proposals) and uses the uncalibrated `default` compute
   efficiency for the reference accelerator (the same for every candidate).
 - These are quick-profile numbers unless `SUITE = "full"`. For the committee, run
-  `oassim evaluate experiments/specs/*.yaml --out report/` and circulate `report/report.html`."""),
+  `oassim evaluate experiments/specs/*.yaml --out report/` and circulate `report/report.html`.
+- Mesh, torus and multi-tier designs, mixed vendors, and each design's own optics, power and
+  cost are what OAS-Bench 2.0 proposals add: section 6 takes one through the whole suite."""),
 ]

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from oassim.errors import SpecError
 
-__all__ = ["Candidate", "SearchResult", "stage_split", "expand", "search"]
+__all__ = ["Candidate", "SearchResult", "stage_split", "expand", "search", "with_balanced"]
 
 
 @dataclass
@@ -38,16 +38,20 @@ class Candidate:
         ``"ok"``, ``"skipped: ..."`` (before simulation) or ``"infeasible: ..."`` (the simulator's reason).
     record : dict
         The evaluation's record (``tokens_per_s`` and the rest) when ``status`` is ``"ok"``.
+    balanced : bool
+        The layers are split over the stages by chip speed (:func:`with_balanced`).
     """
 
     parallelism: dict[str, Any]
     status: str = "not run"
     record: dict[str, Any] = field(default_factory=dict)
+    balanced: bool = False
 
     @property
     def label(self) -> str:
         p = self.parallelism
-        return " ".join(f"{k.upper()} {p[k]}" for k in ("tp", "pp", "dp", "ep") if k in p)
+        return " ".join(f"{k.upper()} {p[k]}" for k in ("tp", "pp", "dp", "ep") if k in p) + (
+            " balanced" if self.balanced else "")
 
 
 @dataclass
@@ -126,6 +130,41 @@ def expand(layouts: Sequence[Mapping[str, int]], fixed: Mapping[str, Any], *, la
             cand.status = f"skipped: {layers} layers cannot be split over PP {pp}"
         else:
             par.update(split)
+    return out
+
+
+def with_balanced(candidates: Sequence[Candidate],
+                  balance: Callable[[dict[str, Any]], Sequence[int]]) -> list[Candidate]:
+    """The candidates, each runnable one followed by its variant with the layers balanced by chip speed.
+
+    ``balance`` maps a parallelism section to the layers of each stage
+    (:func:`oassim.workload.hetero.balance_by_chip`); the variant replaces the candidate's stage
+    split by the Megatron layout string of those counts. A variant whose split is the
+    candidate's own is left out (nothing to compare); one ``balance`` refuses is kept as skipped
+    with the reason.
+    """
+    from oassim.workload.hetero import layout_string
+    from oassim.workload.pipeline_split import virtual_stage_layers
+
+    out: list[Candidate] = []
+    for cand in candidates:
+        out.append(cand)
+        if cand.status.startswith("skipped"):
+            continue
+        par = {k: v for k, v in cand.parallelism.items() if k not in ("first_stage_layers", "last_stage_layers")}
+        var = Candidate(par, balanced=True)
+        try:
+            counts = list(balance(dict(cand.parallelism)))
+        except SpecError as exc:
+            var.status = f"skipped: {exc.message}"
+            out.append(var)
+            continue
+        own = virtual_stage_layers(sum(counts), int(par["pp"]), 1, first=cand.parallelism.get("first_stage_layers"),
+                                   last=cand.parallelism.get("last_stage_layers"))
+        if counts == own:
+            continue
+        par["pipeline_model_parallel_layout"] = layout_string(counts)
+        out.append(var)
     return out
 
 

@@ -30,7 +30,7 @@ from oassim.hardware import InterconnectSpec, load_catalog
 
 __all__ = [
     "SUITE_VERSION", "TrainingBench", "CollectiveBench", "Reference", "Suite", "SUITES", "get_suite",
-    "ReferenceDesign", "reference_design", "slug",
+    "ReferenceDesign", "reference_design", "slug", "SuiteDefinition", "plain", "pick_profile", "Workload",
 ]
 
 SUITE_VERSION = "oas-bench-1.0"
@@ -39,8 +39,8 @@ _MiB = 1 << 20
 
 
 @dataclass(frozen=True)
-class TrainingBench:
-    """One training workload of the suite: a scenario without its cluster.
+class Workload:
+    """The job of a suite's training workload (both suite versions): name, preset, size, batch.
 
     Parameters
     ----------
@@ -52,12 +52,6 @@ class TrainingBench:
         Job size.
     seq_len, global_batch, micro_batch : int
         Tokens per sequence, sequences per optimizer step, sequences per micro-batch.
-    precision, recompute : str
-        As in a scenario's ``workload`` section.
-    parallelism : mapping
-        A scenario's ``parallelism`` section.
-    source : str
-        Where the layout comes from.
     """
 
     name: str
@@ -66,6 +60,24 @@ class TrainingBench:
     seq_len: int
     global_batch: int
     micro_batch: int
+
+
+@dataclass(frozen=True)
+class TrainingBench(Workload):
+    """One training workload of the suite: a scenario without its cluster.
+
+    Parameters
+    ----------
+    name, model, accelerators, seq_len, global_batch, micro_batch
+        The job (:class:`Workload`).
+    precision, recompute : str
+        As in a scenario's ``workload`` section.
+    parallelism : mapping
+        A scenario's ``parallelism`` section.
+    source : str
+        Where the layout comes from.
+    """
+
     precision: str
     recompute: str
     parallelism: Mapping[str, Any]
@@ -162,8 +174,38 @@ class Reference:
         default_factory=lambda: {"host": 30.0, "leaf_spine": 100.0, "spine_core": 300.0})
 
 
+def plain(value: Any) -> Any:
+    """Mappings and sequences of a suite definition as plain dicts and lists (for YAML and JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+class SuiteDefinition:
+    """What every OAS-Bench suite definition (1.0 on specs, 2.0 on proposals) answers: the
+    largest cluster it needs and its whole definition as plain data. A frozen dataclass with
+    ``collectives`` (a :class:`CollectiveBench`) and ``training`` (workloads with
+    ``accelerators``) inherits it; ``_fixed_sizes`` adds sizes the suite builds besides those."""
+
+    def _fixed_sizes(self) -> tuple[int, ...]:
+        return ()
+
+    @property
+    def max_accelerators(self) -> int:
+        """Largest cluster any benchmark of the suite needs."""
+        me: Any = self  # a dataclass with ``collectives`` and ``training``
+        scales = [s for s in me.collectives.scales if isinstance(s, int)]
+        return max([*scales, *(t.accelerators for t in me.training), *self._fixed_sizes()])
+
+    def describe(self) -> dict[str, Any]:
+        """The whole definition as plain data (for reports and results.json)."""
+        return plain(asdict(self))  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
-class Suite:
+class Suite(SuiteDefinition):
     """One version and profile of OAS-Bench.
 
     Parameters
@@ -187,23 +229,8 @@ class Suite:
     network: str = "analytical"
     seed: int = 0
 
-    @property
-    def max_accelerators(self) -> int:
-        """Largest cluster any benchmark of the suite needs."""
-        scales = [s for s in self.collectives.scales if isinstance(s, int)]
-        return max([*scales, *(t.accelerators for t in self.training), self.reference.domain_size])
-
-    def describe(self) -> dict[str, Any]:
-        """The whole definition as plain data (for reports and results.json)."""
-        return _plain(asdict(self))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+    def _fixed_sizes(self) -> tuple[int, ...]:
+        return (self.reference.domain_size,)
 
 
 _LLAMA_405B = {"tp": 8, "pp": 16, "dp": 128, "cp": 1, "ep": 1, "vpp": 1, "sp": True, "zero": 1,
@@ -256,13 +283,20 @@ QUICK = Suite(
 SUITES: dict[str, Suite] = {"full": FULL, "quick": QUICK}
 
 
+def pick_profile(name: Any, profiles: Mapping[str, Any], what: str) -> Any:
+    """A suite by profile name from ``profiles``, or ``name`` itself when it is already a suite
+    of that kind; an unknown name is refused naming ``what`` and the allowed profiles."""
+    kind = type(next(iter(profiles.values())))
+    if isinstance(name, kind):
+        return name
+    if name not in profiles:
+        raise SpecError(f"unknown {what} profile '{name}' (allowed: {', '.join(profiles)})")
+    return profiles[name]
+
+
 def get_suite(name: str | Suite) -> Suite:
     """A suite by profile name (``"full"``, ``"quick"``) or the suite itself."""
-    if isinstance(name, Suite):
-        return name
-    if name not in SUITES:
-        raise SpecError(f"unknown OAS-Bench profile '{name}' (allowed: {', '.join(SUITES)})")
-    return SUITES[name]
+    return pick_profile(name, SUITES, "OAS-Bench")
 
 
 def slug(name: str) -> str:
@@ -316,7 +350,7 @@ class ReferenceDesign:
 
     def figures(self) -> dict[str, Any]:
         """Everything but the cluster file, JSON-ready."""
-        return {k: _plain(v) for k, v in asdict(self).items() if k != "cluster"}
+        return {k: plain(v) for k, v in asdict(self).items() if k != "cluster"}
 
 
 def _ports(spec: InterconnectSpec, ref: Reference) -> tuple[int, str]:

@@ -15,9 +15,11 @@ power figures a vendor quotes for its own parts, which the catalog never holds. 
 itself is built by the topology layer: :func:`cluster_document` turns a proposal into the
 cluster-file mapping the builder takes (docs/architecture.md decision 2: validation here, no
 file I/O when the model is built). Heterogeneous accelerators are placed by whole supernodes, in
-list order; the graph carries the first type's scale-up and scale-out figures, and the totals
-count each type's own power and price (the mixed-speed compute and collective models are not
-part of this version, docs/oas-bench.md).
+list order; the graph carries the first type's scale-up and scale-out figures (the design rules
+check every other type's ports against its links), the totals count each type's own power and
+price, and the training runs give each supernode its type (the scenario's
+``cluster.accelerator_types``), so each pipeline stage computes at its own chips' speed
+(:mod:`oassim.workload.hetero`, docs/oas-bench.md).
 """
 
 from __future__ import annotations
@@ -306,32 +308,34 @@ def cluster_document(rp: ResolvedProposal, accelerators: int | None = None,
                 d[key] = table[name]
         return d
 
+    def link(use: dict[str, Any], where: str) -> dict[str, Any]:
+        if use["technology"] == INTERCONNECT:
+            use = _interconnect_link(needs_spec(where, "technology"), use, where, src, notes)
+        if use.get("module") is not None:
+            use["module"] = figures(_part_dict(cat.resolve_module(use["module"], source=src,
+                                                                  prefix=f"{where}.module")))
+        return use
+
+    def switch(use: dict[str, Any], where: str) -> dict[str, Any]:
+        if use["switch"] == INTERCONNECT:
+            spec = needs_spec(where, "switch")
+            part = spec.switch_part(f"{spec.name}-switch")
+        else:
+            part = cat.resolve_switch(use["switch"], source=src, prefix=f"{where}.switch")
+        use["switch"] = figures(_part_dict(part))
+        return use
+
+    def needs_spec(where: str, key: str) -> InterconnectSpec:
+        if rp.interconnect is None:
+            raise SpecError(f"{key} 'interconnect' needs the proposal's interconnect spec", source=src,
+                            path=f"{where}.{key}")
+        return rp.interconnect
+
     def section(dom: DomainSpec, key: str) -> dict[str, Any]:
         d = dom.model_dump(mode="json", exclude_defaults=False)
-        for role, use in d["links"].items():
-            use = {k: v for k, v in use.items() if v is not None}
-            where = f"{key}.links.{role}"
-            if use["technology"] == INTERCONNECT:
-                if rp.interconnect is None:
-                    raise SpecError("technology 'interconnect' needs the proposal's interconnect spec",
-                                    source=src, path=f"{where}.technology")
-                use = _interconnect_link(rp.interconnect, use, where, src, notes)
-            if use.get("module") is not None:
-                use["module"] = figures(_part_dict(cat.resolve_module(use["module"], source=src,
-                                                                      prefix=f"{where}.module")))
-            d["links"][role] = use
-        for role, use in d["switches"].items():
-            use = {k: v for k, v in use.items() if v is not None}
-            where = f"{key}.switches.{role}"
-            if use["switch"] == INTERCONNECT:
-                if rp.interconnect is None:
-                    raise SpecError("switch 'interconnect' needs the proposal's interconnect spec",
-                                    source=src, path=f"{where}.switch")
-                part = rp.interconnect.switch_part(f"{rp.interconnect.name}-switch")
-            else:
-                part = cat.resolve_switch(use["switch"], source=src, prefix=f"{where}.switch")
-            use["switch"] = figures(_part_dict(part))
-            d["switches"][role] = use
+        for roles, resolve in (("links", link), ("switches", switch)):
+            for role, use in d[roles].items():
+                d[roles][role] = resolve({k: v for k, v in use.items() if v is not None}, f"{key}.{roles}.{role}")
         return d
 
     doc: dict[str, Any] = {

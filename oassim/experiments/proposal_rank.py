@@ -68,6 +68,25 @@ def _per(entry: dict[str, Any], what: str) -> str:
     return f"unknown (no {what} for {named})" if named else "unknown"
 
 
+def _mixed(rec: dict[str, Any]) -> bool:
+    return len(set(rec.get("stage_accelerators") or ())) > 1
+
+
+def stage_text(rec: dict[str, Any]) -> str:
+    """The chip type and decoder layers of each pipeline stage of a run, runs of equal stages
+    joined (``"stages 0-1 gb200 (20 layers each), 2-3 b200-sxm (20, 20)"``)."""
+    chips, layers = rec["stage_accelerators"], rec["stage_layers"]
+    parts, i = [], 0
+    while i < len(chips):
+        j = i
+        while j + 1 < len(chips) and chips[j + 1] == chips[i]:
+            j += 1
+        span = f"{i}" if i == j else f"{i}-{j}"
+        parts.append(f"{span} {chips[i]} ({', '.join(str(n) for n in layers[i:j + 1])} layers)")
+        i = j + 1
+    return "Pipeline stages by chip type: " + "; ".join(parts)
+
+
 def ranking_blocks(ranking: list[dict[str, Any]], results: Sequence[Any], workloads: Sequence[str]) -> list[Block]:
     """The side-by-side ranking table and what limits each proposal."""
     by = {r.name: r for r in results}
@@ -80,7 +99,7 @@ def ranking_blocks(ranking: list[dict[str, Any]], results: Sequence[Any], worklo
         for w in workloads:
             sc = scores.get(w)
             cells.append("-" if sc is None else f"{sc['tokens_per_s']:,.0f} ({sc['mfu']:.1%}, {sc['layout']})"
-                         + (" approximated" if sc["approximated"] else ""))
+                         + (" mixed chips" if _mixed(sc) else "") + (" approximated" if sc.get("approximated") else ""))
         for w in workloads:
             sc = scores.get(w)
             cells += ["-" if sc is None else _per(sc["tokens_per_s_per_MW"], "power figure"),
@@ -120,6 +139,8 @@ def score_blocks(r: Any) -> list[Block]:
         head = (f"{t['workload']} ({t['accelerators']:,} accelerators, {t.get('precision', '-')}): "
                 + (f"best layout {t['layout']}, {t['tokens_per_s']:,.0f} tokens/s" if t["status"] == "ok"
                    else t["status"]))
+        if t["status"] == "ok" and _mixed(t):
+            head += f". {stage_text(t)}"
         if t.get("approximated"):
             head += f". {t['approximated']}"
         b += [("p", head), ("table", ["layout", "status", "tokens/s", "MFU"], rows)]

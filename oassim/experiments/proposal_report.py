@@ -137,6 +137,8 @@ class ProposalEvaluation:
                         f"{w}_layout": sc.get("layout"),
                         f"{w}_tokens_per_s_per_MW": (sc.get("tokens_per_s_per_MW") or {}).get("value"),
                         f"{w}_tokens_per_s_per_MUSD": (sc.get("tokens_per_s_per_MUSD") or {}).get("value"),
+                        f"{w}_stage_accelerators": " ".join(sc.get("stage_accelerators") or ()) or None,
+                        f"{w}_stage_layers": " ".join(str(n) for n in sc.get("stage_layers") or ()) or None,
                         f"{w}_approximated": sc.get("approximated")})
         return out
 

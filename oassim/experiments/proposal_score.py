@@ -13,12 +13,16 @@ What it does: :func:`score_proposal` takes a proposal that passed the design rul
   million USD of capital cost (only when every part is priced), each with the bottleneck of the
   best layout's iteration beside it.
 
-Why mixed accelerators are approximated: the cluster graph carries one accelerator type, so a
-proposal mixing types is simulated with every accelerator the slowest type (lowest dense peak
-at the workload's precision) - the member that paces every synchronous collective and every
-data-parallel step of a job spread over all types. The number is marked ``approximated`` with
-that reason: faster types' idle time is not credited, and pipeline stages are not assigned by
-chip type.
+How mixed accelerators run: the cluster graph carries the first type's interconnect figures
+(the design rules check that every type's ports match its links), and the scenario's
+``cluster.accelerator_types`` gives each supernode its type in the proposal's order (whole
+supernodes by share, as the totals count them). Every pipeline stage then computes at its own
+ranks' chip (a stage spanning types at its slowest member, which paces its synchronous
+collectives; :mod:`oassim.workload.hetero`), and each layout of the search is also tried with
+its layers balanced by chip speed (a Megatron ``pipeline_model_parallel_layout``, reported as
+``balanced``). The precision is the first of the workload's that every type supports. What is
+still approximated is marked ``approximated`` with the reason: a scale-out NIC the proposal leaves
+to each chip's own figures runs, for every type, as the first type's (the graph has one NIC).
 """
 
 from __future__ import annotations
@@ -27,25 +31,25 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import yaml
 
 from oassim.errors import SpecError
 from oassim.experiments.evaluate import collective_rows, limiter
-from oassim.experiments.layout_search import expand, search
+from oassim.experiments.layout_search import expand, search, with_balanced
+from oassim.experiments.proposal import type_counts
 from oassim.experiments.proposal_suite import ProposalSuite, ProposalWorkload
 from oassim.hardware.models import Accelerator
-from oassim.workload import resolve_model
+from oassim.workload import TrainingSpec, resolve_model
+from oassim.workload.hetero import AcceleratorMix, balance_by_chip
 
-__all__ = ["pacing_accelerator", "score_proposal", "proposal_scores"]
+__all__ = ["common_precision", "nic_note", "score_proposal", "proposal_scores"]
 
 Progress = Callable[[str], None]
 
 
-def pacing_accelerator(types: list[Accelerator], precisions: tuple[str, ...]) -> tuple[Accelerator, str, str | None]:
-    """The accelerator type a run uses, the precision, and why the run is approximated (None if exact).
-
-    The precision is the first of ``precisions`` every type has a peak figure for; the type is
-    the one with the lowest dense peak at it (ties: the smaller HBM).
+def common_precision(types: list[Accelerator], precisions: tuple[str, ...]) -> str:
+    """The first of ``precisions`` every accelerator type has a dense peak figure for.
 
     Raises
     ------
@@ -54,17 +58,23 @@ def pacing_accelerator(types: list[Accelerator], precisions: tuple[str, ...]) ->
     """
     for prec in precisions:
         try:
-            peaks = [(a.peak_flops(prec), a.hbm_capacity_GB, i) for i, a in enumerate(types)]
+            for a in types:
+                a.peak_flops(prec)
         except SpecError:
             continue
-        slow = types[min(peaks)[2]]
-        note = None
-        if len(types) > 1:
-            note = (f"approximated: the cluster mixes {', '.join(a.name for a in types)}; every accelerator is "
-                    f"simulated as {slow.name}, the slowest at {prec.upper()} ({slow.peak_flops(prec) / 1e12:,.0f} "
-                    "TFLOPS), which paces each synchronous step; faster types' spare time is not credited")
-        return slow, prec, note
+        return prec
     raise SpecError(f"no accelerator type supports all of {', '.join(precisions)} (precision of the workload)")
+
+
+def _mix(res: Any, wl: ProposalWorkload) -> tuple[list[dict[str, Any]], AcceleratorMix]:
+    """The scenario's ``accelerator_types`` for the job's cluster, and the mix of its ranks."""
+    types = [a for a, _ in res.proposal.accelerators]
+    size = res.totals["supernode_size"]
+    supernodes = -(-wl.accelerators // size)
+    counts = type_counts(res.proposal, supernodes)
+    shares = [{"accelerator": a.model_dump(mode="json", exclude_none=True), "supernodes": n}
+              for a, n in zip(types, counts)]
+    return shares, AcceleratorMix.by_domain(types, counts, np.repeat(np.arange(supernodes), size))
 
 
 def _dump(data: Any) -> str:
@@ -80,23 +90,25 @@ def _training(res: Any, wl: ProposalWorkload, s: ProposalSuite, folder: Path, ca
     types = [a for a, _ in res.proposal.accelerators]
     rec: dict[str, Any] = {"workload": wl.name, "model": wl.model, "accelerators": wl.accelerators}
     try:
-        part, prec, approx = pacing_accelerator(types, wl.precisions)
+        prec = common_precision(types, wl.precisions)
+        shares, mix = _mix(res, wl) if len(types) > 1 else (None, None)
     except SpecError as exc:
         return {**rec, "status": f"failed: {exc.message}", "candidates": []}
-    cluster = dict(res.cluster)
     cluster_file = folder / "cluster.yaml"
-    if part.name != types[0].name:  # the graph carries the pacing type
-        cluster["accelerator"] = part.model_dump(mode="json", exclude_none=True)
-        cluster_file = folder / f"cluster-{part.name}.yaml"
-        cluster_file.write_text(f"# the cluster of {res.name} with every accelerator {part.name} (the slowest type)\n"
-                                + _dump(cluster), encoding="utf-8")
     layers = resolve_model(wl.model).layers
     cands = expand(wl.layouts, wl.fixed, layers=layers, accelerators=wl.accelerators,
                    global_batch=wl.global_batch, micro_batch=wl.micro_batch, domain_size=res.totals["supernode_size"])
+    if mix is not None:
+        training = TrainingSpec(seq_len=wl.seq_len, global_batch=wl.global_batch, micro_batch=wl.micro_batch,
+                                precision=prec, recompute=wl.recompute)
+        cands = with_balanced(cands, lambda par: balance_by_chip(wl.model, par, training, mix, wl.accelerators)[0])
+    cluster_ref: dict[str, Any] = {"accelerators": wl.accelerators}
+    if shares is not None:
+        cluster_ref["accelerator_types"] = shares
 
     def evaluate(par: dict[str, Any]) -> dict[str, Any]:
         sc = {"name": f"{res.slug}-{wl.name}", "description": f"OAS-Bench 2.0 {wl.name} on proposal {res.name}",
-              "sources": [wl.source], "cluster": {"file": str(cluster_file.resolve()), "accelerators": wl.accelerators},
+              "sources": [wl.source], "cluster": {"file": str(cluster_file.resolve()), **cluster_ref},
               "workload": {"model": wl.model, "seq_len": wl.seq_len, "global_batch": wl.global_batch,
                            "micro_batch": wl.micro_batch, "precision": prec, "recompute": wl.recompute},
               "parallelism": par, "network": s.network, "seed": s.seed}
@@ -108,11 +120,13 @@ def _training(res: Any, wl: ProposalWorkload, s: ProposalSuite, folder: Path, ca
                 "exposed_comm_s": r["exposed_comm_s"], "bubble_s": r["bubble_s"],
                 "memory_per_accelerator_GB": r["memory_per_accelerator_GB"], "breakdown": breakdown,
                 "bottleneck": limiter(breakdown, findings), "findings": findings, "scenario": sc,
+                **r["provenance"]["pipeline"],
                 "wall_s": time.perf_counter() - t}
 
     t0 = time.perf_counter()
     result = search(cands, evaluate, lambda m: say(f"{res.name}: {wl.name} {m}"))
-    rec.update(precision=prec, pacing_accelerator=part.name, approximated=approx,
+    by_type = _job_types(mix, wl.accelerators) if mix else {types[0].name: wl.accelerators}
+    rec.update(precision=prec, approximated=nic_note(res), accelerators_by_type=by_type,
                candidates=[{"layout": c.label, "parallelism": c.parallelism, "status": c.status,
                             **({"tokens_per_s": c.record["tokens_per_s"], "mfu": c.record["mfu"]} if c.record else {})}
                            for c in result.tried],
@@ -126,8 +140,31 @@ def _training(res: Any, wl: ProposalWorkload, s: ProposalSuite, folder: Path, ca
     (folder / "scenarios" / f"{wl.name}.yaml").write_text(
         f"# OAS-Bench 2.0 {wl.name} on proposal {res.name}: the best layout of the search\n"
         "# reproduce: oassim run THIS_FILE\n" + _dump({**scenario, "cluster": {
-            "file": f"../{cluster_file.name}", "accelerators": wl.accelerators}}), encoding="utf-8")
+            "file": f"../{cluster_file.name}", **cluster_ref}}), encoding="utf-8")
     return {**rec, "status": "ok", "layout": result.best.label, "parallelism": result.best.parallelism, **best}
+
+
+def nic_note(res: Any) -> str | None:
+    """Why a mixed proposal's run is approximated, or None: its scale-out NIC (ports, rate) is
+    taken from the first type for every type, and another type's own NIC differs."""
+    types = [a for a, _ in res.proposal.accelerators]
+    so = res.proposal.proposal.scale_out
+    if len(types) < 2 or so is None or (so.nic.ports is not None and so.nic.rate_Gbps is not None):
+        return None
+    first = types[0]
+    used = (so.nic.ports or first.scaleout_nic_ports, so.nic.rate_Gbps or first.scaleout_port_Gbps)
+    odd = [a.name for a in types[1:]
+           if (so.nic.ports or a.scaleout_nic_ports, so.nic.rate_Gbps or a.scaleout_port_Gbps) != used]
+    if not odd:
+        return None
+    return (f"approximated: the scale-out NICs of {', '.join(odd)} are simulated as {first.name}'s "
+            f"({used[0]} x {used[1]:g} Gb/s; the cluster graph has one NIC); set scale_out.nic to make them one part")
+
+
+def _job_types(mix: AcceleratorMix, accelerators: int) -> dict[str, int]:
+    """Accelerators of each type among the job's ranks."""
+    n = np.bincount(mix.of_rank[:accelerators], minlength=len(mix.types))
+    return {a.name: int(k) for a, k in zip(mix.types, n) if k}
 
 
 def proposal_scores(rec: dict[str, Any], totals: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +179,7 @@ def proposal_scores(rec: dict[str, Any], totals: dict[str, Any]) -> dict[str, An
         per_usd["value"] = tok / (cost / 1e6)
     return {"tokens_per_s": tok, "tokens_per_s_per_MW": per_mw, "tokens_per_s_per_MUSD": per_usd,
             "mfu": rec["mfu"], "bottleneck": rec["bottleneck"], "layout": rec["layout"],
+            "stage_accelerators": rec.get("stage_accelerators"), "stage_layers": rec.get("stage_layers"),
             "approximated": rec.get("approximated")}
 
 

@@ -11,11 +11,10 @@ of two away, so a proposal whose domain or bandwidth favours another split can s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-from oassim.errors import SpecError
-from oassim.experiments.oasbench import CollectiveBench
+from oassim.experiments.oasbench import CollectiveBench, SuiteDefinition, Workload, pick_profile
 
 __all__ = ["PROPOSAL_SUITE_VERSION", "ProposalWorkload", "ProposalSuite", "PROPOSAL_SUITES", "get_proposal_suite"]
 
@@ -24,19 +23,11 @@ _LLAMA3 = "Llama Team 2024, arXiv:2407.21783, §3.3.2 and Table 4"
 _DSV3 = "DeepSeek-AI 2024, arXiv:2412.19437, §3.1-3.3 (PP 16, EP 64, ZeRO-1, FP8), §4.2"
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 PROPOSAL_SUITE_VERSION = "oas-bench-2.0"
 
 
 @dataclass(frozen=True)
-class ProposalWorkload:
+class ProposalWorkload(Workload):
     """One training workload of OAS-Bench 2.0 and the layouts its search may choose from.
 
     Parameters
@@ -59,12 +50,6 @@ class ProposalWorkload:
     source : str
     """
 
-    name: str
-    model: str
-    accelerators: int
-    seq_len: int
-    global_batch: int
-    micro_batch: int
     precisions: tuple[str, ...]
     recompute: str
     layouts: tuple[Mapping[str, int], ...]
@@ -73,7 +58,7 @@ class ProposalWorkload:
 
 
 @dataclass(frozen=True)
-class ProposalSuite:
+class ProposalSuite(SuiteDefinition):
     """OAS-Bench 2.0 on proposals: collectives on each proposal's cluster, training in its best layout."""
 
     name: str
@@ -82,14 +67,6 @@ class ProposalSuite:
     training: tuple[ProposalWorkload, ...]
     network: str = "analytical"
     seed: int = 0
-
-    @property
-    def max_accelerators(self) -> int:
-        scales = [s for s in self.collectives.scales if isinstance(s, int)]
-        return max([*scales, *(t.accelerators for t in self.training)])
-
-    def describe(self) -> dict[str, Any]:
-        return _plain(asdict(self))
 
 
 _DENSE_FIXED = {"cp": 1, "ep": 1, "vpp": 1, "sp": True, "zero": 1}
@@ -134,8 +111,4 @@ PROPOSAL_SUITES: dict[str, ProposalSuite] = {"full": PROPOSAL_FULL, "quick": PRO
 
 def get_proposal_suite(name: str | ProposalSuite) -> ProposalSuite:
     """A proposal suite by profile name (``"full"``, ``"quick"``) or the suite itself."""
-    if isinstance(name, ProposalSuite):
-        return name
-    if name not in PROPOSAL_SUITES:
-        raise SpecError(f"unknown OAS-Bench 2.0 profile '{name}' (allowed: {', '.join(PROPOSAL_SUITES)})")
-    return PROPOSAL_SUITES[name]
+    return pick_profile(name, PROPOSAL_SUITES, "OAS-Bench 2.0")

@@ -107,6 +107,31 @@ def _resolve_model(sc: Scenario, source: str | None):
         raise SpecError(exc.message, source=source, path=exc.path or "workload.model") from None
 
 
+def _mix(sc: Scenario, rc: Any, fabric: Any) -> Any:
+    """The :class:`~oassim.workload.hetero.AcceleratorMix` of ``cluster.accelerator_types``, or None."""
+    import numpy as np
+
+    from oassim.hardware import load_catalog
+    from oassim.workload.hetero import AcceleratorMix
+
+    shares = sc.cluster.accelerator_types
+    if not shares:
+        return None
+    cat = load_catalog()
+    types = [cat.resolve_accelerator(a.accelerator, prefix=f"cluster.accelerator_types[{i}].accelerator")
+             for i, a in enumerate(shares)]
+    if len({a.name for a in types}) != len(types):
+        raise SpecError("each accelerator type may be listed once", path="cluster.accelerator_types")
+    counts = [a.supernodes for a in shares]
+    if sum(counts) != rc.supernodes:
+        raise SpecError(f"the supernodes of the accelerator types add up to {sum(counts)}, but the cluster has "
+                        f"{rc.supernodes}", path="cluster.accelerator_types")
+    dom = np.asarray(fabric.node_domain[fabric.accel_node], dtype=np.int64)
+    if rc.domain_size <= 1 or (dom < 0).all():  # no scale-up domain: each accelerator is one
+        dom = np.arange(len(dom), dtype=np.int64)
+    return AcceleratorMix.by_domain(types, counts, dom)
+
+
 def resolve_scenario(sc: Scenario, model: Any, accelerators: int, network: str) -> dict[str, Any]:
     """The scenario as simulated, JSON-ready and valid as a scenario again: the model inlined
     (preset resolved), defaults filled in, the accelerator count and network actually used."""
@@ -160,7 +185,8 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
         Frames ``ops``, ``collectives``, ``link_util``, ``tiers``; ``scenario`` is the
         resolved scenario (:func:`resolve_scenario`); ``provenance`` holds ``version``,
         ``seed``, ``git`` (commit, dirty), ``python``, ``started_utc``, ``source``,
-        ``overrides``, ``cluster`` (name, accelerators built, supernodes), ``full_rank``,
+        ``overrides``, ``cluster`` (name, accelerators built, supernodes), ``pipeline`` (accelerator
+        type(s) and decoder layers of each stage), ``full_rank``,
         ``wall_s`` (``load``, ``build``, ``plan``, ``simulate``, ``total``: wall-clock seconds
         of each step), and the scheduler's own entries (its wall-time split as
         ``scheduler_wall_s``).
@@ -207,13 +233,14 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
         if plan_cache is not None:
             pkey = (id(fabric), accelerators, json.dumps(
                 [model.model_dump(mode="json"), sc.parallelism.model_dump(mode="json"),
-                 training.model_dump(mode="json")], sort_keys=True, default=str))
+                 training.model_dump(mode="json"), sc.cluster.model_dump(mode="json")["accelerator_types"]],
+                sort_keys=True, default=str))
         phit = plan_cache.get(pkey) if plan_cache is not None else None
         if phit is not None and phit[0] is fabric:
             plan = phit[1]
         else:
             plan = compile_plan(model, sc.parallelism, rc.accelerator, fabric, training=training,
-                                accelerators=accelerators)
+                                accelerators=accelerators, mix=_mix(sc, rc, fabric))
             if plan_cache is not None:
                 plan_cache[pkey] = (fabric, plan)
     except SpecError as exc:
@@ -253,6 +280,7 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
         "full_rank": full_rank,
         "cluster": {"name": rc.spec.name, "source": rc.source, "accelerators_built": rc.accelerators,
                     "supernodes": rc.supernodes, "supernode_size": rc.domain_size},
+        "pipeline": {"stage_accelerators": list(plan.stage_accelerators), "stage_layers": list(plan.stage_layers)},
         "wall_s": {"load": t1 - t0, "build": t2 - t1, "plan": t3 - t2, "simulate": t4 - t3, "total": t4 - t0},
     })
     changes = {"scenario": resolve_scenario(sc, model, accelerators, net), "provenance": provenance}

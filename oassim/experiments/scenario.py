@@ -22,6 +22,7 @@ from typing import Any, Iterable, Literal, Mapping
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from oassim.errors import SpecError
+from oassim.hardware.schema import preset_or_inline
 from oassim.presets import YAML_SUFFIXES, check_preset_name, spec_file
 from oassim.specio import SpecModel, allowed_list, parse_yaml, read_yaml, unit_hint, validate
 from oassim.workload import ModelSpec, ParallelismSpec, TrainingSpec
@@ -42,6 +43,21 @@ Network = Literal["analytical", "flow"]
 SET_SOURCE = "argument --set"
 
 
+class AcceleratorShare(SpecModel):
+    """One accelerator type of a mixed cluster (``cluster.accelerator_types``).
+
+    Parameters
+    ----------
+    accelerator : str or mapping
+        The part, as a cluster file's ``accelerator`` takes it (preset name or inline fields).
+    supernodes : int
+        How many scale-up domains hold this type, in order after those of the types before it.
+    """
+
+    accelerator: preset_or_inline("accelerator")  # type: ignore[valid-type]
+    supernodes: int = Field(gt=0, le=1_048_576, strict=True)
+
+
 class ClusterSection(SpecModel):
     """The ``cluster:`` section: which cluster, and how many accelerators.
 
@@ -56,11 +72,18 @@ class ClusterSection(SpecModel):
         Accelerators of the job. The cluster is scaled to this count (rounded up to whole
         supernodes, e.g. 16,384 GPUs on NVL72 racks build 228 racks = 16,416 GPUs); the job
         runs on the first ``accelerators`` ranks. Default: the cluster file's count.
+    accelerator_types : list of AcceleratorShare, optional
+        A mixed cluster: the accelerator type of each scale-up domain, by whole supernodes in
+        order (the counts adding up to the cluster's supernodes). Each pipeline stage computes
+        at its own ranks' type, a stage mixing types at its slowest member
+        (:mod:`oassim.workload.hetero`); the network is the cluster file's. Default: every
+        accelerator the cluster file's.
     """
 
     preset: str | None = None
     file: str | None = None
     accelerators: int | None = Field(default=None, gt=0, le=1_048_576, strict=True)
+    accelerator_types: list[AcceleratorShare] | None = Field(default=None, min_length=1)
 
     @field_validator("preset")
     @classmethod

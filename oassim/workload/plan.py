@@ -41,6 +41,7 @@ from oassim.specio import validate
 from oassim.workload.compute import ComputeModel, EfficiencyFile, load_efficiency
 from oassim.workload.memory import MemoryBreakdown, check_memory, chunk_layers, stage_memory
 from oassim.workload.model import ModelSpec, resolve_model
+from oassim.workload.hetero import AcceleratorMix, PacedComputeModel, stage_types
 from oassim.workload.gradsync import GradBuckets, optimizer_steps, segment_label, with_param_gathers
 from oassim.workload.ops import LayerContext, embedding_steps, layer_backward, layer_forward, logits_steps, mtp_steps
 from oassim.workload.parallelism import ParallelismSpec, TrainingSpec, check_job, n_microbatches
@@ -178,6 +179,9 @@ class Plan:
     flops : FlopCounts
     straddling : mapping of str to int
         Groups per dimension spanning more than one scale-up domain.
+    stage_accelerators : tuple of str
+        Accelerator type(s) of each pipeline stage's ranks (``"a+b"`` when a stage mixes types;
+        :mod:`oassim.workload.hetero`); every stage ``accelerator`` without a mix.
     """
 
     model: ModelSpec
@@ -197,6 +201,12 @@ class Plan:
     placement: Placement
     flops: FlopCounts
     straddling: Mapping[str, int]
+    stage_accelerators: tuple[str, ...] = ()
+
+    @property
+    def stage_layers(self) -> tuple[int, ...]:
+        """Decoder layers of each pipeline stage (all its chunks)."""
+        return tuple(sum(len(c.layers) for c in st.chunks) for st in self.stages)
 
     @property
     def memory(self) -> MemoryBreakdown:
@@ -224,7 +234,7 @@ def _resolve_accelerator(value: str | Accelerator) -> Accelerator:
 def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: ParallelismSpec | Mapping[str, Any],
                  accelerator: str | Accelerator, fabric: Any = None, *, training: TrainingSpec | Mapping[str, Any],
                  accelerators: int | None = None, efficiency_file: str | EfficiencyFile | None = None,
-                 memory_check: bool = True) -> Plan:
+                 memory_check: bool = True, mix: AcceleratorMix | None = None) -> Plan:
     """Compile one training iteration into a :class:`Plan`.
 
     Parameters
@@ -246,6 +256,11 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
         Another ``compute_efficiency.yaml``, or its content (what a calibration varies).
     memory_check : bool
         Refuse a job that does not fit in HBM.
+    mix : AcceleratorMix, optional
+        The type of every accelerator rank of a mixed cluster: each stage's compute ops take the
+        time of its slowest member type, its memory is checked against its smallest HBM, and
+        MFU is taken against the mean peak of the job's ranks (:mod:`oassim.workload.hetero`).
+        ``accelerator`` is then only a default for names.
 
     Raises
     ------
@@ -288,10 +303,21 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
     pl = place(par, dom, dsize)
     s = train.resolved_seq_len(m)
     n_micro = n_microbatches(par, train)
-    stages = tuple(_compile_stage(m, par, train, fw.attention_kernel, overlap, cm, pl, st, n_micro, s, acc)
+    on_stage = [(cm, acc)] * par.pp
+    names = [acc.name] * par.pp
+    calibrated = eff.is_calibrated(train.precision)
+    if mix is not None:
+        on_stage, names, peak, eff_key, calibrated = _mixed_stages(mix, pl, par, train, eff_file, fw)
+        acc_name = "+".join(a.name for a in mix.types if any(a.name in n.split("+") for n in names))
+    else:
+        acc_name = acc.name
+    stages = tuple(_compile_stage(m, par, train, fw.attention_kernel, overlap, *on_stage[st], pl, st, n_micro, s)
                    for st in range(par.pp))
-    if memory_check:
+    if memory_check and mix is None:
         check_memory(tuple(x.memory for x in stages), acc.name)
+    elif memory_check:  # each stage against its own chips' HBM
+        for x, (_, a) in zip(stages, on_stage):
+            check_memory((x.memory,), a.name)
     tokens = train.global_batch * s
     per_rank = par.tp * par.dp * par.cp
     executed = recomputed = 0.0
@@ -307,11 +333,34 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
     model_flops = m.model_flops_per_token(s) * tokens
     flops = FlopCounts(model=model_flops, hardware=model_flops + recomputed, megatron=executed,
                        recomputed=recomputed)
-    return Plan(model=m, parallelism=par, training=train, accelerator=acc.name, framework=fw_name,
-                efficiency=eff_key, calibrated=eff.is_calibrated(train.precision), n_accelerators=accelerators,
+    return Plan(model=m, parallelism=par, training=train, accelerator=acc_name, framework=fw_name,
+                efficiency=eff_key, calibrated=calibrated, n_accelerators=accelerators,
                 seq_len=s, n_microbatches=n_micro, tokens_per_iteration=tokens, peak_flops=peak,
                 overlap=MappingProxyType(overlap), stages=stages, placement=pl, flops=flops,
-                straddling=pl.straddling)
+                straddling=pl.straddling, stage_accelerators=tuple(names))
+
+
+def _mixed_stages(mix: AcceleratorMix, pl: Placement, par: ParallelismSpec, train: TrainingSpec,
+                  eff_file: EfficiencyFile, fw: Any) -> tuple[list, list[str], float, str, bool]:
+    """Per stage (compute model, accelerator for memory) and type names; the mean peak of the
+    job's ranks, the efficiency entries used and whether all are calibrated."""
+    entries = [eff_file.for_accelerator(a.name) for a in mix.types]
+    sp_tp = par.tp if par.sequence_parallel else 1
+    try:
+        peaks = np.array([a.peak_flops(train.precision) for a in mix.types])
+    except SpecError as exc:
+        raise SpecError(exc.message, path="workload.precision") from None
+    models = [ComputeModel(a, e, fw, train.precision, sp_tp) for a, (e, _) in zip(mix.types, entries)]
+    used = stage_types(mix, pl.stage_of_rank, par.pp)
+    on_stage, names = [], []
+    for ts in used:
+        cm = models[ts[0]] if len(ts) == 1 else PacedComputeModel([models[t] for t in ts])
+        on_stage.append((cm, min((mix.types[t] for t in ts), key=lambda a: a.hbm_capacity_bytes)))
+        names.append("+".join(mix.types[t].name for t in ts))
+    ranks = mix.of_rank[:len(pl.stage_of_rank)][pl.stage_of_rank >= 0]
+    kinds = sorted({t for ts in used for t in ts})
+    return (on_stage, names, float(peaks[ranks].mean()), "+".join(dict.fromkeys(entries[t][1] for t in kinds)),
+            all(entries[t][0].is_calibrated(train.precision) for t in kinds))
 
 
 def _ring_pairs(cp_groups: np.ndarray) -> np.ndarray:
@@ -321,13 +370,13 @@ def _ring_pairs(cp_groups: np.ndarray) -> np.ndarray:
     return out
 
 
-def _timed(steps: list[Step], cm: ComputeModel) -> tuple[Step, ...]:
+def _timed(steps: list[Step], cm: ComputeModel | PacedComputeModel) -> tuple[Step, ...]:
     return tuple(replace(x, duration_s=cm.op_time(x)) if isinstance(x, ComputeOp) else x for x in steps)
 
 
 def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn: str,
-                   overlap: Mapping[str, bool], cm: ComputeModel, pl: Placement, stage: int,
-                   n_micro: int, s: int, acc: Accelerator) -> StagePlan:
+                   overlap: Mapping[str, bool], cm: ComputeModel | PacedComputeModel, acc: Accelerator,
+                   pl: Placement, stage: int, n_micro: int, s: int) -> StagePlan:
     groups = {k: pl.stage_groups(k, stage) for k in ("tp", "cp", "ep", "edp", "dp_cp", "ep_intra", "ep_inter")}
     groups["cp_ring"] = _ring_pairs(groups["cp"])
     zero = par.zero_stage

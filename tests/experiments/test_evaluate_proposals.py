@@ -1,5 +1,6 @@
-"""OAS-Bench 2.0 scoring of proposals: the layout search, the pacing accelerator of a mixed
-cluster, and two small proposals evaluated end to end (quick profile)."""
+"""OAS-Bench 2.0 scoring of proposals: the layout search, the precision of a mixed cluster, the
+balanced variants of a mixed cluster's layouts, and two small proposals evaluated end to end
+(quick profile)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from oassim.errors import SpecError
-from oassim.experiments.layout_search import expand, search, stage_split
-from oassim.experiments.proposal_score import pacing_accelerator
+from oassim.experiments.layout_search import Candidate, expand, search, stage_split, with_balanced
+from oassim.experiments.proposal import load_proposal
+from oassim.experiments.proposal_score import common_precision, nic_note
 from oassim.experiments.proposal_suite import PROPOSAL_QUICK
 from oassim.hardware import load_catalog
 from oassim.workload import resolve_model
@@ -66,20 +68,59 @@ def test_search_returns_a_layout_no_worse_than_any_it_tried() -> None:
     assert res.tried[0].status == "infeasible: does not fit in HBM"
 
 
-def test_pacing_accelerator_is_the_slowest_type() -> None:
-    """A mix of GB200 (2,500 TFLOPS BF16) and TPU v5p (459) runs as TPU v5p and is marked approximated."""
+def test_common_precision_is_one_every_type_supports() -> None:
+    """GB200 has FP8, A100 none: a workload preferring FP8 runs BF16 on the mix, FP8 on GB200 alone."""
     cat = load_catalog()
-    part, prec, note = pacing_accelerator([cat.accelerator("gb200"), cat.accelerator("tpu-v5p")], ("bf16",))
-    assert part.name == "tpu-v5p" and prec == "bf16" and note.startswith("approximated")
-    part, _, note = pacing_accelerator([cat.accelerator("gb200")], ("bf16",))
-    assert part.name == "gb200" and note is None
+    gb200, a100 = cat.accelerator("gb200"), cat.accelerator("a100-sxm")
+    assert common_precision([gb200, a100], ("fp8", "bf16")) == "bf16"
+    assert common_precision([gb200], ("fp8", "bf16")) == "fp8"
+    with pytest.raises(SpecError, match="no accelerator type supports all of fp8"):
+        common_precision([gb200, a100], ("fp8",))
+
+
+def test_a_mix_whose_nics_differ_is_approximated_unless_the_proposal_fixes_the_nic(tmp_path: Path) -> None:
+    """GB200 (1 x 400 Gb/s NIC) with TPU v5p (1 x 50 Gb/s): the graph has one NIC, so the run is
+    approximated and says so; with scale_out.nic set every type has that NIC, and two types with
+    the same NIC (GB200 and B200) are exact."""
+    from types import SimpleNamespace
+
+    mixed = write(tmp_path, "nic-mix", accelerators=[{"part": "gb200", "share": 0.5, "scaleup_ports": 18},
+                                                     {"part": "tpu-v5p", "share": 0.5, "scaleup_ports": 18}])
+    note = nic_note(SimpleNamespace(proposal=load_proposal(mixed)))
+    assert note.startswith("approximated: the scale-out NICs of tpu-v5p are simulated as gb200's (1 x 400 Gb/s")
+    fixed = write(tmp_path, "nic-fixed", accelerators=[{"part": "gb200", "share": 0.5, "scaleup_ports": 18},
+                                                       {"part": "tpu-v5p", "share": 0.5, "scaleup_ports": 18}],
+                  scale_out={**BASE["scale_out"], "nic": {"ports": 1, "rate_Gbps": 400}})
+    assert nic_note(SimpleNamespace(proposal=load_proposal(fixed))) is None
+    assert nic_note(SimpleNamespace(proposal=load_proposal(write(tmp_path, "same-nic")))) is None
+
+
+def test_with_balanced_adds_a_variant_only_where_the_split_changes() -> None:
+    """Each runnable candidate is followed by its balanced variant (the layout string of the
+    counts, the first/last split dropped); a skipped one gets none, a split equal to the
+    candidate's own is left out, and a refusal is kept as skipped with the reason."""
+    cands = [Candidate({"tp": 8, "pp": 4, "dp": 8}), Candidate({"tp": 8, "pp": 2, "dp": 16}),
+             Candidate({"tp": 16, "pp": 2}, status="skipped: TP 16 is larger than the scale-up domain (8)"),
+             Candidate({"tp": 8, "pp": 16, "dp": 2, "first_stage_layers": 1, "last_stage_layers": 1})]
+
+    def balance(par):
+        if par["pp"] == 16:
+            raise SpecError("no split")
+        return [12, 8, 6, 6] if par["pp"] == 4 else [16, 16]
+
+    out = with_balanced(cands, balance)
+    assert [c.label for c in out] == ["TP 8 PP 4 DP 8", "TP 8 PP 4 DP 8 balanced", "TP 8 PP 2 DP 16", "TP 16 PP 2",
+                                      "TP 8 PP 16 DP 2", "TP 8 PP 16 DP 2 balanced"]
+    assert out[1].parallelism["pipeline_model_parallel_layout"] == "Et*12|t*8|t*6|t*6L"
+    assert out[5].status == "skipped: no split" and "first_stage_layers" not in out[5].parallelism
 
 
 def test_two_proposals_end_to_end(tmp_path: Path) -> None:
     """Quick profile on two valid proposals and a rule breaker: the ranking follows the scores
     (geomean of tokens/s relative to the best), throughput is below the accelerators' peak
     (6 x active params x tokens/s < N x peak, MFU < 1), the best layout is no worse than any
-    candidate tried, the mixed-type one is approximated, and the rule breaker is not scored."""
+    candidate tried, the mixed-type one runs its stages on their own chips (GB200 on stages 0-1,
+    B200 on 2-3) with a balanced variant of every layout tried, and the rule breaker is not scored."""
     from oassim.cli import main
 
     single = write(tmp_path, "gb200-only", accelerators=[{"part": "gb200", "share": 1.0, "scaleup_ports": 18}])
@@ -107,15 +148,24 @@ def test_two_proposals_end_to_end(tmp_path: Path) -> None:
         for t in by[name]["training"]:
             assert t["status"] == "ok"
             wl = next(w for w in PROPOSAL_QUICK.training if w.name == t["workload"])
-            peak = cat.accelerator(t["pacing_accelerator"]).peak_flops(t["precision"])
+            peaks = sum(n * cat.accelerator(a).peak_flops(t["precision"]) for a, n in t["accelerators_by_type"].items())
             model_flops = 6 * resolve_model(wl.model).nonembedding_params(active=True) * t["tokens_per_s"]
-            assert 0 < t["mfu"] < 1 and model_flops < wl.accelerators * peak
+            assert sum(t["accelerators_by_type"].values()) == wl.accelerators
+            assert 0 < t["mfu"] < 1 and model_flops < peaks
             assert all(t["tokens_per_s"] >= c["tokens_per_s"] for c in t["candidates"] if c["status"] == "ok")
-            assert bool(t["approximated"]) == (name == "two-vendor")
+            balanced = [c for c in t["candidates"] if c["layout"].endswith("balanced")]
+            assert t["approximated"] is None  # GB200 and B200 have the same NIC
+            if name == "two-vendor":  # 4 supernodes of 64: PP 4 puts one supernode on each stage
+                assert t["stage_accelerators"][:2] == ["gb200"] * 2 and balanced
+                assert sum(t["stage_layers"]) == resolve_model(wl.model).layers
+                if t["layout"].startswith("TP 8 PP 4"):
+                    assert t["stage_accelerators"][2:] == ["b200-sxm"] * 2
+            else:
+                assert set(t["stage_accelerators"]) == {"gb200"} and not balanced
     rows = [c for c in by["gb200-only"]["collectives"] if c["status"] == "ok"]
     assert {c["op"] for c in rows} == {"all_reduce", "all_gather", "all_to_all"}
     assert all(c["busbw_GBps"] > 0 and c["bottleneck_tier"] for c in rows)
     md = (out / "report.md").read_text()
-    assert "## Ranking" in md and "approximated" in md and "not yet evaluated" in md
+    assert "## Ranking" in md and "Pipeline stages by chip type: 0-1 gb200" in md and "not yet evaluated" in md
     assert (out / "collectives.csv").is_file() and (out / "training.csv").is_file()
     assert BASE["cluster_accelerators"] == 256
