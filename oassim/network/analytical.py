@@ -1,19 +1,32 @@
-"""The ``analytical`` network model: path latency plus bytes over the bottleneck share, with
-link loads counted statically.
+"""The ``analytical`` network model: path latency plus each link's processor-sharing finish
+time, with link loads counted statically.
 
 What is modelled (docs/architecture.md decision 5): every flow of a phase starts at t = 0 and is striped
 over the paths the hardware spreads it on (:meth:`Fabric.spread`: NVLink-style fabrics use all
-switch chips, ECMP fabrics one hashed path). The load of a link is the total bytes of all
-sub-flows crossing it; a sub-flow of ``b`` bytes on link ``l`` is given the share
-``cap_l * b / load_l`` of it, so it takes ``load_l / cap_l`` there, and its time is the slowest
-of its links plus its path latency (cut-through: latency is paid once, not per byte). A flow
-finishes with its last sub-flow.
+switch chips, ECMP fabrics one hashed path). Each link is costed on its own as a processor
+shared max-min fairly by the sub-flows crossing it: with sub-flow sizes ``b_i`` on link ``l``,
+a sub-flow of ``b`` bytes finishes there at ``sum_i min(b_i, b) / cap_l`` (the smaller ones
+leave first and free their share; the others move at its pace until it leaves). A sub-flow's
+time is the slowest of its links plus its path latency (cut-through: latency is paid once, not
+per byte); a flow finishes with its last sub-flow. A flow that stands for ``c`` equal ones
+(``Flows.count``) counts as ``c`` flows of ``size / c`` bytes. On a link whose sub-flows all have the same size
+(one step of a collective, the common case, even where NVLink stripes a flow unevenly over
+switch chips) the rule is ``load_l / cap_l`` for all of them and is computed so; only the
+links that carry different sizes are sorted.
 
-Why: this is the cheapest model that still sees contention. It is exact where no link is
-shared (it then equals the ``flow`` model, tested to 1%), and pessimistic for flows that share
-a bottleneck with larger ones (they are not allowed to finish early and free the link). It is
-vectorised numpy over the path CSR (``np.bincount``, ``np.maximum.reduceat``), no Python loop
-per flow, because sweeps call it millions of times.
+Why: this is the cheapest model that still sees contention. Per link it is exact (the
+max-min answer for flows that start together on one link), so it equals the ``flow`` model
+where no link is shared (tested to 1%) and on a single shared bottleneck; the largest
+sub-flow of a link, and equal ones, take ``load_l / cap_l``, so the makespan of a phase is
+the static-load one. Where flows cross several loaded links it ignores that a flow held back
+on one link leaves spare capacity on another (optimistic when a flow's last bytes are limited
+by a slower link after its bottleneck has emptied, pessimistic for a flow sharing a link with
+others held back elsewhere). The per-link rule matters when calls of unrelated sizes are
+costed together (:mod:`oassim.scheduler.comm`): a small pipeline send beside a large
+gradient reduce-scatter on one NIC link finishes after about twice its own time, not after
+the reduce-scatter. It is vectorised numpy over the path CSR (``np.bincount``,
+``np.maximum.reduceat``, one sort by (link, size) of the links with unequal sizes), no Python loop per
+flow, because sweeps call it millions of times.
 
 The striping step (:func:`stripe`) is shared with the ``flow`` model, which imports it.
 """
@@ -28,7 +41,12 @@ from oassim.network.base import Flows, TransferResult
 from oassim.network.routing_modes import grouped, scaleout_routing
 from oassim.topology.fabric import Fabric
 
-__all__ = ["SubFlows", "stripe", "path_latency_s", "link_capacity_Bps", "AnalyticalNetwork"]
+#: Relative distance from its link's mean sub-flow size above which a sub-flow's size counts as
+#: different (closer sizes finish within that fraction of ``load / cap``; rounding of equal
+#: sizes stays far below it).
+MIXED_RTOL = 1e-9
+
+__all__ = ["SubFlows", "stripe", "path_latency_s", "link_capacity_Bps", "shared_finish_s", "AnalyticalNetwork"]
 
 
 @dataclass(frozen=True)
@@ -178,25 +196,43 @@ class AnalyticalNetwork:
         Returns
         -------
         TransferResult
-            ``flow_finish_s`` (n,) = path latency + max over the sub-flow's links of
-            load / capacity, maximised over a flow's sub-flows; ``link_bytes`` and
+            ``flow_finish_s`` (n,) = path latency + max over the sub-flow's links of its
+            processor-sharing finish there (:func:`shared_finish_s`), maximised over a
+            flow's sub-flows; ``link_bytes`` and
             ``link_busy_s`` (n_links,).
         """
         sub = stripe(self.fabric, flows, salt)
         view = grouped(self.fabric, sub.links, sub.owner, sub.hops, flows.count, self.routing, self._cap)
         links, cap = (sub.links, self._cap) if view is None else view[:2]
         n_ext = len(cap)
-        if len(links) * 8 < n_ext:
-            # few links touched (one domain's pattern, a pipeline hop): work on those alone
-            used, at = np.unique(links, return_inverse=True)
-            load_used = np.bincount(at, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(used))
-            busy_used = load_used / cap[used]
-            load = np.zeros(n_ext)
-            load[used] = load_used
-            per_link = busy_used[at]
+        hop_bytes = np.repeat(sub.size_bytes, sub.hops)
+        sparse = len(links) * 8 < n_ext
+        if sparse:  # few links touched (one domain's pattern, a pipeline hop): work on those alone
+            used, key = np.unique(links, return_inverse=True)
+            cap_k = cap[used]
         else:
-            load = np.bincount(links, weights=np.repeat(sub.size_bytes, sub.hops), minlength=n_ext)
-            per_link = (load / cap)[links]
+            key, cap_k = links, cap
+        load_k = np.bincount(key, weights=hop_bytes, minlength=len(cap_k))
+        count = None if flows.count is None else flows.count[sub.owner]
+        unit = sub.size_bytes if count is None else sub.size_bytes / count
+        per_link = (load_k / cap_k)[key]  # equal sub-flows on a link: all drain with it
+        if len(unit) and unit.min() != unit.max():
+            hop_unit = np.repeat(unit, sub.hops)
+            hop_count = None if count is None else np.repeat(count, sub.hops)
+            # a link carries different sizes iff one of its hops differs from its mean size
+            n_k = np.bincount(key, weights=hop_count, minlength=len(cap_k))
+            odd = np.abs(hop_unit - load_k[key] / n_k[key]) > MIXED_RTOL * hop_unit
+            if np.any(odd):
+                mixed_link = np.zeros(len(cap_k), dtype=bool)
+                mixed_link[key[odd]] = True
+                mixed = mixed_link[key]  # every hop of those links, so each is costed whole
+                per_link[mixed] = shared_finish_s(key[mixed], hop_bytes[mixed], hop_unit[mixed],
+                                                  None if hop_count is None else hop_count[mixed], cap_k)
+        if sparse:
+            load = np.zeros(n_ext)
+            load[used] = load_k
+        else:
+            load = load_k
         if len(sub.size_bytes):
             t_sub = np.maximum.reduceat(per_link, sub.ptr[:-1]) + sub.latency_s
         else:
@@ -205,3 +241,45 @@ class AnalyticalNetwork:
         if view is not None:
             load = view[2].expand(load, self._cap)
         return TransferResult(float(finish.max()) if len(finish) else 0.0, finish, load, load / self._cap)
+
+
+def shared_finish_s(key: np.ndarray, size_bytes: np.ndarray, unit_bytes: np.ndarray, count: np.ndarray | None,
+                    cap_Bps: np.ndarray) -> np.ndarray:
+    """Processor-sharing finish time of every hop on its link, s, shape (n_hops,).
+
+    On one link of capacity ``cap`` shared max-min fairly by flows that start together, a
+    flow of ``b`` bytes finishes at ``sum_i min(b_i, b) / cap`` (the flows smaller than it
+    leave first, each freeing its share; the others move at its pace until it leaves).
+
+    Parameters
+    ----------
+    key : ndarray of int64, shape (n_hops,)
+        Link (index into ``cap_Bps``) of every hop.
+    size_bytes : ndarray of float64, shape (n_hops,)
+        Bytes of the hop's sub-flow (all ``count`` flows it stands for).
+    unit_bytes : ndarray of float64, shape (n_hops,)
+        Bytes of one of the flows it stands for (``size_bytes / count``).
+    count : ndarray of float64 or None
+        Flows each hop stands for (None: one).
+    cap_Bps : ndarray of float64
+        Capacity of each link id, bytes/s.
+    """
+    order = np.lexsort((unit_bytes, key))
+    k, u, w = key[order], unit_bytes[order], size_bytes[order]
+    c = np.ones(len(k)) if count is None else count[order]
+    n = len(k)
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    lengths = np.diff(np.r_[starts, n])
+    grp = np.repeat(np.arange(len(starts)), lengths)
+    tot_w = np.add.reduceat(w, starts)
+    tot_c = np.add.reduceat(c, starts)
+    # running sums restarted at each link (the previous link's total taken off at its start)
+    w_run, c_run = w.copy(), c.copy()
+    w_run[starts[1:]] -= tot_w[:-1]
+    c_run[starts[1:]] -= tot_c[:-1]
+    below_w = np.cumsum(w_run)  # bytes of this hop and of the smaller ones on its link
+    later_c = np.maximum(tot_c[grp] - np.cumsum(c_run), 0.0)  # flows on its link not smaller than it
+    done = np.clip(below_w + u * later_c, w, tot_w[grp])
+    out = np.empty(n)
+    out[order] = done / cap_Bps[k]
+    return out

@@ -34,8 +34,10 @@ a call's time and the network model for merged transfers, at the granularity of 
 event per call start or end, never per packet). Merging whole calls assumes their phases
 interleave evenly (the time-average of a call's link load), the natural fluid picture when
 calls of unrelated stages overlap at arbitrary offsets. With the ``analytical`` model a set
-of calls that shares no link runs exactly as alone, and one that shares a bottleneck link
-slows down by the static-load share; with ``flow`` the merged transfer is max-min fair.
+of calls that shares no link runs exactly as alone, and on a shared link each flow finishes
+at its processor-sharing time (a small pipeline send beside a large reduce-scatter flow takes
+about twice its own time, not the reduce-scatter's); with ``flow`` the merged transfer is
+max-min fair across all links.
 """
 
 from __future__ import annotations

@@ -258,8 +258,9 @@ class Recorder:
         byts = ty_info[ik] * w[:, None] if len(fl) else np.zeros((0, nt))
         windows = max(int(windows), 1)
         edges = np.linspace(0.0, T, windows + 1)
-        wb = np.diff(_ramp_integral(s, e, busy, edges), axis=0)
-        wy = np.diff(_ramp_integral(s, e, byts, edges), axis=0)
+        # differences of running integrals: clip the rounding (-1e-13) of windows with nothing in them
+        wb = np.maximum(np.diff(_ramp_integral(s, e, busy, edges), axis=0), 0.0)
+        wy = np.maximum(np.diff(_ramp_integral(s, e, byts, edges), axis=0), 0.0)
         denom = n_links[None, :] * np.diff(edges)[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             u = np.where(denom > 0, wb / denom, 0.0)

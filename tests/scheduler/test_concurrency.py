@@ -55,6 +55,22 @@ def test_disjoint_calls_run_at_their_alone_speed(dgx32, network):
     assert comm.stats["joint_costings"] == 0
 
 
+@pytest.mark.parametrize("network", ["analytical", "flow"])
+def test_small_send_beside_a_big_reduce_scatter_shares_the_nic_fairly(dgx32, network):
+    """A 16 MB pipeline send 0 -> 8 beside a 2 GB data-parallel reduce-scatter over ranks 0, 8,
+    16, 24 (its ring flow 0 -> 8 takes the same NIC and leaf links): the send gets half the links
+    while it lasts, so its bandwidth part doubles (took = alone + bandwidth_s, within 1%), and it
+    does not wait for the reduce-scatter (which takes about 85 times the send alone); the
+    reduce-scatter is slowed by less than the send's own duration."""
+    rs = CollectiveCall("dp", "reduce_scatter", 2e9, _pairs((0, 8, 16, 24)), True, "rs")
+    pp = CollectiveCall("pp", "send_recv", 16e6, _pairs((0, 8)), True, "pp")
+    took, alone, comm = _run_together(dgx32, network, [rs, pp])
+    info = comm.info(pp)
+    assert alone[0] > 50 * alone[1]
+    assert took[1] == pytest.approx(alone[1] + info.bandwidth_s, rel=0.01)
+    assert alone[0] < took[0] < alone[0] + alone[1]
+
+
 def test_a_late_call_slows_only_the_overlapping_part(dgx32):
     """A call starting halfway through another stretches it by less than full sharing would."""
     a = CollectiveCall("pp", "send_recv", 64e6, _pairs((0, 8)), True, "a")

@@ -49,13 +49,7 @@ def _mfu(preset: str, acc: str, model: str, tp: int, pp: int, mbs: int, sp: bool
     return plan.mfu(simulate(plan, fab).iteration_time_s)
 
 
-_H100_KNOWN = pytest.mark.xfail(strict=True, reason=(
-    "measured 61.6% (GPT 18B, tp 1, micro-batch 4, pure DP): the H100 BF16 GEMM efficiency is the "
-    "FP8-fitted sustained fraction times the BF16 MAMF figure; no BF16 H100 row constrains it (open)"))
-
-
-@pytest.mark.parametrize("preset, acc", [("dgx-a100-superpod", "a100-sxm"),
-                                         pytest.param("dgx-h100-superpod", "h100-sxm", marks=_H100_KNOWN)])
+@pytest.mark.parametrize("preset, acc", [("dgx-a100-superpod", "a100-sxm"), ("dgx-h100-superpod", "h100-sxm")])
 def test_bench_sweep_points_stay_below_published_mfu(preset, acc):
     """No point of the bench sweep's kind exceeds the chip's published MFU ceiling."""
     worst = max((_mfu(preset, acc, *g), g) for g in _GRID)
