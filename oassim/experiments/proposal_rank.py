@@ -103,12 +103,16 @@ def ranking_blocks(ranking: list[dict[str, Any]], results: Sequence[Any], worklo
         for w in workloads:
             sc = scores.get(w)
             cells += ["-" if sc is None else _per(sc["tokens_per_s_per_MW"], "power figure"),
-                      "-" if sc is None else _per(sc["tokens_per_s_per_MUSD"], "price")]
+                      "-" if sc is None else _per(sc["tokens_per_s_per_MUSD"], "price"),
+                      "-" if sc is None or sc.get("goodput") is None else
+                      f"{sc['goodput']:.1%}, {sc['goodput_tokens_per_s']:,.0f}"
+                      + (" uncalibrated" if any(m.startswith("uncalibrated") for m in sc["goodput_marks"]) else "")
+                      + (" partial" if any(m.startswith("partial") for m in sc["goodput_marks"]) else "")]
         cells.append(row["status"])
         rows.append(cells)
     head = ["rank", "proposal", "throughput score"] + [f"{w} tokens/s (MFU, layout)" for w in workloads]
     for w in workloads:
-        head += [f"{w} tokens/s per MW", f"{w} tokens/s per M USD"]
+        head += [f"{w} tokens/s per MW", f"{w} tokens/s per M USD", f"{w} goodput, tokens/s kept"]
     limits = []
     for row in ranking:
         r = by[row["proposal"]]
@@ -122,7 +126,8 @@ def ranking_blocks(ranking: list[dict[str, Any]], results: Sequence[Any], worklo
              "best layout relative to the best proposal (1.00 = fastest on every workload); equal to two decimals "
              "is a tie (same rank). Proposals that break a design rule or could not run a workload are listed "
              "after the ranked ones, without a rank. Per MW and per million USD are shown beside the rank, not "
-             "folded into it, and only where the power total or every price is known."),
+             "folded into it, and only where the power total or every price is known. Goodput is the share of "
+             "a failures campaign spent on useful iterations; tokens/s kept is tokens/s times goodput."),
             ("table", head, rows),
             ("p", "What limits each proposal (the largest non-compute part of the best layout's iteration):"),
             ("list", limits)]
@@ -143,6 +148,17 @@ def score_blocks(r: Any) -> list[Block]:
             head += f". {stage_text(t)}"
         if t.get("approximated"):
             head += f". {t['approximated']}"
+        g = t.get("goodput")
+        if g:
+            causes = sorted(g["lost_hours_by_cause"].items(), key=lambda kv: -kv[1])
+            lost = ", ".join(f"{k} {v:,.1f} h" for k, v in causes if v > 0)
+            mtbf = "no interruption" if g["mtbf_hours"] is None else f"{g['mtbf_hours']:.1f} h"
+            head += (f". Goodput over {g['days']:g} days ({g['samples']} campaigns): {g['goodput']['mean']:.1%} "
+                     f"(95% {g['goodput']['ci95'][0]:.1%}-{g['goodput']['ci95'][1]:.1%}), "
+                     f"ETTR {g['ettr']['mean']:.1%}, "
+                     f"{g['interruptions_per_day']['mean']:.2f} interruptions/day, job MTBF {mtbf}, "
+                     f"{g['effective_tokens_per_s']:,.0f} tokens/s kept; lost: {lost or 'none'}"
+                     + "".join(f". {m}" for m in g["marks"]))
         b += [("p", head), ("table", ["layout", "status", "tokens/s", "MFU"], rows)]
     rows = [[c["op"], c["scale"], c["size"], "-" if c["status"] != "ok" else f"{c['busbw_GBps']:,.1f}",
              c.get("algorithm", "-"), c.get("bottleneck_tier", c["status"])] for c in r.score["collectives"]]

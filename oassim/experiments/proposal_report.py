@@ -14,8 +14,9 @@ proposal files here and interconnect spec files to the OAS-Bench 1.0 suite
 The structure is exact for the cluster as built: switches, optical modules by type, cables,
 power by part and capital cost, each with the parts that have no published figure named. A
 proposal that breaks a design rule is listed with its violations and is not scored. Goodput
-over a 30-day campaign needs the failures model, which this version does not have: the report
-says "not yet evaluated" for it and never fills one in.
+over the suite's campaign (30 days in the full profile) comes from the failures model
+(:func:`oassim.experiments.proposal_score.goodput`), with its ``uncalibrated`` / ``partial``
+marks beside the number.
 """
 
 from __future__ import annotations
@@ -44,16 +45,11 @@ from oassim.experiments.report_plots import proposal_figure
 from oassim.experiments.report_render import Block, html_document, markdown, write_csv
 from oassim.experiments.runner import git_state
 
-__all__ = ["PROPOSAL_SUITE", "NOT_YET", "ProposalResult", "ProposalEvaluation", "load_proposals",
+__all__ = ["PROPOSAL_SUITE", "ProposalResult", "ProposalEvaluation", "load_proposals",
            "evaluate_proposals", "write_proposal_report", "proposal_blocks"]
 
 #: Version of the proposal suite (docs/oas-bench.md); the profile's name is in each report.
 PROPOSAL_SUITE = "oas-bench-2.0"
-
-#: The scores of OAS-Bench 2.0 that this version does not compute, and why.
-NOT_YET = {
-    "goodput": "goodput over a 30-day campaign (needs the failures model)",
-}
 
 
 @dataclass
@@ -124,7 +120,7 @@ class ProposalEvaluation:
                         "power_known_W": t["power_known_W"], "power_unknown_for": t["power_unknown_for"],
                         "capital_cost_USD": t["capital_cost_USD"], "cost_known_USD": t["cost_known_USD"],
                         "cost_unknown_for": t["cost_unknown_for"],
-                        **self._score_columns(r), **{k: "not yet evaluated" for k in NOT_YET}})
+                        **self._score_columns(r)})
         return out
 
     def _score_columns(self, r: ProposalResult) -> dict[str, Any]:
@@ -139,7 +135,9 @@ class ProposalEvaluation:
                         f"{w}_tokens_per_s_per_MUSD": (sc.get("tokens_per_s_per_MUSD") or {}).get("value"),
                         f"{w}_stage_accelerators": " ".join(sc.get("stage_accelerators") or ()) or None,
                         f"{w}_stage_layers": " ".join(str(n) for n in sc.get("stage_layers") or ()) or None,
-                        f"{w}_approximated": sc.get("approximated")})
+                        f"{w}_approximated": sc.get("approximated"), f"{w}_goodput": sc.get("goodput"),
+                        f"{w}_ettr": sc.get("ettr"), f"{w}_goodput_tokens_per_s": sc.get("goodput_tokens_per_s"),
+                        f"{w}_goodput_marks": "; ".join(sc.get("goodput_marks") or ()) or None})
         return out
 
     def collective_rows(self) -> list[dict[str, Any]]:
@@ -284,7 +282,7 @@ def write_report(ev: ProposalEvaluation, folder: str | Path) -> None:
     write_csv(folder / "collectives.csv", ev.collective_rows())
     write_csv(folder / "training.csv", ev.training_rows())
     results = {"suite": ev.provenance.get("suite"), "definition": ev.suite.describe() if ev.suite else None,
-               "provenance": ev.provenance, "not_yet_evaluated": NOT_YET, "ranking": ev.ranking,
+               "provenance": ev.provenance, "ranking": ev.ranking,
                "proposals": [{"name": r.name, "source": r.proposal.source, "scored": r.scored,
                               "violations": r.violations, "notes": r.notes, "totals": r.totals,
                               "missing_figures": _missing(r), **r.score,
@@ -345,8 +343,11 @@ def proposal_blocks(ev: ProposalEvaluation, caption: str, inputs: Path) -> list[
                        "The proposal format, the suite and every total: docs/oas-bench.md."
                        + (" Quick profile: smaller clusters and jobs, a smoke test whose numbers are not comparable "
                           "with the full suite." if prov.get("profile") == "quick" else "")),
-                      ("p", "Not yet evaluated (no number is given): "
-                       + "; ".join(f"{k}: {v}" for k, v in NOT_YET.items()) + ".")]
+                      ("p", "Goodput: seeded failures campaigns of each workload's best layout on the proposal's "
+                       "cluster (failure rates of every counted part, Daly checkpoint interval, restarts; "
+                       "docs/reliability.md). Every proposal uses the H100 generation's accelerator, host and NIC "
+                       "rates, so the fabric's parts and blast radius decide; 'uncalibrated' marks a chip they "
+                       "stand in for, 'partial' names counted parts with no published rate.")]
     b += ranking_blocks(ev.ranking, ev.results, ev.workloads)
     b.append(("h", 2, "Proposals side by side"))
     rows = []
@@ -360,7 +361,7 @@ def proposal_blocks(ev: ProposalEvaluation, caption: str, inputs: Path) -> list[
                      f"{t['cables_total']:,}", _mw(t["power_W"]["total_W"]), _mw(t["power_known_W"]),
                      "unknown" if t["power_W_per_accelerator"] is None else f"{t['power_W_per_accelerator']:,.0f}",
                      _usd(t["capital_cost_USD"], t["cost_known_USD"], t["cost_unknown_for"]),
-                     "not yet evaluated"])
+                     _goodput_cell(r, ev.workloads)])
     b.append(("table", ["proposal", "design rules", "accelerators", "supernode", "supernodes x size", "switches",
                         "optical modules (per acc.)", "cables", "power MW", "power of parts with a figure MW",
                         "power W/acc.", "capital cost USD", "goodput"], rows))
@@ -377,6 +378,13 @@ def proposal_blocks(ev: ProposalEvaluation, caption: str, inputs: Path) -> list[
             rel = f.relative_to(inputs).as_posix()
             b.append(("code", rel, f.read_text(encoding="utf-8"), f"inputs/{rel}"))
     return b
+
+
+def _goodput_cell(r: ProposalResult, workloads: Iterable[str]) -> str:
+    """Goodput of each workload's best layout, or why there is none."""
+    scores = (r.score or {}).get("scores", {})
+    cells = [f"{w} {scores[w]['goodput']:.1%}" for w in workloads if (scores.get(w) or {}).get("goodput") is not None]
+    return ", ".join(cells) if cells else "not scored"
 
 
 def _proposal_section(r: ProposalResult) -> list[Block]:

@@ -11,7 +11,13 @@ What it does: :func:`score_proposal` takes a proposal that passed the design rul
 - derives the scores: tokens/s, tokens/s per MW of the cluster's power (only when the power
   total is known, else "unknown" with the parts that have no figure named) and tokens/s per
   million USD of capital cost (only when every part is priced), each with the bottleneck of the
-  best layout's iteration beside it.
+  best layout's iteration beside it;
+- runs the failures campaign of each workload's best layout (:func:`goodput`: the suite's days
+  and seeded samples, :mod:`oassim.experiments.reliability`) on the same cluster: goodput, ETTR,
+  interruptions per day, job MTBF, lost hours by cause, and tokens/s times goodput. Every
+  proposal uses one generation's accelerator, host and NIC rates (:data:`GOODPUT_RATES`, marked
+  ``uncalibrated`` for other chips) so the fabric's parts and blast radius decide; parts with no
+  published rate are named (``partial``). Degraded-fabric slowdowns are not re-costed here.
 
 How mixed accelerators run: the cluster graph carries the first type's interconnect figures
 (the design rules check that every type's ports match its links), and the scenario's
@@ -144,6 +150,33 @@ def _training(res: Any, wl: ProposalWorkload, s: ProposalSuite, folder: Path, ca
     return {**rec, "status": "ok", "layout": result.best.label, "parallelism": result.best.parallelism, **best}
 
 
+#: Accelerator generation whose accelerator, HBM, host and NIC failure rates every proposal's
+#: goodput uses: the only generation with a full published set (docs/reliability.md), so that
+#: proposals differ by their fabric's parts and blast radius, not by which chips have figures.
+GOODPUT_RATES = "h100-sxm"
+
+
+def goodput(rec: dict[str, Any], folder: Path, s: ProposalSuite, cache: dict, chips: list[str]) -> dict[str, Any]:
+    """The failures campaign of a workload's best layout (its stored scenario), with its marks:
+    ``uncalibrated`` where :data:`GOODPUT_RATES` stand in for another chip, ``partial`` naming
+    the parts of the cluster that have no published rate (counted as never failing)."""
+    from oassim.experiments.reliability import run_reliability
+
+    rel = run_reliability(rec, folder / "scenarios" / f"{rec['workload']}.yaml", days=s.goodput_days,
+                          samples=s.goodput_samples, cluster_cache=cache, accelerator_rates=GOODPUT_RATES,
+                          recost=False)
+    unset = sorted({u["component"] for u in rel["unset"] if u["count"]})
+    marks = []
+    other = [c for c in dict.fromkeys(chips) if c != GOODPUT_RATES]
+    if other:
+        marks.append(f"uncalibrated: {GOODPUT_RATES} accelerator, host and NIC rates stand in for {', '.join(other)}")
+    if unset:
+        marks.append(f"partial: no published rate for {', '.join(unset)} (counted as never failing)")
+    keep = ("days", "samples", "goodput", "ettr", "interruptions_per_day", "mtbf_hours", "lost_hours_by_cause",
+            "effective_tokens_per_s", "checkpoint_every_iterations")
+    return {**{k: rel[k] for k in keep}, "unset": unset, "marks": marks}
+
+
 def nic_note(res: Any) -> str | None:
     """Why a mixed proposal's run is approximated, or None: its scale-out NIC (ports, rate) is
     taken from the first type for every type, and another type's own NIC differs."""
@@ -180,7 +213,15 @@ def proposal_scores(rec: dict[str, Any], totals: dict[str, Any]) -> dict[str, An
     return {"tokens_per_s": tok, "tokens_per_s_per_MW": per_mw, "tokens_per_s_per_MUSD": per_usd,
             "mfu": rec["mfu"], "bottleneck": rec["bottleneck"], "layout": rec["layout"],
             "stage_accelerators": rec.get("stage_accelerators"), "stage_layers": rec.get("stage_layers"),
-            "approximated": rec.get("approximated")}
+            "approximated": rec.get("approximated"), **_goodput_scores(rec.get("goodput"))}
+
+
+def _goodput_scores(g: dict[str, Any] | None) -> dict[str, Any]:
+    """Goodput, ETTR and goodput-adjusted tokens/s of a workload record (None where not run)."""
+    if not g:
+        return {"goodput": None, "ettr": None, "goodput_tokens_per_s": None, "goodput_marks": []}
+    return {"goodput": g["goodput"]["mean"], "ettr": g["ettr"]["mean"],
+            "goodput_tokens_per_s": g["effective_tokens_per_s"], "goodput_marks": list(g["marks"])}
 
 
 def score_proposal(res: Any, s: ProposalSuite, folder: Path, say: Progress | None = None) -> dict[str, Any]:
@@ -215,6 +256,10 @@ def score_proposal(res: Any, s: ProposalSuite, folder: Path, say: Progress | Non
     coll = collective_rows(res.name, ref, res.totals["supernode_size"], s.collectives, s.network, say, at_scale)
     tc = time.perf_counter()
     training = [_training(res, wl, s, folder, cache, say) for wl in s.training]
+    for rec in training:
+        if rec["status"] == "ok":
+            say(f"{res.name}: {rec['workload']} goodput over {s.goodput_days:g} days")
+            rec["goodput"] = goodput(rec, folder, s, cache, [a.name for a, _ in res.proposal.accelerators])
     cache.clear()
     scores = {r["workload"]: proposal_scores(r, res.totals) for r in training if r["status"] == "ok"}
     return {"collectives": coll, "training": training, "scores": scores,

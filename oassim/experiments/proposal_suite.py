@@ -67,6 +67,10 @@ class ProposalSuite(SuiteDefinition):
     training: tuple[ProposalWorkload, ...]
     network: str = "analytical"
     seed: int = 0
+    #: Goodput campaign of each workload's best layout (:mod:`oassim.experiments.reliability`):
+    #: days and seeded samples (the mean's 95% interval is reported beside it).
+    goodput_days: float = 30.0
+    goodput_samples: int = 20
 
 
 _DENSE_FIXED = {"cp": 1, "ep": 1, "vpp": 1, "sp": True, "zero": 1}
@@ -95,6 +99,7 @@ PROPOSAL_QUICK = ProposalSuite(
     profile="quick",
     collectives=CollectiveBench(ops=("all_reduce", "all_gather", "all_to_all"), sizes=(_MiB, 64 * _MiB),
                                 scales=("domain", 256), all_to_all_max_ranks=256),
+    goodput_samples=4,
     training=(
         ProposalWorkload("llama3-70b", "llama3-70b", 256, 8192, 64, 1, ("bf16",), "none",
                          ({"tp": 8, "pp": 4}, {"tp": 4, "pp": 8}), _DENSE_FIXED,

@@ -165,7 +165,16 @@ def test_two_proposals_end_to_end(tmp_path: Path) -> None:
     rows = [c for c in by["gb200-only"]["collectives"] if c["status"] == "ok"]
     assert {c["op"] for c in rows} == {"all_reduce", "all_gather", "all_to_all"}
     assert all(c["busbw_GBps"] > 0 and c["bottleneck_tier"] for c in rows)
+    for name in ("gb200-only", "two-vendor"):  # goodput of every workload's best layout
+        for t in by[name]["training"]:
+            g, sc = t["goodput"], by[name]["scores"][t["workload"]]
+            assert 0 < g["goodput"]["mean"] <= 1 and g["days"] == PROPOSAL_QUICK.goodput_days
+            assert g["interruptions_per_day"]["mean"] > 0  # 256 accelerators' parts do fail
+            assert sc["goodput_tokens_per_s"] == pytest.approx(t["tokens_per_s"] * g["goodput"]["mean"], rel=1e-3)
+            chips = ", ".join(dict.fromkeys(t["stage_accelerators"]))
+            assert g["marks"][0] == f"uncalibrated: h100-sxm accelerator, host and NIC rates stand in for {chips}"
     md = (out / "report.md").read_text()
-    assert "## Ranking" in md and "Pipeline stages by chip type: 0-1 gb200" in md and "not yet evaluated" in md
+    assert "## Ranking" in md and "Pipeline stages by chip type: 0-1 gb200" in md and "not yet evaluated" not in md
+    assert "goodput, tokens/s kept" in md and "Goodput over 30 days" in md
     assert (out / "collectives.csv").is_file() and (out / "training.csv").is_file()
     assert BASE["cluster_accelerators"] == 256

@@ -4,6 +4,7 @@ breaks a rate rule, cost where every part is priced, and the report folder."""
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import math
 from pathlib import Path
@@ -106,7 +107,7 @@ def test_mixed_vendors_split_by_supernode_and_cost_is_the_sum_over_priced_parts(
 def test_report_lists_a_rule_breaker_unscored_and_leaves_scores_unevaluated(tmp_path: Path) -> None:
     """A type that keeps its own 512 Gb/s xGMI ports on 400 Gb/s UALink links breaks the rate
     rule: the report lists it with the violation and does not score it; the valid proposal's
-    totals are in results.json, goodput is "not yet evaluated" (quick profile)."""
+    totals are in results.json, and its goodput with the H100-generation rates (quick profile)."""
     good = write(tmp_path, "good", prices_USD=PRICES)
     accs = [{"part": "gb200", "share": 0.5, "scaleup_ports": 18}, {"part": "mi300x", "share": 0.5}]
     bad = write(tmp_path, "xgmi-on-ualink", accelerators=accs, scale_out={**BASE["scale_out"]})
@@ -120,15 +121,16 @@ def test_report_lists_a_rule_breaker_unscored_and_leaves_scores_unevaluated(tmp_
     rate = next(x for x in v if x["rule"] == "rate-mismatch")
     assert "512 Gb/s" in rate["examples"][0] and "400 Gb/s" in rate["examples"][0]
     assert by["good"]["totals"]["capital_cost_USD"] > 0
-    assert set(res["not_yet_evaluated"]) == {"goodput"}
+    assert "not_yet_evaluated" not in res
     md = (out / "report.md").read_text()
-    assert "not scored" in md and "not yet evaluated" in md and "\\[rate-mismatch\\]" in md
+    assert "not scored" in md and "not yet evaluated" not in md and "\\[rate-mismatch\\]" in md
     assert (out / "proposals.png").read_bytes()[:4] == b"\x89PNG"
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "inputs/good/cluster.yaml" in html
     cluster = yaml.safe_load((out / "inputs" / "good" / "cluster.yaml").read_text())
     assert cluster["accelerators"] == 256 and cluster["supernode"]["family"] == "switched"
-    assert (out / "proposals.csv").read_text().count("not yet evaluated") == 2
+    rows = {r["proposal"]: r for r in csv.DictReader((out / "proposals.csv").open())}
+    assert 0 < float(rows["good"]["llama3-70b_goodput"]) <= 1 and rows["xgmi-on-ualink"]["llama3-70b_goodput"] == ""
 
 
 def test_a_second_type_with_too_few_ports_breaks_the_port_rule(tmp_path: Path) -> None:
