@@ -98,3 +98,20 @@ def h100_16() -> Fabric:
 def a100_8() -> Fabric:
     """One DGX A100 node."""
     return preset_fabric("dgx-a100-superpod", 8)
+
+
+# 128 H100 on a rail-optimised fat-tree with adaptive routing (all-to-all aggregation tests)
+@pytest.fixture(scope="module")
+def three_tier(tmp_path_factory):
+    from oassim.topology.cluster import build_fabric
+    from tests.collectives.test_all_to_all_aggregated import _cluster
+
+    return build_fabric(_cluster(tmp_path_factory.mktemp("a2a"), "adaptive", 3, radix=8), 128)
+
+
+@pytest.fixture(scope="module")
+def two_tier(tmp_path_factory):
+    from oassim.topology.cluster import build_fabric
+    from tests.collectives.test_all_to_all_aggregated import _cluster
+
+    return build_fabric(_cluster(tmp_path_factory.mktemp("a2a"), "adaptive", 2), 128)

@@ -51,16 +51,6 @@ def _both(fabric, algo, net="analytical", matrix=None, monkeypatch=None):
     return out
 
 
-@pytest.fixture(scope="module")
-def three_tier(tmp_path_factory):
-    return build_fabric(_cluster(tmp_path_factory.mktemp("a2a"), "adaptive", 3, radix=8), 128)
-
-
-@pytest.fixture(scope="module")
-def two_tier(tmp_path_factory):
-    return build_fabric(_cluster(tmp_path_factory.mktemp("a2a"), "adaptive", 2), 128)
-
-
 def test_fixture_is_three_tier_with_pods(three_tier):
     """The small-radix cluster has several pods, so pod blocks are exercised."""
     e = CollectiveEngine(three_tier)

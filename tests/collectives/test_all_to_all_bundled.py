@@ -18,16 +18,6 @@ from tests.collectives.test_all_to_all_aggregated import _cluster
 GiB = 2**30
 
 
-@pytest.fixture(scope="module")
-def three_tier(tmp_path_factory):
-    return build_fabric(_cluster(tmp_path_factory.mktemp("bun"), "adaptive", 3, radix=8), 128)
-
-
-@pytest.fixture(scope="module")
-def two_tier(tmp_path_factory):
-    return build_fabric(_cluster(tmp_path_factory.mktemp("bun"), "adaptive", 2), 128)
-
-
 def _run(fabric, monkeypatch, level, algo="direct", net="analytical", **req):
     """One all-to-all of every rank: ``level`` "pairs" (n x n flows), "ranks" (per rank and
     block) or "leaves" (bundled per leaf). Returns (result, flows listed)."""
