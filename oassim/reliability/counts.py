@@ -10,7 +10,6 @@ so a campaign does not pay for them (``tests/reliability`` checks the rows equal
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -27,21 +26,11 @@ def reliability_counts(g: Any, fabric: Any = None) -> dict[str, Any]:
     """
     if fabric is not None:
         return _from_fabric(g.graph.get("name", ""), fabric)
-    kinds = Counter((d["kind"], d["tier"]) for _, d in g.nodes(data=True))
-    # one C-level tally of (tier, technology, medium, cables) tuples, then rows by tier
-    tally = Counter((e["tier"], e["link"], e["medium"], int(e.get("count", 1))) for _, _, e in g.edges(data=True))
-    links: dict[str, dict[str, Any]] = {}
-    for (tier, tech, medium, c), k in tally.items():
-        row = links.setdefault(tier, {"tier": tier, "technology": tech, "medium": medium,
-                                      "edges": 0, "cables": 0, "optical_links": 0})
-        row["edges"] += k
-        row["cables"] += c * k
-        if medium == "optical":
-            row["optical_links"] += c * k
-    accelerators = sum(c for (k, _), c in kinds.items() if k == "accelerator")
-    return {"name": g.graph.get("name", ""), "accelerators": accelerators,
-            "nodes": [{"kind": k, "tier": t, "count": c} for (k, t), c in sorted(kinds.items())],
-            "links": sorted(links.values(), key=lambda r: r["tier"])}
+    from oassim.topology.metrics import part_rows
+
+    nodes, links = part_rows(g)
+    accelerators = sum(r["count"] for r in nodes if r["kind"] == "accelerator")
+    return {"name": g.graph.get("name", ""), "accelerators": accelerators, "nodes": nodes, "links": links}
 
 
 def _from_fabric(name: str, f: Any) -> dict[str, Any]:

@@ -79,23 +79,28 @@ def routed_diameter(fabric: Fabric, sources: int = 4) -> int:
     return best
 
 
+def part_rows(g: nx.Graph) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``topo info``'s ``nodes`` rows (kind, tier, count) and ``links`` rows (tier, technology of
+    its first edge, medium, edges, cables, optical links), sorted; one tally over the edges."""
+    kinds = Counter((d["kind"], d["tier"]) for _, d in g.nodes(data=True))
+    tally = Counter((e["tier"], e["link"], e["medium"], int(e.get("count", 1))) for _, _, e in g.edges(data=True))
+    links: dict[str, dict[str, Any]] = {}
+    for (tier, tech, medium, c), k in tally.items():
+        row = links.setdefault(tier, {"tier": tier, "technology": tech, "medium": medium,
+                                      "edges": 0, "cables": 0, "optical_links": 0})
+        row["edges"] += k
+        row["cables"] += c * k
+        if medium == "optical":
+            row["optical_links"] += c * k
+    return ([{"kind": k, "tier": t, "count": c} for (k, t), c in sorted(kinds.items())],
+            sorted(links.values(), key=lambda r: r["tier"]))
+
+
 def cluster_info(g: nx.Graph, fabric: Fabric) -> dict[str, Any]:
     """Everything ``topo info`` prints, as one JSON-ready mapping (SI units and named units)."""
     rc = g.graph.get("resolved")
-    kinds = Counter((d["kind"], d["tier"]) for _, d in g.nodes(data=True))
-    nodes = [{"kind": k, "tier": t, "count": c} for (k, t), c in sorted(kinds.items())]
-    link_rows: dict[str, dict[str, Any]] = {}
+    nodes, links = part_rows(g)
     modules = optical_module_counts(g)
-    for _, _, e in g.edges(data=True):
-        row = link_rows.setdefault(
-            e["tier"], {"tier": e["tier"], "technology": e["link"], "medium": e["medium"], "edges": 0, "cables": 0,
-                        "optical_links": 0}
-        )
-        c = int(e.get("count", 1))
-        row["edges"] += 1
-        row["cables"] += c
-        if e["medium"] == "optical":
-            row["optical_links"] = row.get("optical_links", 0) + c
     a = fabric.n_accelerators
     out_scaleup = np.zeros(fabric.n_nodes)
     nic_tier = fabric.link_tier_names.index("nic") if "nic" in fabric.link_tier_names else -1
@@ -109,7 +114,7 @@ def cluster_info(g: nx.Graph, fabric: Fabric) -> dict[str, Any]:
         "supernodes": g.graph.get("supernodes", 1),
         "supernode_size": g.graph.get("domain_size", a),
         "nodes": nodes,
-        "links": sorted(link_rows.values(), key=lambda r: r["tier"]),
+        "links": links,
         "links_total": link_count(g),
         "optical_modules": int(sum(modules.values())),
         "optical_modules_by_type": dict(modules),

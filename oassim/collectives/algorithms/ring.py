@@ -98,14 +98,8 @@ class Ring(Algorithm):
 
 def rail_ring_orders(blocks: list[list[np.ndarray]]) -> np.ndarray:
     """The rings of every group: ring c of group g visits each of its domains' ranks starting
-    at position c modulo that domain's count, shape (G * C, n) with C the largest count."""
-    counts = {len(r) for doms in blocks for r in doms}
-    if len(counts) == 1 and len({len(doms) for doms in blocks}) == 1:  # every domain holds m ranks
-        m = counts.pop()
-        b = np.asarray(blocks, dtype=np.int64)  # (G, k, m)
-        shift = (np.arange(m)[None, :] + np.arange(m)[:, None]) % m  # ring c takes position (i + c) % m
-        G, k = b.shape[:2]
-        return b[:, :, shift].transpose(0, 2, 1, 3).reshape(G * m, k * m)
+    at position c modulo that domain's count, shape (G * C, n) with C the largest count.
+    The listed definition :func:`rail_ring_edges` counts in closed form (its tests' reference)."""
     rings = []
     for doms in blocks:
         C = max(len(r) for r in doms)
