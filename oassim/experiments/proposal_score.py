@@ -162,7 +162,10 @@ def goodput(rec: dict[str, Any], folder: Path, s: ProposalSuite, cache: dict, ch
     the parts of the cluster that have no published rate (counted as never failing)."""
     from oassim.experiments.reliability import run_reliability
 
-    rel = run_reliability(rec, folder / "scenarios" / f"{rec['workload']}.yaml", days=s.goodput_days,
+    scenario = yaml.safe_load((folder / "scenarios" / f"{rec['workload']}.yaml").read_text(encoding="utf-8"))
+    # the cluster file as the training runs named it, so the campaign finds their build in the cache
+    scenario["cluster"]["file"] = str((folder / "cluster.yaml").resolve())
+    rel = run_reliability(rec, scenario, days=s.goodput_days,
                           samples=s.goodput_samples, cluster_cache=cache, accelerator_rates=GOODPUT_RATES,
                           recost=False)
     unset = sorted({u["component"] for u in rel["unset"] if u["count"]})

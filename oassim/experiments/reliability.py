@@ -37,7 +37,9 @@ def cluster_counts(ref: str, accelerators: int | None, cache: MutableMapping | N
 
     The counts are the ``name``, ``accelerators``, ``nodes`` and ``links`` of
     :func:`oassim.topology.metrics.cluster_info` (:func:`oassim.reliability.counts.reliability_counts`,
-    without the diameter, bisection, power and cost a campaign does not use).
+    without the diameter, bisection, power and cost a campaign does not use). A cluster that
+    :func:`oassim.experiments.runner.run` built into the same cache (key ``(ref, accelerators)``)
+    is not built again.
     """
     from oassim.topology.cluster import build_cluster
     from oassim.topology.cluster_spec import load_cluster
@@ -47,10 +49,13 @@ def cluster_counts(ref: str, accelerators: int | None, cache: MutableMapping | N
     key = ("reliability-counts", ref, accelerators)
     if cache is not None and key in cache:
         return cache[key]
-    rc = load_cluster(ref, accelerators)
-    g = build_cluster(rc)
-    fabric = freeze(g)
-    out = (reliability_counts(g, fabric), rc, fabric)
+    built = cache.get((ref, accelerators)) if cache is not None else None  # oassim.run's cache entry
+    if built is not None:
+        rc, fabric = built
+    else:
+        rc = load_cluster(ref, accelerators)
+        fabric = freeze(build_cluster(rc))
+    out = (reliability_counts(fabric), rc, fabric)
     if cache is not None:
         cache[key] = out
     return out

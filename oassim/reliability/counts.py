@@ -18,14 +18,15 @@ __all__ = ["reliability_counts"]
 
 
 def reliability_counts(g: Any, fabric: Any = None) -> dict[str, Any]:
-    """``name``, ``accelerators``, ``nodes`` and ``links`` of a built cluster graph (networkx).
+    """``name``, ``accelerators``, ``nodes`` and ``links`` of a built cluster: its networkx graph
+    ``g``, or its frozen :class:`~oassim.topology.fabric.Fabric` (as ``g`` or ``fabric``), whose
+    counts are numpy tallies of its node and link arrays (each edge is two directed links of
+    equal bundle count; the link rows then carry no ``technology``)."""
+    from oassim.topology.fabric import Fabric
 
-    With the graph's frozen ``fabric`` the counts are numpy tallies of its node and link
-    arrays (each edge is two directed links of equal bundle count); the link rows then carry
-    no ``technology``.
-    """
+    fabric = g if fabric is None and isinstance(g, Fabric) else fabric
     if fabric is not None:
-        return _from_fabric(g.graph.get("name", ""), fabric)
+        return _from_fabric(fabric.name, fabric)
     from oassim.topology.metrics import part_rows
 
     nodes, links = part_rows(g)
