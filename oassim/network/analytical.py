@@ -46,7 +46,8 @@ from oassim.topology.fabric import Fabric
 #: sizes stays far below it).
 MIXED_RTOL = 1e-9
 
-__all__ = ["SubFlows", "stripe", "path_latency_s", "link_capacity_Bps", "shared_finish_s", "AnalyticalNetwork"]
+__all__ = ["SubFlows", "stripe", "path_latency_s", "link_capacity_Bps", "shared_finish_s", "compact_links",
+           "AnalyticalNetwork"]
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ class AnalyticalNetwork:
         hop_bytes = np.repeat(sub.size_bytes, sub.hops)
         sparse = len(links) * 8 < n_ext
         if sparse:  # few links touched (one domain's pattern, a pipeline hop): work on those alone
-            used, key = np.unique(links, return_inverse=True)
+            used, key = compact_links(links, n_ext)
             cap_k = cap[used]
         else:
             key, cap_k = links, cap
@@ -283,3 +284,18 @@ def shared_finish_s(key: np.ndarray, size_bytes: np.ndarray, unit_bytes: np.ndar
     out = np.empty(n)
     out[order] = done / cap_Bps[k]
     return out
+
+
+def compact_links(links: np.ndarray, n_links: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct link ids of ``links`` ascending, and ``links`` renumbered into them
+    (int64, contiguous)."""
+    links = np.ascontiguousarray(links, dtype=np.int64)
+    if len(links) * 8 < n_links:
+        used, local = np.unique(links, return_inverse=True)
+        return used, np.ascontiguousarray(local.ravel(), dtype=np.int64)
+    mark = np.zeros(n_links, dtype=np.bool_)
+    mark[links] = True
+    used = np.flatnonzero(mark)
+    index = np.empty(n_links, dtype=np.int64)
+    index[used] = np.arange(len(used))
+    return used, index[links]

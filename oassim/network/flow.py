@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from oassim.network import _kernels as K
-from oassim.network.analytical import SubFlows, link_capacity_Bps, stripe
+from oassim.network.analytical import SubFlows, compact_links, link_capacity_Bps, stripe
 from oassim.network.base import Flows, TransferResult
 from oassim.network.routing_modes import grouped, scaleout_routing
 from oassim.topology.fabric import Fabric, Paths
@@ -144,7 +144,7 @@ class FlowNetwork:
         links, cap = (sub.links, self._cap) if view is None else view[:2]
         # the kernel's work arrays are per link: give it the links these flows cross, renumbered
         # in id order (the kernel reads link ids only as indices, so the answer is unchanged)
-        used, local = _compact(links, len(cap))
+        used, local = compact_links(links, len(cap))
         events = int(K.flow_completion(sub.ptr, local, np.ascontiguousarray(cap[used]), sub.size_bytes, self.eps,
                                        tx, rate0, delivered))
         sub_finish = tx + sub.latency_s
@@ -178,18 +178,3 @@ class FlowNetwork:
             ``link_busy_s`` (n_links,).
         """
         return self.run(flows, salt).result
-
-
-def _compact(links: np.ndarray, n_links: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct link ids of ``links`` ascending, and ``links`` renumbered into them
-    (int64, contiguous)."""
-    links = np.ascontiguousarray(links, dtype=np.int64)
-    if len(links) * 8 < n_links:
-        used, local = np.unique(links, return_inverse=True)
-        return used, np.ascontiguousarray(local.ravel(), dtype=np.int64)
-    mark = np.zeros(n_links, dtype=np.bool_)
-    mark[links] = True
-    used = np.flatnonzero(mark)
-    index = np.empty(n_links, dtype=np.int64)
-    index[used] = np.arange(len(used))
-    return used, index[links]

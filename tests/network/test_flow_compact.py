@@ -10,7 +10,7 @@ import pytest
 from oassim.network import FlowNetwork, Flows
 from oassim.network import _kernels as K
 from oassim.network.analytical import stripe
-from oassim.network.flow import _compact
+from oassim.network.analytical import compact_links as _compact
 from oassim.topology.cluster import build_fabric
 
 
