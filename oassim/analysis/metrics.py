@@ -60,10 +60,8 @@ def _str(s: pd.Series) -> pd.Series:
     categories without missing values stays categorical (unordered): comparing it costs its
     few categories rather than every row. Its groups come in category order, not sorted by
     name: group keys use :func:`_key`."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        cats = s.cat.categories
-        if all(type(c) is str for c in cats) and not (s.cat.codes.to_numpy() < 0).any():
-            return s.cat.as_unordered() if s.cat.ordered else s
+    if _string_categorical(s):
+        return s.cat.as_unordered() if s.cat.ordered else s
     return s.astype(str)
 
 
@@ -71,12 +69,16 @@ def _key(s: pd.Series) -> pd.Series:
     """``s`` as a group key of plain strings (object dtype; a categorical's rows take its
     categories' names without converting every row to a string array), grouped exactly as
     ``s.astype(str)`` would be."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        codes = s.cat.codes.to_numpy()
-        cats = s.cat.categories
-        if all(type(c) is str for c in cats) and not (codes < 0).any():
-            return pd.Series(np.asarray(cats, dtype=object)[codes], index=s.index, name=s.name, dtype=object)
+    if _string_categorical(s):
+        return pd.Series(np.asarray(s.cat.categories, dtype=object)[s.cat.codes.to_numpy()], index=s.index,
+                         name=s.name, dtype=object)
     return s.astype(str)
+
+
+def _string_categorical(s: pd.Series) -> bool:
+    """A categorical whose categories are all strings and whose rows are all set."""
+    return (isinstance(s.dtype, pd.CategoricalDtype) and all(type(c) is str for c in s.cat.categories)
+            and not (s.cat.codes.to_numpy() < 0).any())
 
 
 def critical_rank(results: Any) -> tuple[int, int]:
