@@ -432,11 +432,9 @@ def run_sweep(sweep: str | Path | Mapping[str, Any] | SweepSpec | SweepPlan, out
         anything is written.
     """
     t0 = time.perf_counter()
-    from oassim.scheduler.simulate import REPLAY_MODES
+    from oassim.scheduler.simulate import check_replay
 
-    if replay not in REPLAY_MODES:
-        raise SpecError(f"unknown replay mode {replay!r} (allowed: {', '.join(REPLAY_MODES)})",
-                        source="argument --replay")
+    check_replay(replay, source="argument --replay")
     plan = sweep if isinstance(sweep, SweepPlan) else expand_sweep(sweep)
     record = plan.record()
     ResultStore.check(out, record, source=plan.source)

@@ -204,11 +204,9 @@ def run(scenario: str | Path | Mapping[str, Any] | Scenario, *, network: str | N
     from oassim.topology.fabric import freeze
     from oassim.workload import compile_plan
 
-    from oassim.scheduler.simulate import REPLAY_MODES
+    from oassim.scheduler.simulate import check_replay
 
-    if replay not in REPLAY_MODES:
-        raise SpecError(f"unknown replay mode {replay!r} (allowed: {', '.join(REPLAY_MODES)})",
-                        source="argument --replay")
+    check_replay(replay, source="argument --replay")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     overrides = list(overrides)

@@ -33,9 +33,15 @@ from oassim.scheduler.recorder import Recorder
 from oassim.scheduler.replay import Replay
 from oassim.scheduler.results import Deferred, Results
 
-__all__ = ["simulate", "provenance", "REPLAY_MODES"]
+__all__ = ["simulate", "provenance", "REPLAY_MODES", "check_replay"]
 
 REPLAY_MODES = ("auto", "full", "periodic")
+
+
+def check_replay(replay: str, **where: str) -> None:
+    """SpecError (at ``where``: ``path=`` or ``source=``) unless ``replay`` is one of :data:`REPLAY_MODES`."""
+    if replay not in REPLAY_MODES:
+        raise SpecError(f"unknown replay mode {replay!r} (allowed: {', '.join(REPLAY_MODES)})", **where)
 
 
 @functools.lru_cache(maxsize=1)
@@ -135,8 +141,7 @@ def simulate(plan: Any, fabric: Any, *, network: Literal["analytical", "flow"] =
     t0 = time.perf_counter()
     if engine is None:
         engine = CollectiveEngine(fabric, network, salt=int(seed))
-    if replay not in REPLAY_MODES:
-        raise SpecError(f"unknown replay mode {replay!r} (allowed: {', '.join(REPLAY_MODES)})", path="replay")
+    check_replay(replay, path="replay")
     net_name = getattr(getattr(engine, "network", None), "name", network)
     # The replay allocates millions of small records that live to the end: the cyclic
     # collector would re-walk all of them again and again (quadratic time), and they hold
