@@ -307,8 +307,7 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
     names = [acc.name] * par.pp
     calibrated = eff.is_calibrated(train.precision)
     if mix is not None:
-        on_stage, names, peak, eff_key, calibrated = _mixed_stages(mix, pl, par, train, eff_file, fw)
-        acc_name = "+".join(a.name for a in mix.types if any(a.name in n.split("+") for n in names))
+        on_stage, names, peak, eff_key, calibrated, acc_name = _mixed_stages(mix, pl, par, train, eff_file, fw)
     else:
         acc_name = acc.name
     stages = tuple(_compile_stage(m, par, train, fw.attention_kernel, overlap, *on_stage[st], pl, st, n_micro, s)
@@ -341,9 +340,9 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
 
 
 def _mixed_stages(mix: AcceleratorMix, pl: Placement, par: ParallelismSpec, train: TrainingSpec,
-                  eff_file: EfficiencyFile, fw: Any) -> tuple[list, list[str], float, str, bool]:
+                  eff_file: EfficiencyFile, fw: Any) -> tuple[list, list[str], float, str, bool, str]:
     """Per stage (compute model, accelerator for memory) and type names; the mean peak of the
-    job's ranks, the efficiency entries used and whether all are calibrated."""
+    job's ranks, the efficiency entries used, whether all are calibrated, and the job's types."""
     entries = [eff_file.for_accelerator(a.name) for a in mix.types]
     sp_tp = par.tp if par.sequence_parallel else 1
     try:
@@ -355,12 +354,13 @@ def _mixed_stages(mix: AcceleratorMix, pl: Placement, par: ParallelismSpec, trai
     on_stage, names = [], []
     for ts in used:
         cm = models[ts[0]] if len(ts) == 1 else PacedComputeModel([models[t] for t in ts])
-        on_stage.append((cm, min((mix.types[t] for t in ts), key=lambda a: a.hbm_capacity_bytes)))
+        on_stage.append((cm, cm.accelerator))  # a mixed stage's smallest HBM
         names.append("+".join(mix.types[t].name for t in ts))
     ranks = mix.of_rank[:len(pl.stage_of_rank)][pl.stage_of_rank >= 0]
     kinds = sorted({t for ts in used for t in ts})
     return (on_stage, names, float(peaks[ranks].mean()), "+".join(dict.fromkeys(entries[t][1] for t in kinds)),
-            all(entries[t][0].is_calibrated(train.precision) for t in kinds))
+            all(entries[t][0].is_calibrated(train.precision) for t in kinds),
+            "+".join(mix.types[t].name for t in kinds))
 
 
 def _ring_pairs(cp_groups: np.ndarray) -> np.ndarray:
