@@ -124,3 +124,26 @@ def test_notebook_is_stored_with_outputs_stripped(path: Path):
     assert not dirty, (f"{_rel(path)}: cells {dirty} keep outputs or execution counts; strip them with "
                        f"jupyter nbconvert --clear-output --inplace {_rel(path)}")
     assert "widgets" not in nb.metadata, f"{_rel(path)} stores widget state in its metadata"
+
+
+
+def _build_module():
+    """``notebooks/_build.py``, imported from its folder (its cell modules sit beside it)."""
+    sys.path.insert(0, str(NOTEBOOK_DIR))
+    try:
+        import _build
+    finally:
+        sys.path.remove(str(NOTEBOOK_DIR))
+    return _build
+
+
+@pytest.mark.parametrize("name", list(_build_module().NOTEBOOKS))
+def test_generated_notebook_matches_its_cell_source(name: str):
+    """A generated notebook is stored exactly as ``python notebooks/_build.py`` writes it from its
+    cell module, so an edit made to the .ipynb alone (which the next rebuild would lose) fails here."""
+    build = _build_module()
+    stored = (NOTEBOOK_DIR / name).read_text(encoding="utf-8")
+    rebuilt = nbformat.writes(build.build(build.NOTEBOOKS[name]))
+    assert stored.rstrip("\n") == rebuilt.rstrip("\n"), (
+        f"notebooks/{name} differs from its cell module; edit the module and run "
+        f"python notebooks/_build.py {name}")
