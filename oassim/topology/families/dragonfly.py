@@ -32,9 +32,8 @@ and minimal dragonfly routing never takes it (non-minimal/Valiant routing is not
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
-import networkx as nx
 import numpy as np
 from pydantic import model_validator
 
@@ -43,6 +42,9 @@ from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
 from oassim.topology.families.dragonfly_routing import ROUTER, DragonflyRouter  # noqa: F401 (the registry's)
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "Spec",
@@ -316,6 +318,8 @@ def _closed_form(spec: Spec, links: Mapping[str, LinkClass]) -> float | None:
 
 def _max_flow(spec: Spec, links: Mapping[str, LinkClass]) -> float:
     """Exact bisection by max-flow on the router graph (terminals folded into their router)."""
+    import networkx as nx
+
     a, g = spec.routers_per_group, spec.groups
     b_h, b_l, b_g = (links[r].bandwidth_Bps for r in LINK_ROLES)
     first, second = _halves(spec)

@@ -36,9 +36,8 @@ links draws ``c`` times the traffic of a single link, as port-level ECMP does.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Mapping
 
-import networkx as nx
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -48,6 +47,9 @@ from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
 from oassim.topology.routing import Router, ecmp_choice, flow_hash
 from oassim.topology.families._fat_tree_sizing import Sizing, bundles, port_table, sizing
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "Spec",
