@@ -182,7 +182,8 @@ class ArrayGraph:
             cols = {key: (np.tile(v, copies) if isinstance(v, np.ndarray) else v) for key, v in blk.cols.items()}
             cols["domain"] = np.repeat(np.arange(copies, dtype=np.int64), k)
             if blk.kind == "accelerator":
-                cols["rank"] = (np.asarray(blk.cols["rank"])[None, :] + (r0 + np.arange(copies) * t_acc)[:, None]).ravel()
+                first_rank = r0 + np.arange(copies, dtype=np.int64) * t_acc
+                cols["rank"] = (np.asarray(blk.cols["rank"])[None, :] + first_rank[:, None]).ravel()
             ids = (blk.ids[None, :] + offs[:, None]).ravel()
             self._nodes.append(_NodeBlock(ids, blk.kind, blk.tier, cols))
         e = tmpl.merged_edges()
@@ -207,21 +208,25 @@ class ArrayGraph:
         blocks = self._edges
         cat = (lambda f, dt: np.concatenate([getattr(b, f) for b in blocks]) if blocks else np.zeros(0, dtype=dt))
         u, v = cat("u", np.int64), cat("v", np.int64)
-        count, bw, base, ocs = cat("count", np.int64), cat("bw", np.float64), cat("base", np.int64), cat("ocs", np.int64)
+        count, bw = cat("count", np.int64), cat("bw", np.float64)
+        base, ocs = cat("base", np.int64), cat("ocs", np.int64)
         n = self.graph["n_nodes"]
         if len(u) and (min(u.min(), v.min()) < 0 or max(u.max(), v.max()) >= n):
             raise ValueError("a link must join two nodes made by add_nodes")
         a, b = np.minimum(u, v), np.maximum(u, v)
         key = a * max(n, 1) + b
-        uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
-        if len(uniq) == len(key):  # nothing wired twice: no sums needed
-            cnt, bws = count[first], bw[first]
+        by_key = key[np.argsort(key, kind="stable")]  # runs of sorted blocks: a cheap merge
+        if not np.any(by_key[1:] == by_key[:-1]):  # nothing wired twice: no sums needed
+            f = np.argsort(a, kind="stable")  # by lower end, then by wiring order
+            cnt, bws = count[f], bw[f]
         else:
+            uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
             cnt = np.bincount(inv, weights=count, minlength=len(uniq)).astype(np.int64)
             bws = np.bincount(inv, weights=bw, minlength=len(uniq))  # sums in wiring order
-        order = np.lexsort((first, a[first]))
-        f = first[order]
-        self._merged = EdgeTable(a[f], b[f], cnt[order], bws[order], base[f], ocs[f], tuple(self._bases))
+            order = np.lexsort((first, a[first]))
+            f = first[order]
+            cnt, bws = cnt[order], bws[order]
+        self._merged = EdgeTable(a[f], b[f], cnt, bws, base[f], ocs[f], tuple(self._bases))
         return self._merged
 
     def node_table(self) -> dict[str, Any]:

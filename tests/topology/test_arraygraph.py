@@ -72,8 +72,10 @@ def _assert_same_routes(fa: Fabric, fb: Fabric, pairs: int = 2000) -> None:
     for salt in (0, 3):
         pa, pb = fa.route_ranks(src, dst, salt), fb.route_ranks(src, dst, salt)
         assert np.array_equal(pa.ptr, pb.ptr) and np.array_equal(pa.links, pb.links)
-        sa, sb = fa.spread(fa.accel_node[src], fa.accel_node[dst], salt), fb.spread(fb.accel_node[src], fb.accel_node[dst], salt)
-        assert np.array_equal(sa[0].links, sb[0].links) and np.array_equal(sa[1], sb[1]) and np.array_equal(sa[2], sb[2])
+        sa = fa.spread(fa.accel_node[src], fa.accel_node[dst], salt)
+        sb = fb.spread(fb.accel_node[src], fb.accel_node[dst], salt)
+        assert np.array_equal(sa[0].ptr, sb[0].ptr) and np.array_equal(sa[0].links, sb[0].links)
+        assert np.array_equal(sa[1], sb[1]) and np.array_equal(sa[2], sb[2])
 
 
 @pytest.mark.parametrize("preset,n", PRESETS)
@@ -100,7 +102,8 @@ def test_bare_families_match_the_reference():
         lambda: dragonfly.build(dragonfly.Spec(routers_per_group=4, terminals_per_router=2,
                                                global_links_per_router=2, groups=7),
                                 dict.fromkeys(dragonfly.LINK_ROLES, LINK), {"router": SW}),
-        lambda: clos2.build(clos2.Spec(nodes=8, accelerators_per_node=8, l1_per_node=2, links_per_l1=1, l1_uplinks=8, l2_per_plane=4),
+        lambda: clos2.build(clos2.Spec(nodes=8, accelerators_per_node=8, l1_per_node=2, links_per_l1=1,
+                                       l1_uplinks=8, l2_per_plane=4),
                             dict.fromkeys(clos2.LINK_ROLES, LINK), dict.fromkeys(clos2.SWITCH_ROLES, SW)),
         lambda: torus.build(torus.Spec(dims=(4, 4, 8), cube=(4, 4, 4)), {"ici": LINK, "ocs": LINK},
                             {"ocs": SwitchClass("ocs", radix=64, latency_s=5e-8)}),
