@@ -206,27 +206,27 @@ class ArrayGraph:
         if self._merged is not None:
             return self._merged
         blocks = self._edges
-        cat = (lambda f, dt: np.concatenate([getattr(b, f) for b in blocks]) if blocks else np.zeros(0, dtype=dt))
-        u, v = cat("u", np.int64), cat("v", np.int64)
-        count, bw = cat("count", np.int64), cat("bw", np.float64)
-        base, ocs = cat("base", np.int64), cat("ocs", np.int64)
+        cat = (lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dtype=dt))
+        lo = cat([np.minimum(e.u, e.v) for e in blocks], np.int64)
+        hi = cat([np.maximum(e.u, e.v) for e in blocks], np.int64)
+        count, bw = cat([e.count for e in blocks], np.int64), cat([e.bw for e in blocks], np.float64)
+        base, ocs = cat([e.base for e in blocks], np.int64), cat([e.ocs for e in blocks], np.int64)
         n = self.graph["n_nodes"]
-        if len(u) and (min(u.min(), v.min()) < 0 or max(u.max(), v.max()) >= n):
+        if len(lo) and (lo.min() < 0 or hi.max() >= n):
             raise ValueError("a link must join two nodes made by add_nodes")
-        a, b = np.minimum(u, v), np.maximum(u, v)
-        key = a * max(n, 1) + b
-        by_key = key[np.argsort(key, kind="stable")]  # runs of sorted blocks: a cheap merge
+        key = lo * max(n, 1) + hi
+        by_key = np.sort(key, kind="stable")  # runs of sorted blocks: a cheap merge
         if not np.any(by_key[1:] == by_key[:-1]):  # nothing wired twice: no sums needed
-            f = np.argsort(a, kind="stable")  # by lower end, then by wiring order
+            f = np.argsort(lo, kind="stable")  # by lower end, then by wiring order
             cnt, bws = count[f], bw[f]
         else:
             uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
             cnt = np.bincount(inv, weights=count, minlength=len(uniq)).astype(np.int64)
             bws = np.bincount(inv, weights=bw, minlength=len(uniq))  # sums in wiring order
-            order = np.lexsort((first, a[first]))
+            order = np.lexsort((first, lo[first]))
             f = first[order]
             cnt, bws = cnt[order], bws[order]
-        self._merged = EdgeTable(a[f], b[f], cnt, bws, base[f], ocs[f], tuple(self._bases))
+        self._merged = EdgeTable(lo[f], hi[f], cnt, bws, base[f], ocs[f], tuple(self._bases))
         return self._merged
 
     def node_table(self) -> dict[str, Any]:

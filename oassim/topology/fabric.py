@@ -114,9 +114,9 @@ class Fabric:
     def _pair_keys(self) -> tuple[np.ndarray, np.ndarray]:
         """Directed links sorted by ``src * n_nodes + dst``: (sorted keys, link ids). Parallel
         links keep ascending id order, so a lookup finds the lowest id of a pair."""
-        key = self.link_src.astype(np.int64) * self.n_nodes + self.link_dst
+        key = self.link_src.astype(np.int64, copy=False) * self.n_nodes + self.link_dst
         order = np.argsort(key, kind="stable")
-        return key[order], order.astype(np.int64)
+        return key[order], order.astype(np.int64, copy=False)
 
     @cached_property
     def csr(self) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +125,7 @@ class Fabric:
         counts = np.bincount(self.link_src, minlength=self.n_nodes)
         ptr = np.zeros(self.n_nodes + 1, dtype=np.int64)
         np.cumsum(counts, out=ptr[1:])
-        return ptr, order.astype(np.int64)
+        return ptr, order.astype(np.int64, copy=False)
 
     def link_ids(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Directed link ids for node pairs (u[i] -> v[i]); KeyError if a pair is not adjacent."""

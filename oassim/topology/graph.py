@@ -59,6 +59,7 @@ __all__ = [
     "set_routing",
     "networkx_backend",
     "as_networkx",
+    "has_nodes",
 ]
 
 _BACKEND = ["arrays"]
@@ -77,6 +78,14 @@ def networkx_backend() -> Iterator[None]:
 def as_networkx(g: Any) -> "nx.Graph":
     """``g`` as a networkx graph (an ArrayGraph's materialised view; a networkx graph itself)."""
     return g.to_networkx() if isinstance(g, ArrayGraph) else g
+
+
+def has_nodes(g: "ArrayGraph | nx.Graph", ids: Iterable[int]) -> bool:
+    """Whether every id in ``ids`` is a node of ``g`` (vectorised for an ArrayGraph)."""
+    if isinstance(g, ArrayGraph) and not g.materialised:
+        a = np.asarray(ids, dtype=np.int64)
+        return bool(np.all((a >= 0) & (a < g.graph["n_nodes"])))
+    return all(int(n) in g for n in ids)
 
 
 def new_graph(name: str, family: str) -> "ArrayGraph | nx.Graph":

@@ -151,3 +151,16 @@ def test_links_to_missing_nodes_are_refused():
     add_links(g, 0, 5, LINK, tier="x")
     with pytest.raises(ValueError, match="add_nodes"):
         freeze(g)
+
+
+def test_building_and_routing_a_cluster_loads_neither_networkx_nor_numba():
+    """The run path's topology work (load, build, freeze, structural routes) is numpy only."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from oassim.topology.cluster import build_fabric; "
+            "f = build_fabric('dgx-h100-superpod', 512); f.route_ranks([0, 1], [300, 511]); "
+            "f.spread(f.accel_node[:2], f.accel_node[2:4]); "
+            "print(','.join(m for m in ('networkx', 'numba') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""

@@ -39,7 +39,7 @@ from pydantic import model_validator
 
 from oassim.hardware.models import Count, count_at_least
 from oassim.specio import SpecModel
-from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
+from oassim.topology.graph import add_links, add_nodes, has_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
 from oassim.topology.families.dragonfly_routing import ROUTER, DragonflyRouter  # noqa: F401 (the registry's)
 
@@ -236,7 +236,7 @@ def build(
         attrs.pop("rank", None)
         attrs["pod"] = router_of_ep // a
         endpoints = add_nodes(g, E, "accelerator", "accelerator", **attrs)
-    elif not all(int(n) in g for n in endpoints):
+    elif not has_nodes(g, endpoints):
         raise ValueError("dragonfly: every endpoint must be an existing node of g")
     routers = add_nodes(
         g, a * ng, "switch", "router", pod=np.arange(a * ng) // a, **switch_node_attrs(sw)
