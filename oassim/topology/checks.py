@@ -11,9 +11,10 @@ the rest, and optical module counts that do not add up.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["Violation", "RULES", "check_graph"]
 
@@ -139,7 +140,11 @@ def check_connected(g: nx.Graph) -> list[Violation]:
     acc = [n for n, d in g.nodes(data=True) if d["kind"] == "accelerator"]
     if not acc:
         return []
-    main = nx.node_connected_component(g, acc[0])
+    import networkx as nx
+
+    from oassim.topology.graph import as_networkx
+
+    main = nx.node_connected_component(as_networkx(g), acc[0])
     return [
         Violation("disconnected", describe(g, n), f"cannot reach {describe(g, acc[0])}")
         for n in acc
@@ -198,6 +203,9 @@ RULES: dict[str, Callable[[nx.Graph], list[Violation]]] = {
 
 def check_graph(g: nx.Graph, rules: list[str] | None = None) -> list[Violation]:
     """Run the design rules (all by default) and return every violation found."""
+    from oassim.topology.graph import as_networkx
+
+    g = as_networkx(g)
     out: list[Violation] = []
     for name in rules or list(RULES):
         out.extend(RULES[name](g))

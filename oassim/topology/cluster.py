@@ -11,16 +11,19 @@ accelerator -> NIC -> scale-out fabric -> NIC -> accelerator.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 
 from oassim.errors import SpecError
+from oassim.topology.arraygraph import ArrayGraph
 from oassim.topology.fabric import Fabric, freeze
-from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
+from oassim.topology.graph import accelerators_of, add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass
 from oassim.topology.routing import Router, ecmp_choice, flow_hash
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["build_cluster", "ClusterRouter", "rail_order", "build_fabric"]
 
@@ -56,8 +59,9 @@ def rail_order(rails_of_rank: np.ndarray, nics: int, unit: int) -> np.ndarray:
     return (order[:, None] * nics + np.arange(nics)[None, :]).ravel()
 
 
-def build_cluster(rc) -> nx.Graph:
-    """Build the cluster graph of a :class:`~oassim.topology.cluster_spec.ResolvedCluster`."""
+def build_cluster(rc) -> "ArrayGraph | nx.Graph":
+    """Build the cluster graph of a :class:`~oassim.topology.cluster_spec.ResolvedCluster`
+    (an ArrayGraph; a networkx graph inside :func:`~oassim.topology.graph.networkx_backend`)."""
     from oassim.topology.registry import FAMILIES
 
     g = new_graph(rc.spec.name, "cluster")
@@ -72,20 +76,10 @@ def build_cluster(rc) -> nx.Graph:
                         name=f"{rc.spec.name}-supernode")
         _check_accelerator_ports(rc, tmpl)
         t_nodes = tmpl.number_of_nodes()
-        t_data = [tmpl.nodes[i] for i in range(t_nodes)]
-        t_edges = list(tmpl.edges(data=True))
-        for d in range(n_dom):
-            off = g.graph["n_nodes"]
-            r0 = g.graph["n_accelerators"]
-            g.add_nodes_from(
-                (off + i, {**a, "domain": d, **({"rank": r0 + a["rank"]} if a["kind"] == "accelerator" else {})})
-                for i, a in enumerate(t_data)
-            )
-            # networkx copies each attribute dict it is given: only node-id attributes need a copy
-            g.add_edges_from((off + u, off + v, e if e.get("ocs") is None else _shift(e, off))
-                             for u, v, e in t_edges)
-            g.graph["n_nodes"] = off + t_nodes
-            g.graph["n_accelerators"] = r0 + tmpl.graph["n_accelerators"]
+        if isinstance(g, ArrayGraph) and isinstance(tmpl, ArrayGraph) and not tmpl.materialised:
+            g.stamp(tmpl, n_dom)  # array tiling: the same nodes, attributes and edge order
+        else:
+            _stamp_networkx(g, tmpl, n_dom)
         # supernode d occupies node ids [d * t_nodes, (d + 1) * t_nodes): the router offsets by that
         structure.update(template=freeze(tmpl), domain_nodes=t_nodes)
         g.graph["supernode_family"] = sn.family
@@ -93,9 +87,7 @@ def build_cluster(rc) -> nx.Graph:
         add_nodes(g, rc.accelerators, "accelerator", "accelerator", domain=range(rc.accelerators), rail=0, **accel)
         structure.update(template=None, domain_nodes=1)
         size = 1
-    accel_nodes = np.asarray(
-        sorted((d["rank"], n) for n, d in g.nodes(data=True) if d["kind"] == "accelerator"), dtype=np.int64
-    )[:, 1]
+    accel_nodes = accelerators_of(g)
     if rc.scale_out is not None:
         so = rc.scale_out
         nics = rc.nic_ports
@@ -139,6 +131,29 @@ def build_cluster(rc) -> nx.Graph:
     return g
 
 
+def _stamp_networkx(g: "nx.Graph", tmpl: "ArrayGraph | nx.Graph", n_dom: int) -> None:
+    """Stamp ``n_dom`` copies of a supernode graph into a networkx cluster graph (the reference
+    path; ArrayGraph.stamp is its array form)."""
+    from oassim.topology.graph import as_networkx
+
+    tmpl = as_networkx(tmpl)
+    t_nodes = tmpl.number_of_nodes()
+    t_data = [tmpl.nodes[i] for i in range(t_nodes)]
+    t_edges = list(tmpl.edges(data=True))
+    for d in range(n_dom):
+        off = g.graph["n_nodes"]
+        r0 = g.graph["n_accelerators"]
+        g.add_nodes_from(
+            (off + i, {**a, "domain": d, **({"rank": r0 + a["rank"]} if a["kind"] == "accelerator" else {})})
+            for i, a in enumerate(t_data)
+        )
+        # networkx copies each attribute dict it is given: only node-id attributes need a copy
+        g.add_edges_from((off + u, off + v, e if e.get("ocs") is None else _shift(e, off))
+                         for u, v, e in t_edges)
+        g.graph["n_nodes"] = off + t_nodes
+        g.graph["n_accelerators"] = r0 + tmpl.graph["n_accelerators"]
+
+
 def _shift(e: dict, off: int) -> dict:
     """Copy an edge's attributes for a stamped supernode; node-id attributes move with it."""
     e = dict(e)
@@ -155,16 +170,20 @@ def _guarded(rc, where: str, build, *args, **kwargs):
         raise SpecError(str(exc), source=rc.source, path=f"{where}.spec") from None
 
 
-def _check_accelerator_ports(rc, tmpl: nx.Graph) -> None:
+def _check_accelerator_ports(rc, tmpl: "ArrayGraph | nx.Graph") -> None:
     """More scale-up links than the accelerator has ports is impossible (bad input, exit 2)."""
     have = rc.accelerator.scaleup_links
     if have is None:
         return
-    used = max(
-        sum(int(e.get("count", 1)) for _, _, e in tmpl.edges(n, data=True))
-        for n, d in tmpl.nodes(data=True)
-        if d["kind"] == "accelerator"
-    )
+    if isinstance(tmpl, ArrayGraph) and not tmpl.materialised:
+        acc = accelerators_of(tmpl)
+        used = int(tmpl.weighted_degree()[acc].max()) if len(acc) else 0
+    else:
+        used = max(
+            sum(int(e.get("count", 1)) for _, _, e in tmpl.edges(n, data=True))
+            for n, d in tmpl.nodes(data=True)
+            if d["kind"] == "accelerator"
+        )
     if used > have:
         raise SpecError(
             f"each accelerator needs up to {used} scale-up links in this supernode, but "

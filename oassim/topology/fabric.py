@@ -1,6 +1,7 @@
 """The frozen fabric: a cluster graph as flat numpy arrays, plus its router.
 
 docs/architecture.md decision 3: kernels never see networkx. ``freeze(graph)`` turns the builder's graph
+(an :class:`~oassim.topology.arraygraph.ArrayGraph`, read array by array, or a networkx graph)
 into a :class:`Fabric` once; everything downstream (routing, network models, metrics) works on
 its arrays. Each undirected edge ``e`` becomes two directed links: ``2e`` (lower id to higher
 id) and ``2e + 1`` (the reverse), each with the edge's full per-direction bandwidth.
@@ -11,13 +12,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import networkx as nx
 import numpy as np
 
-from oassim.topology.graph import NODE_KINDS
+from oassim.topology.arraygraph import NODE_KINDS, ArrayGraph, medium_codes
 from oassim.topology.parts import MEDIA
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["Fabric", "GridGeometry", "Paths", "freeze"]
 
@@ -111,9 +114,9 @@ class Fabric:
     def _pair_keys(self) -> tuple[np.ndarray, np.ndarray]:
         """Directed links sorted by ``src * n_nodes + dst``: (sorted keys, link ids). Parallel
         links keep ascending id order, so a lookup finds the lowest id of a pair."""
-        key = self.link_src.astype(np.int64) * self.n_nodes + self.link_dst
+        key = self.link_src.astype(np.int64, copy=False) * self.n_nodes + self.link_dst
         order = np.argsort(key, kind="stable")
-        return key[order], order.astype(np.int64)
+        return key[order], order.astype(np.int64, copy=False)
 
     @cached_property
     def csr(self) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +125,7 @@ class Fabric:
         counts = np.bincount(self.link_src, minlength=self.n_nodes)
         ptr = np.zeros(self.n_nodes + 1, dtype=np.int64)
         np.cumsum(counts, out=ptr[1:])
-        return ptr, order.astype(np.int64)
+        return ptr, order.astype(np.int64, copy=False)
 
     def link_ids(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Directed link ids for node pairs (u[i] -> v[i]); KeyError if a pair is not adjacent."""
@@ -222,8 +225,58 @@ def _intern(values: list[Any]) -> tuple[np.ndarray, tuple[str, ...]]:
     return codes, tuple(names)
 
 
-def freeze(g: nx.Graph) -> Fabric:
+def _both(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    """Per-edge values laid out per directed link: ``2e`` gets ``x[e]``, ``2e + 1`` ``y[e]``."""
+    out = np.empty(2 * len(x), dtype=x.dtype)
+    out[0::2] = x
+    out[1::2] = x if y is None else y
+    return out
+
+
+def freeze(g: "ArrayGraph | nx.Graph") -> Fabric:
     """Freeze a cluster graph (schema of ``graph.py``) into a :class:`Fabric`."""
+    if isinstance(g, ArrayGraph):
+        if not g.materialised:
+            return _freeze_arrays(g)
+        g = g.to_networkx()
+    return _freeze_networkx(g)
+
+
+def _freeze_arrays(g: ArrayGraph) -> Fabric:
+    """The array path: the same fabric as ``_freeze_networkx(g.to_networkx())``."""
+    nt = g.node_table()
+    e = g.merged_edges()
+    acc = np.flatnonzero(nt["kind"] == NODE_KINDS.index("accelerator"))
+    accel_node = acc[np.argsort(nt["rank"][acc], kind="stable")].astype(np.int64)
+    link_tier_e, link_tier_names = e.interned("tier")
+    return Fabric(
+        name=g.graph.get("name", ""),
+        family=g.graph.get("family", ""),
+        node_kind=nt["kind"],
+        node_tier=nt["tier"],
+        tier_names=nt["tier_names"],
+        node_domain=nt["domain"],
+        node_rail=nt["rail"],
+        node_pod=nt["pod"],
+        node_plane=nt["plane"],
+        accel_node=accel_node,
+        link_src=_both(e.u, e.v),
+        link_dst=_both(e.v, e.u),
+        link_bw=_both(e.bandwidth_Bps.astype(np.float64)),
+        link_lat=_both(e.float_column("latency_s", 0.0)),
+        link_eff=_both(e.float_column("efficiency", 1.0)),
+        link_count=_both(e.count.astype(np.int32)),
+        link_tier=_both(link_tier_e),
+        link_tier_names=link_tier_names,
+        link_medium=_both(medium_codes(e)),
+        node_lat=nt["latency_s"],
+        routing=dict(g.graph.get("routing") or {"router": "shortest"}),
+        meta={k: v for k, v in g.graph.items() if k not in ("routing",)},
+    )
+
+
+def _freeze_networkx(g: "nx.Graph") -> Fabric:
+    """The networkx path (reference for the array path, and for hand-made graphs)."""
     n = g.number_of_nodes()
     if n != g.graph.get("n_nodes", n) or (n and (min(g) != 0 or max(g) != n - 1)):
         raise ValueError("graph nodes must be the contiguous ids 0..n-1 made by add_nodes")

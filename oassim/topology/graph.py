@@ -1,7 +1,10 @@
 """The cluster graph schema and the helpers every family builder uses to write it.
 
-docs/architecture.md decision 3: builders produce a networkx graph, frozen once into a ``Fabric``. The
+docs/architecture.md decision 3: builders produce a cluster graph, frozen once into a ``Fabric``. The
 schema is fixed here so that builders, the design-rule checker, metrics and the freezer agree.
+By default the graph is an :class:`~oassim.topology.arraygraph.ArrayGraph` (numpy blocks, a
+networkx view on demand); inside :func:`networkx_backend` it is a plain ``networkx.Graph``, the
+reference the array path is tested against.
 
 Nodes are contiguous integers ``0..n-1`` in creation order (``add_nodes`` allocates them), so a
 frozen fabric keeps node ids unchanged and structural routers can compute ids arithmetically.
@@ -35,12 +38,16 @@ Edge attributes (one undirected edge = ``count`` parallel full-duplex physical l
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-import networkx as nx
 import numpy as np
 
+from oassim.topology.arraygraph import NODE_KINDS, ArrayGraph
 from oassim.topology.parts import LinkClass
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "NODE_KINDS",
@@ -50,13 +57,43 @@ __all__ = [
     "nodes_of",
     "accelerators_of",
     "set_routing",
+    "networkx_backend",
+    "as_networkx",
+    "has_nodes",
 ]
 
-NODE_KINDS: tuple[str, ...] = ("accelerator", "nic", "switch", "ocs")
+_BACKEND = ["arrays"]
 
 
-def new_graph(name: str, family: str) -> nx.Graph:
+@contextmanager
+def networkx_backend() -> Iterator[None]:
+    """Inside this block ``new_graph`` makes networkx graphs (the reference build path)."""
+    _BACKEND.append("networkx")
+    try:
+        yield
+    finally:
+        _BACKEND.pop()
+
+
+def as_networkx(g: Any) -> "nx.Graph":
+    """``g`` as a networkx graph (an ArrayGraph's materialised view; a networkx graph itself)."""
+    return g.to_networkx() if isinstance(g, ArrayGraph) else g
+
+
+def has_nodes(g: "ArrayGraph | nx.Graph", ids: Iterable[int]) -> bool:
+    """Whether every id in ``ids`` is a node of ``g`` (vectorised for an ArrayGraph)."""
+    if isinstance(g, ArrayGraph) and not g.materialised:
+        a = np.asarray(ids, dtype=np.int64)
+        return bool(np.all((a >= 0) & (a < g.graph["n_nodes"])))
+    return all(int(n) in g for n in ids)
+
+
+def new_graph(name: str, family: str) -> "ArrayGraph | nx.Graph":
     """An empty cluster graph with the counters ``add_nodes`` needs."""
+    if _BACKEND[-1] == "arrays":
+        return ArrayGraph(name, family)
+    import networkx as nx
+
     g = nx.Graph(name=name, family=family)
     g.graph["n_nodes"] = 0
     g.graph["n_accelerators"] = 0
@@ -72,7 +109,7 @@ def _column(value: Any, count: int) -> list[Any]:
     return [value] * count
 
 
-def add_nodes(g: nx.Graph, count: int, kind: str, tier: str, **attrs: Any) -> np.ndarray:
+def add_nodes(g: "ArrayGraph | nx.Graph", count: int, kind: str, tier: str, **attrs: Any) -> np.ndarray:
     """Add ``count`` nodes of one kind and tier; return their ids (int64 array).
 
     Each keyword is either a scalar (same for all nodes) or a sequence of length ``count``.
@@ -83,6 +120,10 @@ def add_nodes(g: nx.Graph, count: int, kind: str, tier: str, **attrs: Any) -> np
         raise ValueError(f"node kind must be one of {NODE_KINDS}, got {kind!r}")
     if count < 0:
         raise ValueError("count must be >= 0")
+    if isinstance(g, ArrayGraph):
+        if not g.materialised:
+            return g.add_nodes(count, kind, tier, attrs)
+        g = g.to_networkx()
     start = g.graph["n_nodes"]
     ids = np.arange(start, start + count, dtype=np.int64)
     for key in ("domain", "rail", "pod", "plane"):
@@ -102,17 +143,19 @@ def add_nodes(g: nx.Graph, count: int, kind: str, tier: str, **attrs: Any) -> np
 
 
 def add_links(
-    g: nx.Graph,
+    g: "ArrayGraph | nx.Graph",
     u: Iterable[int] | int,
     v: Iterable[int] | int,
     link: LinkClass,
     tier: str,
     count: int | Iterable[int] = 1,
+    ocs: Iterable[int] | None = None,
 ) -> None:
     """Wire ``u[i]`` to ``v[i]`` with ``count[i]`` parallel physical links of class ``link``.
 
     Wiring the same pair twice adds to the existing edge's ``count`` and bandwidth, so a
-    builder may wire link by link or in bundles with the same result.
+    builder may wire link by link or in bundles with the same result. ``ocs[i]``, when given,
+    is the node id of the optical circuit switch circuit ``i`` passes (edge attribute ``ocs``).
     """
     us = np.atleast_1d(np.asarray(u, dtype=np.int64))
     vs = np.atleast_1d(np.asarray(v, dtype=np.int64))
@@ -122,6 +165,12 @@ def add_links(
         raise ValueError("a link must join two different nodes")
     if np.any(cs < 1):
         raise ValueError("link count must be >= 1")
+    if isinstance(g, ArrayGraph):
+        if not g.materialised:
+            g.add_links(us, vs, cs, link, tier, None if ocs is None else np.broadcast_to(np.asarray(ocs), us.shape))
+            return
+        g = g.to_networkx()
+    os_ = None if ocs is None else np.broadcast_to(np.asarray(ocs, dtype=np.int64), us.shape).tolist()
     base = {
         "latency_s": link.latency_s,
         "medium": link.medium,
@@ -135,18 +184,22 @@ def add_links(
     }
     adj = g._adj  # read-only peek to merge repeated wiring without a per-edge Python lookup cost
     bw = link.bandwidth_Bps
-    fresh = []
-    for a, b, c in zip(us.tolist(), vs.tolist(), cs.tolist()):
+    fresh: dict[tuple[int, int], tuple[int, int, dict]] = {}  # pairs new to g, first wiring first
+    for j, (a, b, c) in enumerate(zip(us.tolist(), vs.tolist(), cs.tolist())):
         d = adj.get(a, {}).get(b)
+        if d is None:
+            hit = fresh.get((a, b) if a < b else (b, a))
+            d = hit[2] if hit is not None else None
         if d is not None:
             d["count"] += c
             d["bandwidth_Bps"] += c * bw
         else:
-            fresh.append((a, b, {**base, "count": c, "bandwidth_Bps": c * bw}))
-    g.add_edges_from(fresh)
+            fresh[(a, b) if a < b else (b, a)] = (
+                a, b, {**base, "count": c, "bandwidth_Bps": c * bw, **({} if os_ is None else {"ocs": os_[j]})})
+    g.add_edges_from(fresh.values())
 
 
-def nodes_of(g: nx.Graph, kind: str | None = None, tier: str | None = None) -> np.ndarray:
+def nodes_of(g: "ArrayGraph | nx.Graph", kind: str | None = None, tier: str | None = None) -> np.ndarray:
     """Ids of the nodes of a kind and/or tier, ascending."""
     out = [
         n
@@ -156,14 +209,16 @@ def nodes_of(g: nx.Graph, kind: str | None = None, tier: str | None = None) -> n
     return np.asarray(sorted(out), dtype=np.int64)
 
 
-def accelerators_of(g: nx.Graph) -> np.ndarray:
+def accelerators_of(g: "ArrayGraph | nx.Graph") -> np.ndarray:
     """Accelerator node ids ordered by rank."""
+    if isinstance(g, ArrayGraph):
+        return g.accelerator_ids()
     acc = [(d["rank"], n) for n, d in g.nodes(data=True) if d["kind"] == "accelerator"]
     acc.sort()
     return np.asarray([n for _, n in acc], dtype=np.int64)
 
 
-def set_routing(g: nx.Graph, router: str, **structure: Any) -> None:
+def set_routing(g: "ArrayGraph | nx.Graph", router: str, **structure: Any) -> None:
     """Record which structural router serves this graph, with the arrays it needs.
 
     ``structure`` holds plain numpy arrays and scalars in this graph's node ids; the router

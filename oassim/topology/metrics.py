@@ -11,12 +11,14 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 
 from oassim.topology.fabric import Fabric
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["cluster_info", "routed_diameter", "optical_module_counts", "link_count", "LINK_COUNT_NOTE"]
 

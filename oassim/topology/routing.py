@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from oassim.topology import _kernels as K
-from oassim.topology.graph import NODE_KINDS
+from oassim.topology.arraygraph import NODE_KINDS
 
 if TYPE_CHECKING:
     from oassim.topology.fabric import Fabric, Paths
@@ -149,6 +148,8 @@ class ShortestPathRouter(Router):
         if d is not None:
             self._cache.move_to_end(root)
             return d
+        from oassim.topology import _kernels as K  # numba loads only when a graph needs BFS routing
+
         d = np.empty(self.fabric.n_nodes, dtype=np.int32)
         K.bfs_dist(self._ptr, self._nbr, np.int64(root), self._transit, d)
         self._cache[root] = d
@@ -178,6 +179,8 @@ class ShortestPathRouter(Router):
         np.cumsum(s_hops, out=s_ptr[1:])
         s_links = np.empty(s_ptr[-1], dtype=np.int64)
         s_hash = flow_hash(s_src, s_dst, salt)
+        from oassim.topology import _kernels as K
+
         for j, d in enumerate(dists):
             a, b = bounds[j], bounds[j + 1]
             if not K.walk_down_dist(

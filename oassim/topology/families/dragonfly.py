@@ -32,17 +32,19 @@ and minimal dragonfly routing never takes it (non-minimal/Valiant routing is not
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
-import networkx as nx
 import numpy as np
 from pydantic import model_validator
 
 from oassim.hardware.models import Count, count_at_least
 from oassim.specio import SpecModel
-from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
+from oassim.topology.graph import add_links, add_nodes, has_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
 from oassim.topology.families.dragonfly_routing import ROUTER, DragonflyRouter  # noqa: F401 (the registry's)
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "Spec",
@@ -234,7 +236,7 @@ def build(
         attrs.pop("rank", None)
         attrs["pod"] = router_of_ep // a
         endpoints = add_nodes(g, E, "accelerator", "accelerator", **attrs)
-    elif not all(int(n) in g for n in endpoints):
+    elif not has_nodes(g, endpoints):
         raise ValueError("dragonfly: every endpoint must be an existing node of g")
     routers = add_nodes(
         g, a * ng, "switch", "router", pod=np.arange(a * ng) // a, **switch_node_attrs(sw)
@@ -316,6 +318,8 @@ def _closed_form(spec: Spec, links: Mapping[str, LinkClass]) -> float | None:
 
 def _max_flow(spec: Spec, links: Mapping[str, LinkClass]) -> float:
     """Exact bisection by max-flow on the router graph (terminals folded into their router)."""
+    import networkx as nx
+
     a, g = spec.routers_per_group, spec.groups
     b_h, b_l, b_g = (links[r].bandwidth_Bps for r in LINK_ROLES)
     first, second = _halves(spec)

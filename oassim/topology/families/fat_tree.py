@@ -36,18 +36,20 @@ links draws ``c`` times the traffic of a single link, as port-level ECMP does.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Mapping
 
-import networkx as nx
 import numpy as np
 from pydantic import Field, model_validator
 
 from oassim.hardware.models import Count, ratio_at_least
 from oassim.specio import SpecModel
-from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
+from oassim.topology.graph import add_links, add_nodes, has_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
 from oassim.topology.routing import Router, ecmp_choice, flow_hash
 from oassim.topology.families._fat_tree_sizing import Sizing, bundles, port_table, sizing
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "Spec",
@@ -189,7 +191,7 @@ def build(
         attrs.pop("rank", None)
         attrs["pod"] = pod_of_leaf[leaf_of_ep]
         endpoints = add_nodes(g, E, "accelerator", "accelerator", **attrs)
-    elif not all(int(n) in g for n in endpoints):
+    elif not has_nodes(g, endpoints):
         raise ValueError("fat_tree: every endpoint must be an existing node of g")
 
     S, C, us, G = sz.spines_per_pod, sz.cores_per_group, sz.spine_up, sz.up

@@ -19,9 +19,8 @@ rack, so ``pod`` is the rack. With one or two dimensions everything is pod 0.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Mapping
 
-import networkx as nx
 import numpy as np
 from pydantic import Field, StrictInt, model_validator
 
@@ -29,6 +28,9 @@ from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass
 from oassim.topology.routing import Router
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "Spec",

@@ -17,9 +17,8 @@ design-rule checker compares it with the ports used, the builder does not.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import networkx as nx
 import numpy as np
 from pydantic import model_validator
 
@@ -28,6 +27,9 @@ from oassim.specio import SpecModel
 from oassim.topology.graph import add_links, add_nodes, new_graph, set_routing
 from oassim.topology.parts import LinkClass, SwitchClass, require_parts, switch_node_attrs
 from oassim.topology.routing import Router, ecmp_choice, flow_hash, node_paths_to_paths
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "Spec",

@@ -25,9 +25,9 @@ design-rule checker, power and cost.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any, Mapping
 
-import networkx as nx
 import numpy as np
 from pydantic import Field, StrictInt, model_validator
 
@@ -38,6 +38,8 @@ from oassim.topology.parts import LinkClass, SwitchClass, require_parts
 from oassim.topology.routing import Router, ecmp_choice, flow_hash
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from oassim.topology.fabric import Paths
 
 __all__ = [
@@ -247,16 +249,13 @@ def build(
         )
         if opt.any():
             u, v = acc[lo[opt]], acc[nb[opt]]
-            add_links(g, u, v, links["ocs"], tier=OCS_LINK_TIER, count=spec.links_per_neighbor)
-            # The OCS serving this circuit: face position = the other coordinates within the cube.
+            # The OCS serving this circuit: face position = the other coordinates within the cube;
+            # a circuit's hop adds the OCS's own latency to the link's.
             other = np.delete(np.arange(len(dims)), d)
             cub = np.asarray(spec.cube, dtype=np.int64)[other]
             fpos = ((coords[lo[opt]][:, other] % cub) * _strides(cub)).sum(axis=1)
-            extra = switches["ocs"].latency_s
-            for a, b, o in zip(u.tolist(), v.tolist(), (ocs_base[d] + fpos).tolist()):
-                e = g.edges[a, b]
-                e["ocs"] = o
-                e["latency_s"] += extra
+            circuit = replace(links["ocs"], latency_s=links["ocs"].latency_s + switches["ocs"].latency_s)
+            add_links(g, u, v, circuit, tier=OCS_LINK_TIER, count=spec.links_per_neighbor, ocs=ocs_base[d] + fpos)
     set_routing(g, ROUTER, accel=acc, dims=dims, accelerator_transit=True)
     return g
 
