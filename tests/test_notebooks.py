@@ -126,7 +126,6 @@ def test_notebook_is_stored_with_outputs_stripped(path: Path):
     assert "widgets" not in nb.metadata, f"{_rel(path)} stores widget state in its metadata"
 
 
-
 def _build_module():
     """``notebooks/_build.py``, imported from its folder (its cell modules sit beside it)."""
     sys.path.insert(0, str(NOTEBOOK_DIR))
