@@ -33,6 +33,7 @@ The striping step (:func:`stripe`) is shared with the ``flow`` model, which impo
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -202,6 +203,23 @@ class AnalyticalNetwork:
             flow's sub-flows; ``link_bytes`` and
             ``link_busy_s`` (n_links,).
         """
+        finish, view, n_ext, used, load_k = self._solve(flows, salt)
+        if used is not None:
+            load = np.zeros(n_ext)
+            load[used] = load_k
+        else:
+            load = load_k
+        if view is not None:
+            load = view[2].expand(load, self._cap)
+        return TransferResult(float(finish.max()) if len(finish) else 0.0, finish, load, load / self._cap)
+
+    def finish_s(self, flows: Flows, salt: int = 0) -> np.ndarray:
+        """``transfer(flows, salt).flow_finish_s`` without the per-link loads, s, shape (n,)."""
+        return self._solve(flows, salt)[0]
+
+    def _solve(self, flows: Flows, salt: int):
+        """Per-flow finish times, the equal-cost view (or None), the extended link count, the
+        touched links (None: ``load_k`` is over every extended id) and their loads."""
         sub = stripe(self.fabric, flows, salt)
         view = grouped(self.fabric, sub.links, sub.owner, sub.hops, flows.count, self.routing, self._cap)
         links, cap = (sub.links, self._cap) if view is None else view[:2]
@@ -212,7 +230,7 @@ class AnalyticalNetwork:
             used, key = compact_links(links, n_ext)
             cap_k = cap[used]
         else:
-            key, cap_k = links, cap
+            used, key, cap_k = None, links, cap
         load_k = np.bincount(key, weights=hop_bytes, minlength=len(cap_k))
         count = None if flows.count is None else flows.count[sub.owner]
         unit = sub.size_bytes if count is None else sub.size_bytes / count
@@ -229,19 +247,11 @@ class AnalyticalNetwork:
                 mixed = mixed_link[key]  # every hop of those links, so each is costed whole
                 per_link[mixed] = shared_finish_s(key[mixed], hop_bytes[mixed], hop_unit[mixed],
                                                   None if hop_count is None else hop_count[mixed], cap_k)
-        if sparse:
-            load = np.zeros(n_ext)
-            load[used] = load_k
-        else:
-            load = load_k
         if len(sub.size_bytes):
             t_sub = np.maximum.reduceat(per_link, sub.ptr[:-1]) + sub.latency_s
         else:
             t_sub = np.zeros(0)
-        finish = sub.flow_max(t_sub)
-        if view is not None:
-            load = view[2].expand(load, self._cap)
-        return TransferResult(float(finish.max()) if len(finish) else 0.0, finish, load, load / self._cap)
+        return sub.flow_max(t_sub), view, n_ext, used, load_k
 
 
 def shared_finish_s(key: np.ndarray, size_bytes: np.ndarray, unit_bytes: np.ndarray, count: np.ndarray | None,
@@ -290,12 +300,29 @@ def compact_links(links: np.ndarray, n_links: int) -> tuple[np.ndarray, np.ndarr
     """The distinct link ids of ``links`` ascending, and ``links`` renumbered into them
     (int64, contiguous)."""
     links = np.ascontiguousarray(links, dtype=np.int64)
-    if len(links) * 8 < n_links:
+    if len(links) * 64 < n_links:  # few hops: sorting them beats a sweep over every link id
         used, local = np.unique(links, return_inverse=True)
         return used, np.ascontiguousarray(local.ravel(), dtype=np.int64)
-    mark = np.zeros(n_links, dtype=np.bool_)
+    mark, index = _scratch(n_links)
     mark[links] = True
     used = np.flatnonzero(mark)
-    index = np.empty(n_links, dtype=np.int64)
+    mark[used] = False  # the scratch mark is all False between calls
     index[used] = np.arange(len(used))
     return used, index[links]
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(n_links: int) -> tuple[np.ndarray, np.ndarray]:
+    """A per-thread all-False mark and an index buffer over ``n_links`` link ids, reused
+    across calls (fresh arrays of a large fabric's size cost more than the sweep itself)."""
+    cache = getattr(_SCRATCH, "by_size", None)
+    if cache is None:
+        cache = _SCRATCH.by_size = {}
+    hit = cache.get(n_links)
+    if hit is None:
+        if len(cache) >= 4:
+            cache.clear()
+        hit = cache[n_links] = (np.zeros(n_links, dtype=np.bool_), np.empty(n_links, dtype=np.int64))
+    return hit
