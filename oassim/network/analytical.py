@@ -34,6 +34,8 @@ The striping step (:func:`stripe`) is shared with the ``flow`` model, which impo
 from __future__ import annotations
 
 import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,7 +149,14 @@ def stripe(fabric: Fabric, flows: Flows, salt: int = 0) -> SubFlows:
     if len(moving) == 0:
         z = np.zeros(0, dtype=np.int64)
         return SubFlows(n, np.zeros(1, dtype=np.int64), z, z, np.zeros(0), np.zeros(0))
-    paths, owner, frac = fabric.spread(src[moving], dst[moving], salt)
+    spread = fabric.spread(src[moving], dst[moving], salt)
+    cache = _stripes(fabric) if STRIPE_CACHE_HOPS > 0 else None
+    hit = None if cache is None else cache.get(id(spread))
+    if hit is not None and hit[0] is spread and np.array_equal(hit[1], moving):
+        cache.move_to_end(id(spread))
+        _s, _m, ptr, links, owner, frac, latency = hit
+        return SubFlows(n, ptr, links, owner, size[owner] * frac, latency)
+    paths, owner, frac = spread
     ptr = np.ascontiguousarray(paths.ptr, dtype=np.int64)
     links = np.ascontiguousarray(paths.links, dtype=np.int64)
     owner = moving[np.asarray(owner, dtype=np.int64)]
@@ -163,7 +172,30 @@ def stripe(fabric: Fabric, flows: Flows, salt: int = 0) -> SubFlows:
         k = int(np.flatnonzero(hops == 0)[0])
         raise ValueError(f"the router gave an empty path for flow {int(owner[k])} "
                          f"({int(src[owner[k]])} -> {int(dst[owner[k]])})")
-    return SubFlows(n, ptr, links, owner, size[owner] * frac, path_latency_s(fabric, ptr, links))
+    latency = path_latency_s(fabric, ptr, links)
+    if cache is not None:  # the fabric hands back its cached answer for the same pairs: keep ours beside it
+        for a in (moving, owner, frac, latency):
+            a.flags.writeable = False
+        cache[id(spread)] = (spread, moving, ptr, links, owner, frac, latency)
+        cache.move_to_end(id(spread))
+        while len(cache) > 1 and sum(len(e[3]) + 4 * len(e[4]) for e in cache.values()) > STRIPE_CACHE_HOPS:
+            cache.popitem(last=False)
+    return SubFlows(n, ptr, links, owner, size[owner] * frac, latency)
+
+
+#: Path hops (plus four per sub-flow) of striped flow sets each fabric keeps for reuse (0: none).
+STRIPE_CACHE_HOPS = 8 * 2**20
+
+_STRIPES: "weakref.WeakKeyDictionary[Fabric, OrderedDict]" = weakref.WeakKeyDictionary()
+
+
+def _stripes(fabric: Fabric) -> "OrderedDict | None":
+    """The fabric's cache of stripes: the sub-flows of the pairs of one ``fabric.spread``
+    answer (which the fabric caches and returns as the same object), by that answer's id."""
+    try:
+        return _STRIPES.setdefault(fabric, OrderedDict())
+    except TypeError:  # pragma: no cover - a fabric stand-in that takes no weak reference
+        return None
 
 
 class AnalyticalNetwork:

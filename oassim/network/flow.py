@@ -40,7 +40,7 @@ from oassim.topology.fabric import Fabric, Paths
 
 __all__ = ["maxmin_rates", "FlowRun", "FlowNetwork", "MEMO_BYTES"]
 
-#: Bytes of kernel answers (three float64 per sub-flow) a :class:`FlowNetwork` keeps for reuse.
+#: Bytes of kernel answers (three float64 per sub-flow) a :class:`FlowNetwork` keeps for reuse (0: none).
 MEMO_BYTES = 256 * 2**20
 
 
@@ -178,7 +178,7 @@ class FlowNetwork:
             h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))
         key = h.digest()
         memo = self._memo
-        hit = memo.get(key)
+        hit = memo.get(key) if MEMO_BYTES > 0 else None
         if hit is not None:
             memo.move_to_end(key)
             self.stats["kernel_hits"] += 1
@@ -190,6 +190,8 @@ class FlowNetwork:
         for arr in (tx, rate0, delivered):
             arr.flags.writeable = False
         out = (tx, rate0, delivered, events)
+        if MEMO_BYTES <= 0:
+            return sub, view, links, used, local, out
         memo[key] = out
         self._memo_bytes += 24 * m
         while self._memo_bytes > MEMO_BYTES and len(memo) > 1:
