@@ -236,14 +236,19 @@ class AnalyticalNetwork:
             ``link_busy_s`` (n_links,).
         """
         finish, view, n_ext, used, load_k = self._solve(flows, salt)
+        t = float(finish.max()) if len(finish) else 0.0
         if used is not None:
             load = np.zeros(n_ext)
             load[used] = load_k
+            if view is None:  # the links outside ``used`` carry nothing: 0 s busy
+                busy = np.zeros(n_ext)
+                busy[used] = load_k / self._cap[used]
+                return TransferResult(t, finish, load, busy)
         else:
             load = load_k
         if view is not None:
             load = view[2].expand(load, self._cap)
-        return TransferResult(float(finish.max()) if len(finish) else 0.0, finish, load, load / self._cap)
+        return TransferResult(t, finish, load, load / self._cap)
 
     def finish_s(self, flows: Flows, salt: int = 0) -> np.ndarray:
         """``transfer(flows, salt).flow_finish_s`` without the per-link loads, s, shape (n,)."""

@@ -146,15 +146,16 @@ class FlowNetwork:
         sub, view, links, used, local, (tx, rate0, delivered, events) = self._solve(flows, salt)
         sub_finish = tx + sub.latency_s
         finish = sub.flow_max(sub_finish)
-        if view is None:
-            link_bytes = np.zeros(self.fabric.n_links)
-            link_bytes[used] = np.bincount(local, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(used))
+        if view is None:  # the links outside ``used`` carry nothing: 0 bytes, 0 s busy
+            link_bytes, busy = np.zeros(self.fabric.n_links), np.zeros(self.fabric.n_links)
+            on = np.bincount(local, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(used))
+            link_bytes[used] = on
+            busy[used] = on / self._cap[used]
         else:  # a group's bytes shared by its links in proportion to capacity
             ext = np.bincount(links, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(view[1]))
             link_bytes = view[2].expand(ext, self._cap)
-        result = TransferResult(
-            float(finish.max()) if len(finish) else 0.0, finish, link_bytes, link_bytes / self._cap
-        )
+            busy = link_bytes / self._cap
+        result = TransferResult(float(finish.max()) if len(finish) else 0.0, finish, link_bytes, busy)
         return FlowRun(result, sub, sub_finish, rate0.copy(), delivered.copy(), events)
 
     def finish_s(self, flows: Flows, salt: int = 0) -> np.ndarray:

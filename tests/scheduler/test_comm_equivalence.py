@@ -6,7 +6,8 @@ joint set and every call alone sent through ``network.transfer``, memoised only 
 request indices), and the reference run also switches off what the network models now reuse
 (the flow kernel's answers, the stripes of repeated flow sets) and restores the previous link
 compaction. A replay on the new code must give the same iteration time, breakdown terms and
-per-call start and end times as the reference run of the same plan, exactly, on both network
+per-call start and end times and link utilisation rows as the reference run of the same plan,
+exactly, on both network
 models and two fabrics (a rail-optimised fat-tree of DGX nodes, and NVL72 racks whose NVLink
 traffic is striped over 18 switch chips).
 """
@@ -123,8 +124,9 @@ def _plans(dgx64, gb200):
 
 def _summary(res):
     c = res.collectives
+    util = res.link_util.select_dtypes("number").to_numpy()
     return (res.iteration_time_s, breakdown(res), c["start_s"].to_numpy(), c["end_s"].to_numpy(),
-            res.provenance["comm"]["joint_costings"])
+            res.provenance["comm"]["joint_costings"], util)
 
 
 @pytest.mark.parametrize("network", ["analytical", "flow"])
@@ -142,6 +144,7 @@ def test_replay_equals_the_previous_joint_costing(dgx64, gb200, network, monkeyp
         assert new[0] == ref[0], name
         assert new[1] == ref[1], name  # every breakdown term
         assert np.array_equal(new[2], ref[2]) and np.array_equal(new[3], ref[3]), name
+        assert len(new[5]) and np.array_equal(new[5], ref[5]), name  # link utilisation rows
 
 
 def test_neighbours_equal_the_sorted_index(dgx64, gb200, monkeypatch):
