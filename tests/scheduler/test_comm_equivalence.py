@@ -5,11 +5,10 @@ conflict index and joint costing (a sorted link -> request index searched per re
 joint set and every call alone sent through ``network.transfer``, memoised only by the set of
 request indices), and the reference run also switches off what the network models now reuse
 (the flow kernel's answers, the stripes of repeated flow sets) and restores the previous link
-compaction. A replay on the new code must give the same iteration time, breakdown terms and
+compaction. A replay on the new code must give the same iteration time, breakdown terms,
 per-call start and end times and link utilisation rows as the reference run of the same plan,
-exactly, on both network
-models and two fabrics (a rail-optimised fat-tree of DGX nodes, and NVL72 racks whose NVLink
-traffic is striped over 18 switch chips).
+exactly, on both network models and two fabrics (a rail-optimised fat-tree of DGX nodes, and
+NVL72 racks whose NVLink traffic is striped over 18 switch chips).
 """
 
 from __future__ import annotations
