@@ -331,21 +331,16 @@ def _certify(h, path_ptr, path_links, lists, cap, resid, rate, bl, link_max, lin
 
 @njit(cache=True)
 def _all_at_once(rate, size, eps, finish, first_rate, delivered):
-    """If every flow's projected completion at its first rate lies within ``eps`` of the
-    earliest (a phase of equal flows), fill the outputs as the event loop's single event would
-    (the same values: finish at that time, rate x time delivered) and return True; else False."""
-    n = rate.shape[0]
-    if n == 0:
-        return False
-    t_ev, t_max = np.inf, 0.0
-    for f in range(n):
+    """True, with the outputs the event loop's one event would give, if every flow's projected
+    completion at its first rate is within ``eps`` of the earliest (a phase of equal flows)."""
+    n, t_ev, t_max = rate.shape[0], np.inf, 0.0
+    for f in range(n):  # the loop's keys: rate 0 never finishes
         k = size[f] / rate[f] if rate[f] > 0.0 else np.inf
         t_ev, t_max = min(t_ev, k), max(t_max, k)
-    if t_ev == np.inf or t_max > t_ev * (1.0 + eps):
+    if n == 0 or t_ev == np.inf or t_max > t_ev * (1.0 + eps):
         return False
     for f in range(n):
-        finish[f], first_rate[f] = t_ev, rate[f]
-        delivered[f] = size[f] if rate[f] == np.inf else rate[f] * t_ev
+        finish[f], first_rate[f], delivered[f] = t_ev, rate[f], size[f] if rate[f] == np.inf else rate[f] * t_ev
     return True
 
 

@@ -22,6 +22,12 @@ full re-solve at every completion (tested against one) at a cost that follows th
 the disturbance: a phase of equal flows (a collective step) costs a few full solves; a phase
 of all-different sizes costs one small solve per flow, growing with how densely the flows
 share links.
+
+Kernel answers are memoised per model by the content of the kernel's inputs (path CSR on the
+renumbered touched links, their capacities, the sub-flow sizes and ``eps``): a phase whose
+compacted inputs repeat bit for bit (the same pattern in another scale-up domain, the same
+flows costed again by the scheduler) takes the stored answer, which is the one a re-solve would
+give. ``finish_s`` answers the per-flow finish times alone, for callers that need no link loads.
 """
 
 from __future__ import annotations

@@ -26,8 +26,12 @@ send/recv, ...), by a fluid model:
   recomputed, each one's remaining work is advanced at its old rate, and its completion is
   re-armed (a fresh SimPy timeout takes over the processes waiting on the stale one). Joint
   costings are memoised by the multiset of requests in flight, so a pattern that repeats
-  every micro-batch is costed once. (In full-rank mode the groups of one call instance are
-  separate flights that share one rate: the engine costed them together already.)
+  every micro-batch is costed once, and by the content of the merged flows (in the same
+  order), so requests with the same flows (a reduce-scatter and the all-gather of the same
+  group) share one costing; times alone likewise. Only finish times are asked for
+  (``network.finish_s`` where the model has it), never the per-link loads. (In full-rank
+  mode the groups of one call instance are separate flights that share one rate: the engine
+  costed them together already.)
 
 Why this scheme: the scheduler never computes physics (docs/architecture.md, conventions); it only asks the engine for
 a call's time and the network model for merged transfers, at the granularity of calls (one
