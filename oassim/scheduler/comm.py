@@ -312,7 +312,7 @@ class CommModel:
                 w, bit = divmod(info.index, 64)
                 while len(self._bits) <= w:
                     self._bits.append(np.zeros(n_links, dtype=np.uint64))
-                self._bits[w][info.links] |= np.uint64(1 << bit)  # a call's link ids are distinct
+                self._bits[w][info.links] |= np.uint64(1 << bit)  # (a repeated id writes the same word)
             self._index_n = len(self.infos)
             self._nbrs = {}
         links = self.infos[k].links
