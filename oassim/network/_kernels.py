@@ -330,6 +330,21 @@ def _certify(h, path_ptr, path_links, lists, cap, resid, rate, bl, link_max, lin
 
 
 @njit(cache=True)
+def _all_at_once(rate, size, eps, finish, first_rate, delivered):
+    """True, with the outputs the event loop's one event would give, if every flow's projected
+    completion at its first rate is within ``eps`` of the earliest (a phase of equal flows)."""
+    n, t_ev, t_max = rate.shape[0], np.inf, 0.0
+    for f in range(n):  # the loop's keys: rate 0 never finishes
+        k = size[f] / rate[f] if rate[f] > 0.0 else np.inf
+        t_ev, t_max = min(t_ev, k), max(t_max, k)
+    if n == 0 or t_ev == np.inf or t_max > t_ev * (1.0 + eps):
+        return False
+    for f in range(n):
+        finish[f], first_rate[f], delivered[f] = t_ev, rate[f], size[f] if rate[f] == np.inf else rate[f] * t_ev
+    return True
+
+
+@njit(cache=True)
 def flow_completion(path_ptr, path_links, cap, size, eps, finish, first_rate, delivered):
     """Transmission completion time of every flow under max-min sharing re-solved at each finish.
 
@@ -365,6 +380,8 @@ def flow_completion(path_ptr, path_links, cap, size, eps, finish, first_rate, de
           np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64))
     bneck = bl[0]  # each live flow's certified bottleneck link
     _maxmin_active(path_ptr, path_links, cap, np.arange(n), n, rate, bneck, ws)
+    if _all_at_once(rate, size, eps, finish, first_rate, delivered):
+        return 1
     lists = start, end, flows = _link_lists(path_ptr, path_links, n_links)  # live flows per link
     resid = cap.copy()  # capacity left by the flows that are not being re-solved
     for f in range(n):

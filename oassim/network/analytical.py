@@ -33,6 +33,9 @@ The striping step (:func:`stripe`) is shared with the ``flow`` model, which impo
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,7 +149,14 @@ def stripe(fabric: Fabric, flows: Flows, salt: int = 0) -> SubFlows:
     if len(moving) == 0:
         z = np.zeros(0, dtype=np.int64)
         return SubFlows(n, np.zeros(1, dtype=np.int64), z, z, np.zeros(0), np.zeros(0))
-    paths, owner, frac = fabric.spread(src[moving], dst[moving], salt)
+    spread = fabric.spread(src[moving], dst[moving], salt)
+    cache = _stripes(fabric) if STRIPE_CACHE_HOPS > 0 else None
+    hit = None if cache is None else cache.get(id(spread))
+    if hit is not None and hit[0] is spread and np.array_equal(hit[1], moving):
+        cache.move_to_end(id(spread))
+        _s, _m, ptr, links, owner, frac, latency = hit
+        return SubFlows(n, ptr, links, owner, size[owner] * frac, latency)
+    paths, owner, frac = spread
     ptr = np.ascontiguousarray(paths.ptr, dtype=np.int64)
     links = np.ascontiguousarray(paths.links, dtype=np.int64)
     owner = moving[np.asarray(owner, dtype=np.int64)]
@@ -162,7 +172,30 @@ def stripe(fabric: Fabric, flows: Flows, salt: int = 0) -> SubFlows:
         k = int(np.flatnonzero(hops == 0)[0])
         raise ValueError(f"the router gave an empty path for flow {int(owner[k])} "
                          f"({int(src[owner[k]])} -> {int(dst[owner[k]])})")
-    return SubFlows(n, ptr, links, owner, size[owner] * frac, path_latency_s(fabric, ptr, links))
+    latency = path_latency_s(fabric, ptr, links)
+    if cache is not None:  # the fabric hands back its cached answer for the same pairs: keep ours beside it
+        for a in (moving, owner, frac, latency):
+            a.flags.writeable = False
+        cache[id(spread)] = (spread, moving, ptr, links, owner, frac, latency)
+        cache.move_to_end(id(spread))
+        while len(cache) > 1 and sum(len(e[3]) + 4 * len(e[4]) for e in cache.values()) > STRIPE_CACHE_HOPS:
+            cache.popitem(last=False)
+    return SubFlows(n, ptr, links, owner, size[owner] * frac, latency)
+
+
+#: Path hops (plus four per sub-flow) of striped flow sets each fabric keeps for reuse (0: none).
+STRIPE_CACHE_HOPS = 8 * 2**20
+
+_STRIPES: "weakref.WeakKeyDictionary[Fabric, OrderedDict]" = weakref.WeakKeyDictionary()
+
+
+def _stripes(fabric: Fabric) -> "OrderedDict | None":
+    """The fabric's cache of stripes: the sub-flows of the pairs of one ``fabric.spread``
+    answer (which the fabric caches and returns as the same object), by that answer's id."""
+    try:
+        return _STRIPES.setdefault(fabric, OrderedDict())
+    except TypeError:  # pragma: no cover - a fabric stand-in that takes no weak reference
+        return None
 
 
 class AnalyticalNetwork:
@@ -202,6 +235,28 @@ class AnalyticalNetwork:
             flow's sub-flows; ``link_bytes`` and
             ``link_busy_s`` (n_links,).
         """
+        finish, view, n_ext, used, load_k = self._solve(flows, salt)
+        t = float(finish.max()) if len(finish) else 0.0
+        if used is not None:
+            load = np.zeros(n_ext)
+            load[used] = load_k
+            if view is None:  # the links outside ``used`` carry nothing: 0 s busy
+                busy = np.zeros(n_ext)
+                busy[used] = load_k / self._cap[used]
+                return TransferResult(t, finish, load, busy)
+        else:
+            load = load_k
+        if view is not None:
+            load = view[2].expand(load, self._cap)
+        return TransferResult(t, finish, load, load / self._cap)
+
+    def finish_s(self, flows: Flows, salt: int = 0) -> np.ndarray:
+        """``transfer(flows, salt).flow_finish_s`` without the per-link loads, s, shape (n,)."""
+        return self._solve(flows, salt)[0]
+
+    def _solve(self, flows: Flows, salt: int):
+        """Per-flow finish times, the equal-cost view (or None), the extended link count, the
+        touched links (None: ``load_k`` is over every extended id) and their loads."""
         sub = stripe(self.fabric, flows, salt)
         view = grouped(self.fabric, sub.links, sub.owner, sub.hops, flows.count, self.routing, self._cap)
         links, cap = (sub.links, self._cap) if view is None else view[:2]
@@ -212,7 +267,7 @@ class AnalyticalNetwork:
             used, key = compact_links(links, n_ext)
             cap_k = cap[used]
         else:
-            key, cap_k = links, cap
+            used, key, cap_k = None, links, cap
         load_k = np.bincount(key, weights=hop_bytes, minlength=len(cap_k))
         count = None if flows.count is None else flows.count[sub.owner]
         unit = sub.size_bytes if count is None else sub.size_bytes / count
@@ -229,19 +284,11 @@ class AnalyticalNetwork:
                 mixed = mixed_link[key]  # every hop of those links, so each is costed whole
                 per_link[mixed] = shared_finish_s(key[mixed], hop_bytes[mixed], hop_unit[mixed],
                                                   None if hop_count is None else hop_count[mixed], cap_k)
-        if sparse:
-            load = np.zeros(n_ext)
-            load[used] = load_k
-        else:
-            load = load_k
         if len(sub.size_bytes):
             t_sub = np.maximum.reduceat(per_link, sub.ptr[:-1]) + sub.latency_s
         else:
             t_sub = np.zeros(0)
-        finish = sub.flow_max(t_sub)
-        if view is not None:
-            load = view[2].expand(load, self._cap)
-        return TransferResult(float(finish.max()) if len(finish) else 0.0, finish, load, load / self._cap)
+        return sub.flow_max(t_sub), view, n_ext, used, load_k
 
 
 def shared_finish_s(key: np.ndarray, size_bytes: np.ndarray, unit_bytes: np.ndarray, count: np.ndarray | None,
@@ -290,12 +337,29 @@ def compact_links(links: np.ndarray, n_links: int) -> tuple[np.ndarray, np.ndarr
     """The distinct link ids of ``links`` ascending, and ``links`` renumbered into them
     (int64, contiguous)."""
     links = np.ascontiguousarray(links, dtype=np.int64)
-    if len(links) * 8 < n_links:
+    if len(links) * 64 < n_links:  # few hops: sorting them beats a sweep over every link id
         used, local = np.unique(links, return_inverse=True)
         return used, np.ascontiguousarray(local.ravel(), dtype=np.int64)
-    mark = np.zeros(n_links, dtype=np.bool_)
+    mark, index = _scratch(n_links)
     mark[links] = True
     used = np.flatnonzero(mark)
-    index = np.empty(n_links, dtype=np.int64)
+    mark[used] = False  # the scratch mark is all False between calls
     index[used] = np.arange(len(used))
     return used, index[links]
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(n_links: int) -> tuple[np.ndarray, np.ndarray]:
+    """A per-thread all-False mark and an index buffer over ``n_links`` link ids, reused
+    across calls (fresh arrays of a large fabric's size cost more than the sweep itself)."""
+    cache = getattr(_SCRATCH, "by_size", None)
+    if cache is None:
+        cache = _SCRATCH.by_size = {}
+    hit = cache.get(n_links)
+    if hit is None:
+        if len(cache) >= 4:
+            cache.clear()
+        hit = cache[n_links] = (np.zeros(n_links, dtype=np.bool_), np.empty(n_links, dtype=np.int64))
+    return hit

@@ -22,10 +22,18 @@ full re-solve at every completion (tested against one) at a cost that follows th
 the disturbance: a phase of equal flows (a collective step) costs a few full solves; a phase
 of all-different sizes costs one small solve per flow, growing with how densely the flows
 share links.
+
+Kernel answers are memoised per model by the content of the kernel's inputs (path CSR on the
+renumbered touched links, their capacities, the sub-flow sizes and ``eps``): a phase whose
+compacted inputs repeat bit for bit (the same pattern in another scale-up domain, the same
+flows costed again by the scheduler) takes the stored answer, which is the one a re-solve would
+give. ``finish_s`` answers the per-flow finish times alone, for callers that need no link loads.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +44,10 @@ from oassim.network.base import Flows, TransferResult
 from oassim.network.routing_modes import grouped, scaleout_routing
 from oassim.topology.fabric import Fabric, Paths
 
-__all__ = ["maxmin_rates", "FlowRun", "FlowNetwork"]
+__all__ = ["maxmin_rates", "FlowRun", "FlowNetwork", "MEMO_BYTES"]
+
+#: Bytes of kernel answers (three float64 per sub-flow) a :class:`FlowNetwork` keeps for reuse (0: none).
+MEMO_BYTES = 256 * 2**20
 
 
 def maxmin_rates(paths: Paths, capacity_Bps: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
@@ -121,6 +132,9 @@ class FlowNetwork:
         self.eps = float(eps)
         self._cap = link_capacity_Bps(fabric)
         self.routing = scaleout_routing(fabric)
+        self._memo: OrderedDict[bytes, tuple] = OrderedDict()
+        self._memo_bytes = 0
+        self.stats = {"kernel_runs": 0, "kernel_hits": 0}
 
     def __repr__(self) -> str:
         return f"FlowNetwork(fabric={self.fabric.name!r}, eps={self.eps:g})"
@@ -135,30 +149,62 @@ class FlowNetwork:
         salt : int
             ECMP hash salt.
         """
-        sub = stripe(self.fabric, flows, salt)
-        m = len(sub.size_bytes)
-        tx = np.empty(m)
-        rate0 = np.empty(m)
-        delivered = np.empty(m)
-        view = grouped(self.fabric, sub.links, sub.owner, sub.hops, flows.count, self.routing, self._cap)
-        links, cap = (sub.links, self._cap) if view is None else view[:2]
-        # the kernel's work arrays are per link: give it the links these flows cross, renumbered
-        # in id order (the kernel reads link ids only as indices, so the answer is unchanged)
-        used, local = compact_links(links, len(cap))
-        events = int(K.flow_completion(sub.ptr, local, np.ascontiguousarray(cap[used]), sub.size_bytes, self.eps,
-                                       tx, rate0, delivered))
+        sub, view, links, used, local, (tx, rate0, delivered, events) = self._solve(flows, salt)
         sub_finish = tx + sub.latency_s
         finish = sub.flow_max(sub_finish)
-        if view is None:
-            link_bytes = np.zeros(self.fabric.n_links)
-            link_bytes[used] = np.bincount(local, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(used))
+        if view is None:  # the links outside ``used`` carry nothing: 0 bytes, 0 s busy
+            link_bytes, busy = np.zeros(self.fabric.n_links), np.zeros(self.fabric.n_links)
+            on = np.bincount(local, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(used))
+            link_bytes[used] = on
+            busy[used] = on / self._cap[used]
         else:  # a group's bytes shared by its links in proportion to capacity
-            ext = np.bincount(links, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(cap))
+            ext = np.bincount(links, weights=np.repeat(sub.size_bytes, sub.hops), minlength=len(view[1]))
             link_bytes = view[2].expand(ext, self._cap)
-        result = TransferResult(
-            float(finish.max()) if len(finish) else 0.0, finish, link_bytes, link_bytes / self._cap
-        )
-        return FlowRun(result, sub, sub_finish, rate0, delivered, events)
+            busy = link_bytes / self._cap
+        result = TransferResult(float(finish.max()) if len(finish) else 0.0, finish, link_bytes, busy)
+        return FlowRun(result, sub, sub_finish, rate0.copy(), delivered.copy(), events)
+
+    def finish_s(self, flows: Flows, salt: int = 0) -> np.ndarray:
+        """``transfer(flows, salt).flow_finish_s`` without the per-link loads, s, shape (n,)."""
+        sub, _view, _links, _used, _local, (tx, _rate0, _delivered, _events) = self._solve(flows, salt)
+        return sub.flow_max(tx + sub.latency_s)
+
+    def _solve(self, flows: Flows, salt: int):
+        """Stripe ``flows`` and run the completion kernel on the links they cross, renumbered
+        in id order (the kernel reads link ids only as indices, so the answer is unchanged).
+        Kernel answers are memoised by the content of its inputs (a digest of the path CSR,
+        capacities, sizes and eps): a phase whose compacted inputs repeat bit for bit, such as
+        the same pattern in another scale-up domain, gets the same answer without a re-solve."""
+        sub = stripe(self.fabric, flows, salt)
+        view = grouped(self.fabric, sub.links, sub.owner, sub.hops, flows.count, self.routing, self._cap)
+        links, cap = (sub.links, self._cap) if view is None else view[:2]
+        used, local = compact_links(links, len(cap))
+        cap_u = np.ascontiguousarray(cap[used])
+        h = hashlib.sha256(repr((self.eps, len(sub.ptr), len(local))).encode())
+        for arr in (sub.ptr, local, cap_u, sub.size_bytes):
+            h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))
+        key = h.digest()
+        memo = self._memo
+        hit = memo.get(key) if MEMO_BYTES > 0 else None
+        if hit is not None:
+            memo.move_to_end(key)
+            self.stats["kernel_hits"] += 1
+            return sub, view, links, used, local, hit
+        m = len(sub.size_bytes)
+        tx, rate0, delivered = np.empty(m), np.empty(m), np.empty(m)
+        events = int(K.flow_completion(sub.ptr, local, cap_u, sub.size_bytes, self.eps, tx, rate0, delivered))
+        self.stats["kernel_runs"] += 1
+        for arr in (tx, rate0, delivered):
+            arr.flags.writeable = False
+        out = (tx, rate0, delivered, events)
+        if MEMO_BYTES <= 0:
+            return sub, view, links, used, local, out
+        memo[key] = out
+        self._memo_bytes += 24 * m
+        while self._memo_bytes > MEMO_BYTES and len(memo) > 1:
+            _k, old = memo.popitem(last=False)
+            self._memo_bytes -= 24 * len(old[0])
+        return sub, view, links, used, local, out
 
     def transfer(self, flows: Flows, salt: int = 0) -> TransferResult:
         """Cost flows that start together at t = 0.

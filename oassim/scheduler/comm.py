@@ -26,8 +26,12 @@ send/recv, ...), by a fluid model:
   recomputed, each one's remaining work is advanced at its old rate, and its completion is
   re-armed (a fresh SimPy timeout takes over the processes waiting on the stale one). Joint
   costings are memoised by the multiset of requests in flight, so a pattern that repeats
-  every micro-batch is costed once. (In full-rank mode the groups of one call instance are
-  separate flights that share one rate: the engine costed them together already.)
+  every micro-batch is costed once, and by the content of the merged flows (in the same
+  order), so requests with the same flows (a reduce-scatter and the all-gather of the same
+  group) share one costing; times alone likewise. Only finish times are asked for
+  (``network.finish_s`` where the model has it), never the per-link loads. (In full-rank
+  mode the groups of one call instance are separate flights that share one rate: the engine
+  costed them together already.)
 
 Why this scheme: the scheduler never computes physics (docs/architecture.md, conventions); it only asks the engine for
 a call's time and the network model for merged transfers, at the granularity of calls (one
@@ -42,6 +46,7 @@ max-min fair across all links.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -88,6 +93,7 @@ class CallInfo:
     bottleneck_util: float = 0.0
     flows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     tau_alone_s: float | None = None
+    digest: bytes | None = None
 
 
 class Flight:
@@ -147,9 +153,11 @@ class CommModel:
         self._units: dict[Any, list] = {}  # unit -> [info index, flights, rate]
         self._by_info: dict[int, list[Any]] = {}  # info index -> units in flight
         self._nbrs: dict[int, frozenset[int]] = {}
-        self._index_n = -1
-        self._lk = self._own = np.zeros(0, dtype=np.int64)
+        self._index_n = 0
+        self._bits: list[np.ndarray] = []  # per 64 requests: a bit mask of the requests on each link
         self._joint: dict[tuple[int, ...], dict[int, float]] = {}
+        self._joint_flows: dict[tuple[bytes, ...], list[float | None]] = {}  # by the flows' content
+        self._tau_flows: dict[bytes, float] = {}
         self.stats = {"calls": 0, "joint_costings": 0, "joint_hits": 0, "rearms": 0}
 
     # ------------------------------------------------------------------ costing
@@ -298,23 +306,25 @@ class CommModel:
         nb = self._nbrs.get(k)
         if nb is not None:
             return nb
-        if self._index_n != len(self.infos):  # (re)build the link -> request index
-            own = np.concatenate([np.full(len(i.links), i.index, dtype=np.int64) for i in self.infos] or
-                                 [np.zeros(0, dtype=np.int64)])
-            lk = np.concatenate([i.links for i in self.infos] or [np.zeros(0, dtype=np.int64)])
-            order = np.lexsort((own, lk))
-            self._lk, self._own = lk[order], own[order]
+        if self._index_n != len(self.infos):  # new requests: add their bits to the link masks
+            n_links = self.engine.fabric.n_links
+            for info in self.infos[self._index_n:]:
+                w, bit = divmod(info.index, 64)
+                while len(self._bits) <= w:
+                    self._bits.append(np.zeros(n_links, dtype=np.uint64))
+                self._bits[w][info.links] |= np.uint64(1 << bit)  # (a repeated id writes the same word)
             self._index_n = len(self.infos)
             self._nbrs = {}
         links = self.infos[k].links
-        lo = np.searchsorted(self._lk, links, "left")
-        cnt = np.searchsorted(self._lk, links, "right") - lo
-        total = int(cnt.sum())
-        if total <= len(links):
-            nb = frozenset()
-        else:
-            idx = np.repeat(lo, cnt) + (np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-            nb = frozenset(np.unique(self._own[idx]).tolist()) - {k}
+        found: list[int] = []
+        for w, bits in enumerate(self._bits):
+            if len(links):
+                word = np.bitwise_or.reduce(bits[links])
+                if word:
+                    on = np.flatnonzero(np.unpackbits(np.array([word], dtype=np.uint64).view(np.uint8),
+                                                      bitorder="little"))
+                    found.extend((on + 64 * w).tolist())
+        nb = frozenset(found) - {k}
         self._nbrs[k] = nb
         return nb
 
@@ -351,17 +361,22 @@ class CommModel:
             return hit
         self.stats["joint_costings"] += 1
         parts = [self._flows(self.infos[j]) for j in order]
-        counts = np.array([len(p[0]) for p in parts], dtype=np.int64)
-        src = np.concatenate([p[0] for p in parts])
-        dst = np.concatenate([p[1] for p in parts])
-        size = np.concatenate([p[2] for p in parts])
-        res = self.engine.network.transfer(Flows(src, dst, size), self.engine.salt)
-        finish = np.asarray(res.flow_finish_s)
-        bounds = np.concatenate(([0], np.cumsum(counts)))
+        key = tuple(self.infos[j].digest for j in order)
+        per_part = self._joint_flows.get(key)
+        if per_part is None:  # not costed before under other requests with the same flows
+            counts = np.array([len(p[0]) for p in parts], dtype=np.int64)
+            src = np.concatenate([p[0] for p in parts])
+            dst = np.concatenate([p[1] for p in parts])
+            size = np.concatenate([p[2] for p in parts])
+            finish = self._finish(Flows(src, dst, size))[1]
+            bounds = np.concatenate(([0], np.cumsum(counts)))
+            per_part = [float(finish[bounds[i]:bounds[i + 1]].max()) if counts[i] else None
+                        for i in range(len(order))]
+            self._joint_flows[key] = per_part
         tau: dict[int, float] = {}
-        for i, j in enumerate(order):
-            if counts[i]:
-                tau[j] = max(tau.get(j, 0.0), float(finish[bounds[i]:bounds[i + 1]].max()))
+        for j, t in zip(order, per_part):
+            if t is not None:
+                tau[j] = max(tau.get(j, 0.0), t)
         out: dict[int, float] = {}
         for j in set(order):
             info = self.infos[j]
@@ -382,11 +397,28 @@ class CommModel:
             dst = np.concatenate([p.dst for p in phases]) if phases else np.zeros(0, dtype=np.int64)
             size = np.concatenate([p.size_bytes * p.repeat for p in phases]) if phases else np.zeros(0)
             info.flows = (acc[src], acc[dst], size)
+            h = hashlib.sha256(repr([(len(x), x.dtype.str) for x in info.flows]).encode())
+            for x in info.flows:
+                h.update(memoryview(np.ascontiguousarray(x)).cast("B"))
+            info.digest = h.digest()
         return info.flows
 
     def _tau_alone(self, info: CallInfo) -> float:
         if info.tau_alone_s is None:
             src, dst, size = self._flows(info)
-            res = self.engine.network.transfer(Flows(src, dst, size), self.engine.salt)
-            info.tau_alone_s = float(res.time_s)
+            tau = self._tau_flows.get(info.digest)
+            if tau is None:  # (another request, e.g. the all-gather of a reduce-scatter, may have its flows)
+                tau = self._tau_flows[info.digest] = self._finish(Flows(src, dst, size))[0]
+            info.tau_alone_s = tau
         return info.tau_alone_s
+
+    def _finish(self, flows: Flows) -> tuple[float, np.ndarray]:
+        """When the last of ``flows`` costed together on the run's network model finishes, and
+        each one's finish, s (without the per-link loads where the model can skip them)."""
+        net = self.engine.network
+        fin = getattr(net, "finish_s", None)
+        if fin is not None:  # the models' time_s is the largest finish (0 without flows)
+            finish = np.asarray(fin(flows, self.engine.salt))
+            return (float(finish.max()) if len(finish) else 0.0), finish
+        res = net.transfer(flows, self.engine.salt)
+        return float(res.time_s), np.asarray(res.flow_finish_s)
