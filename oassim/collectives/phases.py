@@ -97,7 +97,8 @@ class Phase:
     @property
     def n_flows(self) -> int:
         """Flows in one repetition (rank-to-rank flows, aggregated ones counted as many)."""
-        return len(self.src) if self.count is None else int(round(self.count.sum()))
+        listed = len(self.src) if self.count is None else int(round(self.count.sum()))
+        return listed + (self.bundles.stand_for if self.bundles is not None else 0)
 
     @property
     def total_bytes(self) -> float:
