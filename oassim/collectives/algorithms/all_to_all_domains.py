@@ -53,7 +53,7 @@ import numpy as np
 from oassim.collectives.caps import FabricCaps
 
 __all__ = ["QUOTIENT_FAMILIES", "DomainQuotient", "quotient_domains", "uniform_quotient_positions", "quotient_flows",
-           "quotient_view"]
+           "quotient_phase", "quotient_view"]
 
 QUOTIENT_FAMILIES = ("torus", "fullmesh", "clos2")
 """Scale-up families whose even in-domain all-to-all is costed on the quotient fabric."""
@@ -155,6 +155,22 @@ def quotient_flows(ranks: np.ndarray, caps: FabricCaps, pos: np.ndarray, pair_by
         z = np.zeros(0, dtype=np.int64)
         return z, z, np.zeros(0), []
     return np.concatenate(src), np.concatenate(dst), np.concatenate(size), out
+
+
+def quotient_phase(ranks: np.ndarray, caps: FabricCaps, per_pair: float, label: str):
+    """One phase of the even all-to-all inside every domain of ``ranks`` (``per_pair`` bytes per
+    pair), costed from one source per pooled set, or None unless ``ranks`` are whole symmetric
+    domains."""
+    from oassim.collectives.algorithms.all_to_all_bundles import _EMPTY, EndpointBundles
+    from oassim.collectives.phases import Phase
+
+    ranks = np.asarray(ranks, dtype=np.int64).ravel()
+    pos = quotient_domains(ranks, caps)
+    if len(pos) != len(ranks) or per_pair <= 0:
+        return None
+    s, d, b, q = quotient_flows(ranks, caps, pos, np.full(len(pos), float(per_pair)))
+    return Phase(s, d, b, label=label, count=np.ones(len(s)),
+                 bundles=EndpointBundles(_EMPTY, (), _EMPTY, (), domains=tuple(q)))
 
 
 def _template(fabric):
