@@ -103,7 +103,8 @@ class Phase:
     @property
     def total_bytes(self) -> float:
         """Payload bytes over all repetitions."""
-        return float(self.size_bytes.sum()) * self.repeat
+        extra = self.bundles.stand_for_bytes if self.bundles is not None else 0.0
+        return (float(self.size_bytes.sum()) + extra) * self.repeat
 
     def digest(self) -> bytes:
         """Digest of the flows and kind (not the counts): equal digests cost the same."""

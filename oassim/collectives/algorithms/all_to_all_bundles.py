@@ -111,6 +111,11 @@ class EndpointBundles:
         """Rank-to-rank flows the quotients stand for beyond the flows they list."""
         return sum(q.pairs - (q.size - 1) for q in self.domains)
 
+    @property
+    def stand_for_bytes(self) -> float:
+        """Payload bytes the quotients stand for beyond the bytes of the flows they list."""
+        return float(sum((q.pairs - (q.size - 1)) * q.pair_bytes for q in self.domains))
+
     def digest(self) -> bytes:
         if not self._digest:
             h = hashlib.blake2b(digest_size=16)

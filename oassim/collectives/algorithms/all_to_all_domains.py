@@ -74,12 +74,15 @@ class DomainQuotient:
         Ranks the representative stands for (all ranks of the pooled domains).
     size : int
         Ranks per domain.
+    pair_bytes : float
+        Bytes per rank pair.
     """
 
     domains: np.ndarray
     rep: int
     sources: int
     size: int
+    pair_bytes: float = 0.0
 
     @property
     def pairs(self) -> int:
@@ -88,7 +91,8 @@ class DomainQuotient:
 
     def key(self) -> bytes:
         return np.concatenate([np.asarray(self.domains, dtype=np.int64),
-                               np.array([self.rep, self.sources, self.size], dtype=np.int64)]).tobytes()
+                               np.array([self.rep, self.sources, self.size], dtype=np.int64)]).tobytes() + \
+            np.float64(self.pair_bytes).tobytes()
 
 
 def quotient_domains(ranks: np.ndarray, caps: FabricCaps) -> np.ndarray:
@@ -150,7 +154,8 @@ def quotient_flows(ranks: np.ndarray, caps: FabricCaps, pos: np.ndarray, pair_by
         src.append(np.full(len(members) - 1, rep, dtype=np.int64))
         dst.append(members[1:])
         size.append(np.full(len(members) - 1, float(v)))
-        out.append(DomainQuotient(doms.astype(np.int64), rep, len(doms) * caps.domain_size, caps.domain_size))
+        out.append(DomainQuotient(doms.astype(np.int64), rep, len(doms) * caps.domain_size, caps.domain_size,
+                                  float(v)))
     if not out:
         z = np.zeros(0, dtype=np.int64)
         return z, z, np.zeros(0), []
