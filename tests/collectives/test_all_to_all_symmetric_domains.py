@@ -42,7 +42,7 @@ def _mesh(dims):
     return freeze(g), g, fullmesh.bisection_Bps(spec, links)
 
 
-def _clos(routing):
+def _clos(routing, servers=None):
     spec = clos2.Spec(nodes=4, accelerators_per_node=4, l1_per_node=2, links_per_l1=1, l1_uplinks=4,
                       l2_per_plane=2, routing=routing)
     sw = SwitchClass("sw", radix=64, latency_s=0.3e-6, in_network_reduction=False)
@@ -51,14 +51,18 @@ def _clos(routing):
     for _, d in g.nodes(data=True):
         if d["kind"] == "switch":
             d["latency_s"] = 0.3e-6
-    return freeze(g), g, clos2.bisection_Bps(spec, links)
+    if servers is not None:  # the group: that many whole servers of 4 NPUs (the bound's halves too)
+        spec = clos2.Spec(nodes=servers, accelerators_per_node=4, l1_per_node=2, links_per_l1=1, l1_uplinks=4,
+                          l2_per_plane=2, routing=routing)
+    return freeze(g), g, clos2.bisection_Bps(spec, links), None if servers is None else 4 * servers
 
 
 def _both(fg, net):
-    """(n x n cost, quotient cost, quotient phase) of a 1 GiB all-to-all of the whole domain."""
-    f, g, _ = fg
+    """(n x n cost, quotient cost, quotient phase) of a 1 GiB all-to-all of the whole domain
+    (or of its first ``fg[3]`` ranks)."""
+    f, g = fg[:2]
     e = CollectiveEngine(f, net, Tuning.ideal(), caps=FabricCaps.from_fabric(f, g))
-    n = f.n_accelerators
+    n = f.n_accelerators if len(fg) < 4 or fg[3] is None else fg[3]
     grp = np.arange(n)[None]
     pd = direct_all_to_all_phases(grp, np.full((1, n, n), S / n))[0]
     pq = aggregated_all_to_all_phases(grp, e.caps, per_pair=S / n)[0]
@@ -71,17 +75,18 @@ def _dense(c, f):
     return out
 
 
-def _bounds(f, bisection):
+def _bounds(f, bisection, n=None):
     """Injection (a rank's bytes over its out-links) and bisection (the n/2 x n/2 bytes over the
     family's bisection bandwidth) lower bounds of the all-to-all time."""
-    n = f.n_accelerators
+    n = n or f.n_accelerators
     out = np.bincount(f.link_src, weights=f.capacity_Bps, minlength=f.n_nodes)[f.accel_node]
     half = n // 2
     return max((n - 1) * (S / n) / out.min(), half * (n - half) * (S / n) / bisection)
 
 
 EXACT = [("torus 3x3x3", lambda: _torus((3, 3, 3))), ("torus 5x3", lambda: _torus((5, 3))),
-         ("fullmesh 4x4", lambda: _mesh((4, 4))), ("clos2 adaptive", lambda: _clos("adaptive"))]
+         ("fullmesh 4x4", lambda: _mesh((4, 4))), ("clos2 adaptive", lambda: _clos("adaptive")),
+         ("clos2 adaptive, 3 of 4 servers", lambda: _clos("adaptive", servers=3))]
 
 
 @pytest.mark.parametrize("net,rtol", [("analytical", 1e-9), ("flow", 1e-6)])
@@ -89,13 +94,14 @@ EXACT = [("torus 3x3x3", lambda: _torus((3, 3, 3))), ("torus 5x3", lambda: _toru
 def test_quotient_equals_n_by_n_where_routing_is_symmetric(name, make, net, rtol):
     fg = make()
     cd, cq, pq, f = _both(fg, net)
-    n = f.n_accelerators
+    n = len(pq.src) + 1
+    assert pq.bundles is not None and pq.bundles.domains[0].sources == n
     assert len(pq.src) == n - 1 and pq.n_flows == n * (n - 1)  # one source listed, every pair counted
     assert pq.total_bytes == pytest.approx(n * (n - 1) * S / n, rel=1e-12)
     assert cq.transfer_s == pytest.approx(cd.transfer_s, rel=rtol)
     ld, lq = _dense(cd, f), _dense(cq, f)
     assert np.abs(lq - ld).max() <= rtol * ld.max()
-    assert cq.transfer_s >= _bounds(f, fg[2]) * (1 - 1e-12)
+    assert cq.transfer_s >= _bounds(f, fg[2], n) * (1 - 1e-12)
 
 
 def test_even_torus_ties_split_evenly():
@@ -143,8 +149,8 @@ def test_pooled_domains_on_a_cluster(monkeypatch):
 
 
 def test_partial_domain_falls_back_to_pairs():
-    """A group holding 24 of the 32 ranks: the whole first domain is a quotient, the 8 ranks of
-    the second are listed pair by pair (56 flows)."""
+    """A group holding 24 of the 32 ranks of two full-mesh domains: the whole first domain is a
+    quotient, the 8 ranks of the second are listed pair by pair (56 flows)."""
     f = grid_fabric("ub-mesh", (4, 4), 32)
     e = CollectiveEngine(f, "analytical")
     ph = aggregated_all_to_all_phases(np.arange(24)[None], e.caps, per_pair=S / 24)[0]

@@ -341,7 +341,8 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
     merged = None
     if bundles:
         merged = EndpointBundles.merge(bundles)
-        label = label.replace("per rank and block", "per leaf pair")
+        if any(len(x.send_rep) or len(x.up_send_rep) for x in bundles):
+            label = label.replace("per rank and block", "per leaf pair")
         if q_ranks:
             label += "; symmetric domains costed from one source each"
     return [Phase(np.concatenate(src), np.concatenate(dst), np.concatenate(size), label=label,

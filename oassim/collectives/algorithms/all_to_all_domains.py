@@ -76,6 +76,9 @@ class DomainQuotient:
         Ranks per domain.
     pair_bytes : float
         Bytes per rank pair.
+    present : ndarray of int64 or None
+        The ranks of domains not wholly in the phase (``clos2`` domains of whole servers):
+        only the links of their servers (and the L2 links into them) make up the classes.
     """
 
     domains: np.ndarray
@@ -83,6 +86,7 @@ class DomainQuotient:
     sources: int
     size: int
     pair_bytes: float = 0.0
+    present: np.ndarray | None = None
 
     @property
     def pairs(self) -> int:
@@ -92,20 +96,29 @@ class DomainQuotient:
     def key(self) -> bytes:
         return np.concatenate([np.asarray(self.domains, dtype=np.int64),
                                np.array([self.rep, self.sources, self.size], dtype=np.int64)]).tobytes() + \
-            np.float64(self.pair_bytes).tobytes()
+            np.float64(self.pair_bytes).tobytes() + (b"" if self.present is None else self.present.tobytes())
 
 
 def quotient_domains(ranks: np.ndarray, caps: FabricCaps) -> np.ndarray:
     """Positions of ``ranks`` whose whole domain is in ``ranks`` (full domains of
-    ``caps.domain_size`` ranks) where the domain family has a quotient; the others' pairs are
-    listed one by one."""
+    ``caps.domain_size`` ranks) where the domain family has a quotient, and in ``clos2`` domains
+    also those whose servers are each whole (the servers present are symmetric among
+    themselves); the others' pairs are listed one by one."""
     if caps.domain_family not in QUOTIENT_FAMILIES or caps.domain_size < 3:
         return np.zeros(0, dtype=np.int64)
     dom = caps.domain_of_rank[ranks]
     per = np.bincount(caps.domain_of_rank, minlength=caps.n_domains)
     du, inv, cnt = np.unique(dom, return_inverse=True, return_counts=True)
     full = (cnt == per[du]) & (per[du] == caps.domain_size)
-    return np.flatnonzero(full[inv])
+    ok = full[inv]
+    if caps.domain_family == "clos2" and caps.sub_of_rank is not None:
+        sub = caps.sub_of_rank[ranks]
+        whole = np.bincount(sub, minlength=int(caps.sub_of_rank.max()) + 1) == \
+            np.bincount(caps.sub_of_rank, minlength=int(caps.sub_of_rank.max()) + 1)
+        bad = np.zeros(len(du), dtype=bool)
+        np.logical_or.at(bad, inv, ~whole[sub])
+        ok |= ~bad[inv] & (cnt[inv] >= 3)
+    return np.flatnonzero(ok)
 
 
 def uniform_quotient_positions(ranks: np.ndarray, caps: FabricCaps, blk: np.ndarray | None = None) -> np.ndarray:
@@ -145,17 +158,17 @@ def quotient_flows(ranks: np.ndarray, caps: FabricCaps, pos: np.ndarray, pair_by
     """
     src, dst, size, out = [], [], [], []
     dom = caps.domain_of_rank[ranks[pos]]
-    du, first = np.unique(dom, return_index=True)
+    du, first, cnt = np.unique(dom, return_index=True, return_counts=True)
     value = pair_bytes[first]
-    for v in np.unique(value[value > 0]):
-        doms = du[value == v]
+    for v, m in sorted({(float(a), int(b)) for a, b in zip(value, cnt) if a > 0}):
+        doms = du[(value == v) & (cnt == m)]
         members = np.sort(ranks[pos][dom == doms[0]])
         rep = int(members[0])
         src.append(np.full(len(members) - 1, rep, dtype=np.int64))
         dst.append(members[1:])
         size.append(np.full(len(members) - 1, float(v)))
-        out.append(DomainQuotient(doms.astype(np.int64), rep, len(doms) * caps.domain_size, caps.domain_size,
-                                  float(v)))
+        present = None if m == caps.domain_size else np.sort(ranks[pos][np.isin(dom, doms)]).astype(np.int64)
+        out.append(DomainQuotient(doms.astype(np.int64), rep, len(doms) * m, m, float(v), present))
     if not out:
         z = np.zeros(0, dtype=np.int64)
         return z, z, np.zeros(0), []
@@ -208,6 +221,17 @@ def _link_classes(fabric, links: np.ndarray) -> np.ndarray:
     return key
 
 
+def _active(fabric, present: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """Nodes of a partial ``clos2`` quotient's links: accelerators of ranks present, L1 chips
+    of servers (pods) with a rank present, and every L2 switch (no pod)."""
+    acc = fabric.accel_node[present]
+    pod = fabric.node_pod
+    code = fabric.node_domain.astype(np.int64) * (int(pod.max()) + 2) + pod
+    here = np.isin(code[nodes], np.unique(code[acc])) | (pod[nodes] < 0)
+    is_acc = fabric.node_kind[nodes] == fabric.node_kind[acc[0]]
+    return np.where(is_acc, np.isin(nodes, acc), here)
+
+
 def quotient_view(fabric, quotients: list[DomainQuotient], rep_paths):
     """The quotient of ``fabric`` for ``quotients``.
 
@@ -243,6 +267,8 @@ def quotient_view(fabric, quotients: list[DomainQuotient], rep_paths):
     capacity = fabric.capacity_Bps
     for q in quotients:
         ids = np.flatnonzero(inside & np.isin(nd[ls], q.domains))
+        if q.present is not None:  # only the servers present: their accelerators and L1 chips
+            ids = ids[_active(fabric, q.present, ls[ids]) & _active(fabric, q.present, ld[ids])]
         key = _link_classes(fabric, ids)
         uk, cls = np.unique(key, return_inverse=True)
         rep_dom = int(fabric.node_domain[fabric.accel_node[q.rep]])
