@@ -154,4 +154,12 @@ def phase_totals(phases: list[Phase], n_ranks: int) -> tuple[np.ndarray, np.ndar
         w = p.size_bytes * p.repeat
         sent += np.bincount(p.src, weights=w, minlength=n_ranks)
         recv += np.bincount(p.dst, weights=w, minlength=n_ranks)
+        for q in (p.bundles.domains if p.bundles is not None else ()):
+            # the representative's listed flows stand for every rank's: (m - 1) b out and in each
+            listed = (p.src == q.rep) & np.isin(p.dst, q.ranks)
+            sent -= np.bincount(p.src[listed], weights=w[listed], minlength=n_ranks)
+            recv -= np.bincount(p.dst[listed], weights=w[listed], minlength=n_ranks)
+            each = (q.size - 1) * q.pair_bytes * p.repeat
+            sent[q.ranks] += each
+            recv[q.ranks] += each
     return sent, recv

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oassim.collectives import CollectiveEngine, CollectiveRequest, FabricCaps, Tuning
+from oassim.collectives import CollectiveEngine, CollectiveRequest, FabricCaps, Tuning, phase_totals
 from oassim.collectives.algorithms import direct
 from oassim.collectives.algorithms.all_to_all import direct_all_to_all_phases, even_hierarchical_all_to_all_phases
 from oassim.collectives.algorithms.all_to_all_blocks import aggregated_all_to_all_phases
@@ -142,6 +142,9 @@ def test_pooled_domains_on_a_cluster(monkeypatch):
     monkeypatch.setattr("oassim.collectives.algorithms.all_to_all.AGGREGATE_ABOVE", 10)
     quo = even_hierarchical_all_to_all_phases(t, S, e.caps)[0]
     assert quo.bundles is not None and len(quo.src) == 15 and quo.n_flows == full.n_flows == 2 * 16 * 15
+    for a, b in zip(phase_totals([quo], 32), phase_totals([full], 32)):  # every rank's bytes out and in
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert quo.total_bytes == pytest.approx(full.total_bytes, rel=1e-12)
     cf, cq = e._cost_flows(full, e.network), e._cost_flows(quo, e.network)
     assert cq.transfer_s == pytest.approx(cf.transfer_s, rel=1e-9)
     lf, lq = _dense(cf, f), _dense(cq, f)

@@ -76,9 +76,11 @@ class DomainQuotient:
         Ranks per domain.
     pair_bytes : float
         Bytes per rank pair.
-    present : ndarray of int64 or None
-        The ranks of domains not wholly in the phase (``clos2`` domains of whole servers):
-        only the links of their servers (and the L2 links into them) make up the classes.
+    ranks : ndarray of int64
+        Every rank the representative stands for, ascending.
+    partial : bool
+        The domains are not wholly in the phase (``clos2`` domains of whole servers): only the
+        links of the servers present (and the L2 links into them) make up the classes.
     """
 
     domains: np.ndarray
@@ -86,7 +88,8 @@ class DomainQuotient:
     sources: int
     size: int
     pair_bytes: float = 0.0
-    present: np.ndarray | None = None
+    ranks: np.ndarray | None = None
+    partial: bool = False
 
     @property
     def pairs(self) -> int:
@@ -96,7 +99,8 @@ class DomainQuotient:
     def key(self) -> bytes:
         return np.concatenate([np.asarray(self.domains, dtype=np.int64),
                                np.array([self.rep, self.sources, self.size], dtype=np.int64)]).tobytes() + \
-            np.float64(self.pair_bytes).tobytes() + (b"" if self.present is None else self.present.tobytes())
+            np.float64(self.pair_bytes).tobytes() + (b"p" if self.partial else b"") + \
+            (b"" if self.ranks is None else np.asarray(self.ranks, dtype=np.int64).tobytes())
 
 
 def quotient_domains(ranks: np.ndarray, caps: FabricCaps) -> np.ndarray:
@@ -167,8 +171,9 @@ def quotient_flows(ranks: np.ndarray, caps: FabricCaps, pos: np.ndarray, pair_by
         src.append(np.full(len(members) - 1, rep, dtype=np.int64))
         dst.append(members[1:])
         size.append(np.full(len(members) - 1, float(v)))
-        present = None if m == caps.domain_size else np.sort(ranks[pos][np.isin(dom, doms)]).astype(np.int64)
-        out.append(DomainQuotient(doms.astype(np.int64), rep, len(doms) * m, m, float(v), present))
+        every = np.sort(ranks[pos][np.isin(dom, doms)]).astype(np.int64)
+        out.append(DomainQuotient(doms.astype(np.int64), rep, len(doms) * m, m, float(v), every,
+                                  m != caps.domain_size))
     if not out:
         z = np.zeros(0, dtype=np.int64)
         return z, z, np.zeros(0), []
@@ -267,8 +272,8 @@ def quotient_view(fabric, quotients: list[DomainQuotient], rep_paths):
     capacity = fabric.capacity_Bps
     for q in quotients:
         ids = np.flatnonzero(inside & np.isin(nd[ls], q.domains))
-        if q.present is not None:  # only the servers present: their accelerators and L1 chips
-            ids = ids[_active(fabric, q.present, ls[ids]) & _active(fabric, q.present, ld[ids])]
+        if q.partial:  # only the servers present: their accelerators and L1 chips
+            ids = ids[_active(fabric, q.ranks, ls[ids]) & _active(fabric, q.ranks, ld[ids])]
         key = _link_classes(fabric, ids)
         uk, cls = np.unique(key, return_inverse=True)
         rep_dom = int(fabric.node_domain[fabric.accel_node[q.rep]])
