@@ -186,3 +186,22 @@ def test_engine_and_cli_end_to_end(capsys):
     wire = e.eta_up
     assert res.time_s >= (2048 * 2048 * S / 4096) / (bis * wire) * (1 - 1e-9)
     assert direct.Direct().unsupported(CollectiveRequest("all_to_all", S, np.arange(4096)[None]), e.caps) is None
+
+
+def test_block_traffic_uniform_inside_each_domain(monkeypatch):
+    """Blocks that are whole domains (a 2 x 2 block matrix on two 4x4 full meshes): each domain's
+    pairs carry their block's bytes, so each is a quotient of its own value; every scale-up
+    link carries the n x n bytes (the NIC side is the leaf bundling's, tested elsewhere)."""
+    f = grid_fabric("ub-mesh", (4, 4), 32)
+    e = CollectiveEngine(f, "analytical", Tuning.ideal())
+    W = np.array([[3.0, 1.0], [2.0, 0.5]]) * S
+    req = CollectiveRequest("all_to_all", S, np.arange(32)[None], "direct", blocks=W)
+    monkeypatch.setattr(direct, "AGGREGATE_ABOVE", 10)
+    ph = direct.Direct().phases(req, e.caps)[0]
+    assert len(ph.bundles.domains) == 2 and sorted(q.pair_bytes for q in ph.bundles.domains) == \
+        pytest.approx(sorted([W[0, 0] / 256, W[1, 1] / 256]))
+    ref = direct_all_to_all_phases(req.groups, req.pair_bytes())[0]
+    cq, cf = e._cost_flows(ph, e.network), e._cost_flows(ref, e.network)
+    up = e.caps.link_scaleup
+    lq, lf = _dense(cq, f), _dense(cf, f)
+    assert np.abs(lq[up] - lf[up]).max() <= 1e-9 * lf[up].max()
