@@ -10,8 +10,10 @@ for). Members are ordered by (position in domain, domain); the flow goes to the 
 ``i``'s own position in its pod (pod blocks) or one past its position in its leaf (leaf
 blocks), swapped with another source's where that member shares ``i``'s domain; a block larger than the
 source's own leaf or pod is taken in chunks of that size, one flow each. Ranks of the
-same domain exchange over the scale-up links in the same phase: rank to rank in meshes, tori
-and two-level supernodes, and in one-stage switched domains (NVSwitch) as one flow to the next
+same domain exchange over the scale-up links in the same phase: in whole torus, full-mesh and
+two-level (``clos2``) domains with even traffic inside, as one source's flows standing for all
+(:mod:`~oassim.collectives.algorithms.all_to_all_domains`), otherwise rank to rank there, and in
+one-stage switched domains (NVSwitch) as one flow to the next
 rank of the domain standing for all of them, which loads every rank's ports exactly as the
 pairs do. Flows: about
 ``n (leaves per pod + pods + 1)`` per group instead of ``n (n - 1)`` (one-stage domains);

@@ -37,11 +37,14 @@ Torus ties: the n x n flows hash each tie pair one way, so their busiest link ca
 the even split the quotient costs (the tests measure it; the quotient equals the per-dimension
 total). ``clos2`` under static ECMP (``supernode.spec.routing: ecmp``): the L1-L2 classes'
 capacity is divided by the expected hashing excess of the real sub-flows through them
-(:func:`~oassim.network.routing_modes.ecmp_excess`), as the leaf bundling does for fat-trees;
-under ``adaptive`` the quotient is exact.
+(:func:`~oassim.network.routing_modes.ecmp_excess`), as the leaf bundling does for fat-trees
+(measured: +4.2% over one hash realisation of the n x n flows on CloudMatrix384, both models);
+under ``adaptive`` the quotient is exact. A ``clos2`` domain of whole servers is symmetric
+among the servers present: its classes are their links and the L2 links into them.
 
-Where it does not apply (a group holding part of a domain, a byte matrix, block traffic that is
-not uniform inside a domain, other families) the pairs are listed as before.
+Where it does not apply (a group holding part of a torus or full-mesh domain or part of a
+server, a byte matrix, block traffic that is not uniform inside a domain, other families) the
+pairs are listed as before.
 """
 
 from __future__ import annotations

@@ -6,8 +6,11 @@ shares the links (NCCL's send/recv and all-to-all). For send/recv each group is 
 at once. All-to-all is :func:`~oassim.collectives.algorithms.all_to_all.direct_all_to_all_phases`.
 A direct all-to-all has n(n-1) flows per group; above ``AGGREGATE_ABOVE`` of them on a
 fat-tree scale-out it sends one flow per (rank, destination block) instead
-(:mod:`~oassim.collectives.algorithms.all_to_all_blocks`), and elsewhere beyond
-:data:`MAX_DIRECT_FLOWS` the hierarchical algorithm must be used.
+(:mod:`~oassim.collectives.algorithms.all_to_all_blocks`); inside whole torus, full-mesh and
+``clos2`` domains with even traffic one source's flows stand for all
+(:mod:`~oassim.collectives.algorithms.all_to_all_domains`, also without a fat-tree when every
+group is one such domain); elsewhere beyond :data:`MAX_DIRECT_FLOWS` the hierarchical
+algorithm must be used.
 """
 
 from __future__ import annotations
