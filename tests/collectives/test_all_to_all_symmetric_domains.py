@@ -1,11 +1,12 @@
 """The even all-to-all inside torus, full-mesh and two-tier Clos domains costed from one source
 (:mod:`oassim.collectives.algorithms.all_to_all_domains`) against the n x n flows.
 
-Exact where the domain's routing is symmetric (odd tori, full meshes, adaptive clos2): the time
-and every directed link's bytes equal the n x n flows' to relative 1e-9 on the analytical model
-and 1e-6 on the flow model (measured: equal to rounding, <= 3e-16). Even tori: the router hashes
-each tie pair (distance k/2) one way, the quotient splits ties evenly, so its time is at most the
-n x n one and each dimension's total bytes equal (measured: 22% below on 4x4x4, 5.5% on 8x8x8).
+Exact where the domain's routing is symmetric (tori of odd rings or 2-rings, full meshes,
+adaptive clos2, whole or of whole servers): the time and every directed link's bytes equal the
+n x n flows' to relative 1e-9 on the analytical model and 1e-6 on the flow model (measured:
+equal to rounding, <= 5e-16). Even tori: the router hashes each tie pair (distance k/2) one way,
+the quotient splits ties evenly, so its time is at most the n x n one and each dimension's total
+bytes equal (measured: 22% below on 4x4x4, 5.5% on 8x8x8).
 clos2 under static ECMP: the L1-L2 classes are derated by the expected hashing excess (measured:
 +18% over one hash realisation of 4 x 4 NPUs). Never below the injection and bisection bounds.
 """
@@ -85,7 +86,9 @@ def _bounds(f, bisection, n=None):
 
 
 EXACT = [("torus 3x3x3", lambda: _torus((3, 3, 3))), ("torus 5x3", lambda: _torus((5, 3))),
-         ("fullmesh 4x4", lambda: _mesh((4, 4))), ("clos2 adaptive", lambda: _clos("adaptive")),
+         ("torus 2x3x5 (a 2-ring is one edge)", lambda: _torus((2, 3, 5))),
+         ("fullmesh 4x4", lambda: _mesh((4, 4))), ("fullmesh 2x3x4", lambda: _mesh((2, 3, 4))),
+         ("fullmesh 8 (one dimension)", lambda: _mesh((8,))), ("clos2 adaptive", lambda: _clos("adaptive")),
          ("clos2 adaptive, 3 of 4 servers", lambda: _clos("adaptive", servers=3))]
 
 
