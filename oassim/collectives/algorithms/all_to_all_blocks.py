@@ -286,8 +286,9 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
             raise ValueError("aggregated all-to-all needs per_pair, pair_bytes or blocks")
         blk, W = (block_of[gi], block_bytes[gi]) if m is None else (None, None)
         planned = leaf_bundled_flows(ranks, caps, blk, W) if (m is None and use_bundles and cross) else None
-        if not cross:  # no fat-tree scale-out: the caller passes groups inside single domains
-            pass
+        if not cross:  # no fat-tree scale-out: only groups inside one domain can be aggregated
+            if np.any(caps.domain_of_rank[ranks] != caps.domain_of_rank[ranks[0]]):
+                raise ValueError("aggregated all-to-all across domains needs a fat-tree scale-out")
         elif planned is not None:
             s, d, b, c, bun = planned
             src.append(ranks[s])

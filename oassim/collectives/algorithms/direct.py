@@ -70,7 +70,7 @@ class Direct(Algorithm):
         if req.n_groups * n * (n - 1) > AGGREGATE_ABOVE and not can_aggregate(caps) and _whole_domains(req, caps):
             # every group one whole symmetric domain (no scale-out to aggregate): its representative
             return aggregated_all_to_all_phases(req.groups, caps, **_traffic(req),
-                                                label="direct all-to-all (symmetric domains from one source each)")
+                                                label="direct all-to-all")
         if can_aggregate(caps) and req.n_groups * n * (n - 1) > AGGREGATE_ABOVE:
             if req.blocks is not None:
                 blk, W = req.block_layout()
