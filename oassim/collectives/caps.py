@@ -72,6 +72,9 @@ class FabricCaps:
     leaf_of_rank, pod_of_rank : ndarray of int64, shape (n_ranks,), or None
         Scale-out leaf switch and pod of each rank's first NIC, where the scale-out is a
         fat-tree (:func:`~oassim.topology.routing.rank_blocks`), for the aggregated all-to-all.
+    domain_family : str or None
+        Router of the scale-up domain's family (``torus``, ``fullmesh``, ``clos2``, ...), for
+        the symmetric in-domain all-to-all (:mod:`~oassim.collectives.algorithms.all_to_all_domains`).
     """
 
     n_ranks: int
@@ -90,6 +93,7 @@ class FabricCaps:
     grid: GridGeometry | None = None
     leaf_of_rank: np.ndarray | None = None
     pod_of_rank: np.ndarray | None = None
+    domain_family: str | None = None
 
     @property
     def n_domains(self) -> int:
@@ -126,6 +130,10 @@ class FabricCaps:
         if routing.get("router") == "cluster" and routing.get("template") is not None:
             dn = int(routing["domain_nodes"])
         blocks = rank_blocks(fabric)
+        family = routing.get("router")
+        if family == "cluster":
+            t = routing.get("template")
+            family = t.routing.get("router") if t is not None else None
         return cls(
             n_ranks=len(acc),
             domain_of_rank=dom,
@@ -137,6 +145,7 @@ class FabricCaps:
             grid=fabric.supernode_grid,
             leaf_of_rank=None if blocks is None else blocks[0],
             pod_of_rank=None if blocks is None else blocks[1],
+            domain_family=None if family is None else str(family),
             **info,
         )
 

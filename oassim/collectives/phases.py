@@ -97,12 +97,14 @@ class Phase:
     @property
     def n_flows(self) -> int:
         """Flows in one repetition (rank-to-rank flows, aggregated ones counted as many)."""
-        return len(self.src) if self.count is None else int(round(self.count.sum()))
+        listed = len(self.src) if self.count is None else int(round(self.count.sum()))
+        return listed + (self.bundles.stand_for if self.bundles is not None else 0)
 
     @property
     def total_bytes(self) -> float:
         """Payload bytes over all repetitions."""
-        return float(self.size_bytes.sum()) * self.repeat
+        extra = self.bundles.stand_for_bytes if self.bundles is not None else 0.0
+        return (float(self.size_bytes.sum()) + extra) * self.repeat
 
     def digest(self) -> bytes:
         """Digest of the flows and kind (not the counts): equal digests cost the same."""
@@ -152,4 +154,12 @@ def phase_totals(phases: list[Phase], n_ranks: int) -> tuple[np.ndarray, np.ndar
         w = p.size_bytes * p.repeat
         sent += np.bincount(p.src, weights=w, minlength=n_ranks)
         recv += np.bincount(p.dst, weights=w, minlength=n_ranks)
+        for q in (p.bundles.domains if p.bundles is not None else ()):
+            # the representative's listed flows stand for every rank's: (m - 1) b out and in each
+            listed = (p.src == q.rep) & np.isin(p.dst, q.ranks)
+            sent -= np.bincount(p.src[listed], weights=w[listed], minlength=n_ranks)
+            recv -= np.bincount(p.dst[listed], weights=w[listed], minlength=n_ranks)
+            each = (q.size - 1) * q.pair_bytes * p.repeat
+            sent[q.ranks] += each
+            recv[q.ranks] += each
     return sent, recv

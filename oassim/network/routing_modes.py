@@ -176,10 +176,22 @@ def link_groups(fabric: Fabric, scaleout: bool = True, scaleup: bool = False) ->
     return out
 
 
-def share_groups(view: Fabric, fabric: Fabric) -> None:
+def share_groups(view: Fabric, fabric: Fabric, drop: np.ndarray | None = None) -> None:
     """Give ``view`` (a copy of ``fabric`` with other NIC capacities, same links) the
-    equal-cost groups of ``fabric``, so they are not derived again."""
-    _GROUPS[view] = _GROUPS.setdefault(fabric, {})
+    equal-cost groups of ``fabric``, so they are not derived again; links in ``drop`` (a
+    quotient's representative links, costed on their own capacity) taken out of their groups."""
+    if drop is None or not len(drop):
+        _GROUPS[view] = _GROUPS.setdefault(fabric, {})
+        return
+    own = {}
+    for key in ((False, False), (False, True), (True, False), (True, True)):
+        g = link_groups(fabric, *key)
+        if g is not None and np.any(g.group_of_link[drop] >= 0):
+            at = g.group_of_link.copy()
+            at[drop] = -1
+            g = LinkGroups(at, g.capacity_Bps, g.members, g.scaleout)
+        own[key] = g
+    _GROUPS[view] = own
 
 
 def grouped_capacity(groups: LinkGroups, cap: np.ndarray, ext_links: np.ndarray, hop_count: np.ndarray,

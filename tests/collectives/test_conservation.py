@@ -272,10 +272,17 @@ def test_even_hierarchical_all_to_all_equals_the_matrix_form(G, k, m, size):
     pos = np.broadcast_to(np.arange(n).reshape(1, k, m), (G, k, m))
     even = np.full((G, n, n), size / n)
 
-    def flows(phases):
-        return [sorted(zip(p.src.tolist(), p.dst.tolist(), np.round(p.size_bytes, 6).tolist())) for p in phases]
+    def flows(phases):  # (src, dst) sorted, and the bytes in that order
+        out = []
+        for p in phases:
+            o = np.lexsort((p.dst, p.src))
+            out.append((p.src[o].tolist(), p.dst[o].tolist(), p.size_bytes[o]))
+        return out
 
     fast = even_hierarchical_all_to_all_phases(tensor, size)
     general = hierarchical_all_to_all_phases(tensor, pos, even)
     assert [p.label for p in fast] == [p.label for p in general]
-    assert flows(fast) == flows(general)
+    # the same flows; bytes to rounding (k x size / n against a sum of k matrix entries)
+    for a, b in zip(flows(fast), flows(general), strict=True):
+        assert a[:2] == b[:2]
+        np.testing.assert_allclose(a[2], b[2], rtol=1e-12)

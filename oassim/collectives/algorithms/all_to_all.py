@@ -36,6 +36,7 @@ from oassim.collectives.algorithms.all_to_all_blocks import (
     can_aggregate,
     single_stage_domains,
 )
+from oassim.collectives.algorithms.all_to_all_domains import quotient_phase
 from oassim.collectives.caps import FabricCaps
 from oassim.collectives.phases import Phase
 
@@ -122,6 +123,10 @@ def even_hierarchical_all_to_all_phases(tensor: np.ndarray, size: float,
         out.append(Phase(src.ravel(), dst.ravel(), np.full(src.size, (m - 1) * k * per_pair),
                          label="hierarchical all-to-all: gather by rail inside the domain (one flow per rank)",
                          count=np.full(src.size, float(m - 1))))
+    elif m > 1 and caps is not None and G * k * m * (m - 1) > AGGREGATE_ABOVE and (q := quotient_phase(
+            tensor, caps, k * per_pair, "hierarchical all-to-all: gather by rail inside the domain "
+                                        "(symmetric domains from one source each)")) is not None:
+        out.append(q)
     elif m > 1:
         off = ~np.eye(m, dtype=bool)
         src = np.broadcast_to(tensor[:, :, :, None], (G, k, m, m))[:, :, off]

@@ -10,8 +10,10 @@ for). Members are ordered by (position in domain, domain); the flow goes to the 
 ``i``'s own position in its pod (pod blocks) or one past its position in its leaf (leaf
 blocks), swapped with another source's where that member shares ``i``'s domain; a block larger than the
 source's own leaf or pod is taken in chunks of that size, one flow each. Ranks of the
-same domain exchange over the scale-up links in the same phase: rank to rank in meshes, tori
-and two-level supernodes, and in one-stage switched domains (NVSwitch) as one flow to the next
+same domain exchange over the scale-up links in the same phase: in whole torus, full-mesh and
+two-level (``clos2``) domains with even traffic inside, as one source's flows standing for all
+(:mod:`~oassim.collectives.algorithms.all_to_all_domains`), otherwise rank to rank there, and in
+one-stage switched domains (NVSwitch) as one flow to the next
 rank of the domain standing for all of them, which loads every rank's ports exactly as the
 pairs do. Flows: about
 ``n (leaves per pod + pods + 1)`` per group instead of ``n (n - 1)`` (one-stage domains);
@@ -261,7 +263,8 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
     Returns None for block traffic that cannot be bundled on a group above
     ``MAX_IMPLIED_ENTRIES`` rank pairs.
     """
-    from oassim.collectives.algorithms.all_to_all_bundles import EndpointBundles, leaf_bundled_flows
+    from oassim.collectives.algorithms.all_to_all_bundles import _EMPTY, EndpointBundles, leaf_bundled_flows
+    from oassim.collectives.algorithms.all_to_all_domains import quotient_flows, uniform_quotient_positions
 
     g = np.asarray(groups, dtype=np.int64)
     G, n = g.shape
@@ -271,6 +274,9 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
     use_bundles = BUNDLE_LEAVES if bundle is None else bundle
     src, dst, size, count = [], [], [], []
     bundles: list[EndpointBundles] = []
+    q_ranks: list[np.ndarray] = []
+    q_bytes: list[np.ndarray] = []
+    cross = can_aggregate(caps)
     for gi, ranks in enumerate(g):
         m = None
         if pair_bytes is not None:
@@ -279,8 +285,11 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
         elif block_of is None:
             raise ValueError("aggregated all-to-all needs per_pair, pair_bytes or blocks")
         blk, W = (block_of[gi], block_bytes[gi]) if m is None else (None, None)
-        planned = leaf_bundled_flows(ranks, caps, blk, W) if (m is None and use_bundles) else None
-        if planned is not None:
+        planned = leaf_bundled_flows(ranks, caps, blk, W) if (m is None and use_bundles and cross) else None
+        if not cross:  # no fat-tree scale-out: only groups inside one domain can be aggregated
+            if np.any(caps.domain_of_rank[ranks] != caps.domain_of_rank[ranks[0]]):
+                raise ValueError("aggregated all-to-all across domains needs a fat-tree scale-out")
+        elif planned is not None:
             s, d, b, c, bun = planned
             src.append(ranks[s])
             dst.append(ranks[d])
@@ -302,9 +311,18 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
                 dst.append(ranks[d[keep]])
                 size.append(b[keep])
                 count.append(c[keep])
-        i, j, c = _domain_flows(ranks, caps)
-        b = _domain_bytes(m, i, ranks, caps) if m is not None and blk is None else \
-            _domain_block_bytes(ranks, caps, i, blk, W)
+        qpos = uniform_quotient_positions(ranks, caps, blk) if m is None and use_bundles else ()
+        if len(qpos):  # full symmetric domains: one source's flows stand for all (all_to_all_domains)
+            rest = np.setdiff1d(np.arange(n), qpos)
+            ii, jj = _domain_pairs(ranks[rest], caps)
+            i, j, c = rest[ii], rest[jj], np.ones(len(ii))
+            b = W[blk[i], blk[j]]
+            q_ranks.append(ranks[qpos])
+            q_bytes.append(W[blk[qpos], blk[qpos]])
+        else:
+            i, j, c = _domain_flows(ranks, caps)
+            b = _domain_bytes(m, i, ranks, caps) if m is not None and blk is None else \
+                _domain_block_bytes(ranks, caps, i, blk, W)
         if planned is not None and single_stage_domains(caps) and len(i):
             i, j, b, c, up = _bundle_domains(ranks, caps, i, j, b, c)
             bundles.append(up)
@@ -313,12 +331,23 @@ def aggregated_all_to_all_phases(groups: np.ndarray, caps: FabricCaps, per_pair:
         dst.append(ranks[j[keep]])
         size.append(b[keep])
         count.append(c[keep])
+    if q_ranks:
+        qr = np.concatenate(q_ranks)
+        s, d, b, quotients = quotient_flows(qr, caps, np.arange(len(qr)), np.concatenate(q_bytes))
+        src.append(s)
+        dst.append(d)
+        size.append(b)
+        count.append(np.ones(len(s)))
+        bundles.append(EndpointBundles(_EMPTY, (), _EMPTY, (), domains=tuple(quotients)))
     if not sum(len(x) for x in src):
         return []
     merged = None
     if bundles:
         merged = EndpointBundles.merge(bundles)
-        label = label.replace("per rank and block", "per leaf pair")
+        if any(len(x.send_rep) or len(x.up_send_rep) for x in bundles):
+            label = label.replace("per rank and block", "per leaf pair")
+        if q_ranks:
+            label += "; symmetric domains costed from one source each"
     return [Phase(np.concatenate(src), np.concatenate(dst), np.concatenate(size), label=label,
                   count=np.concatenate(count), bundles=merged)]
 

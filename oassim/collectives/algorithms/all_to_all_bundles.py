@@ -76,6 +76,9 @@ class EndpointBundles:
     up_send_rep, up_recv_rep, up_send_members, up_recv_members
         The same for scale-up bundles (a one-stage switched domain: a representative's ports
         to the switch chips stand for its domain's).
+    domains : tuple of DomainQuotient
+        Symmetric full domains whose representative source's flows stand for every source's
+        (:mod:`~oassim.collectives.algorithms.all_to_all_domains`).
     """
 
     send_rep: np.ndarray
@@ -86,6 +89,7 @@ class EndpointBundles:
     up_send_members: tuple = ()
     up_recv_rep: np.ndarray = field(default_factory=lambda: _EMPTY)
     up_recv_members: tuple = ()
+    domains: tuple = ()
     _digest: list = field(default_factory=list, repr=False)
 
     def sides(self):
@@ -99,7 +103,18 @@ class EndpointBundles:
                for f in ("send_rep", "recv_rep", "up_send_rep", "up_recv_rep")]
         mem = [tuple(m for x in parts for m in getattr(x, f))
                for f in ("send_members", "recv_members", "up_send_members", "up_recv_members")]
-        return EndpointBundles(cat[0], mem[0], cat[1], mem[1], cat[2], mem[2], cat[3], mem[3])
+        return EndpointBundles(cat[0], mem[0], cat[1], mem[1], cat[2], mem[2], cat[3], mem[3],
+                               tuple(q for x in parts for q in x.domains))
+
+    @property
+    def stand_for(self) -> int:
+        """Rank-to-rank flows the quotients stand for beyond the flows they list."""
+        return sum(q.pairs - (q.size - 1) for q in self.domains)
+
+    @property
+    def stand_for_bytes(self) -> float:
+        """Payload bytes the quotients stand for beyond the bytes of the flows they list."""
+        return float(sum((q.pairs - (q.size - 1)) * q.pair_bytes for q in self.domains))
 
     def digest(self) -> bytes:
         if not self._digest:
@@ -110,6 +125,9 @@ class EndpointBundles:
                 for m in mem:
                     h.update(np.int64(len(m)).tobytes())
                     h.update(m.tobytes())
+            for q in self.domains:
+                h.update(b"quotient")
+                h.update(q.key())
             self._digest.append(h.digest())
         return self._digest[0]
 
@@ -352,7 +370,10 @@ def _scaleup_links(fabric) -> tuple[np.ndarray, np.ndarray]:
 def bundled_transfer(net, flows, bundles: EndpointBundles, salt: int = 0):
     """Cost ``flows`` on ``net`` with each representative's NIC links standing for its
     bundle's (one virtual link of their summed capacity), then share each bundle's bytes over
-    its links in proportion to capacity.
+    its links in proportion to capacity. Quotient domains (``bundles.domains``): the
+    representative sources' flows are costed on one link per class
+    (:func:`~oassim.collectives.algorithms.all_to_all_domains.quotient_view`) and every class
+    link reported its share.
 
     Parameters
     ----------
@@ -385,12 +406,65 @@ def bundled_transfer(net, flows, bundles: EndpointBundles, salt: int = 0):
     on = summed > 0
     scaled[on] = summed[on]
     view = copy.copy(fabric)
+    expand = _quotient(view, fabric, flows, bundles, scaled, salt)
     view.__dict__["capacity_Bps"] = scaled
-    share_groups(view, fabric)
+    share_groups(view, fabric, drop=None if expand is None else np.asarray([e[0] for e in expand], dtype=np.int64))
     opts = {"eps": net.eps} if getattr(net, "name", "") == "flow" and hasattr(net, "eps") else {}
     res = make_network(net.name, view, **opts).transfer(flows, salt)
     lb = np.array(res.link_bytes, dtype=np.float64)
     moved = lb[rep_l] * cap[mem_l] / scaled[rep_l]
     lb[rep_l] = 0.0
     np.add.at(lb, mem_l, moved)
+    for rep, members, share in expand or ():
+        lb[members] = lb[rep] * share
     return TransferResult(res.time_s, res.flow_finish_s, lb, lb / cap)
+
+
+def _quotient(view, fabric, flows, bundles: EndpointBundles, scaled: np.ndarray, salt: int):
+    """Make ``view`` the quotient of ``fabric`` for ``bundles.domains``: representative links'
+    capacities (in ``scaled``) and latencies, and a ``spread`` that moves the representative
+    sources' hops onto them. Returns the class expansion, or None without quotients."""
+    from oassim.collectives.algorithms.all_to_all_domains import quotient_view
+    from oassim.topology.fabric import Paths
+
+    quot = list(bundles.domains)
+    if not quot:
+        return None
+    acc, nd = fabric.accel_node, fabric.node_domain
+    reps = acc[np.asarray([q.rep for q in quot], dtype=np.int64)]
+    mine = np.isin(flows.src, reps) & (nd[flows.src] == nd[flows.dst])
+
+    def rep_paths(q):
+        sel = mine & (flows.src == acc[q.rep])
+        return fabric.spread(flows.src[sel], flows.dst[sel], salt)[0].links
+
+    rep_of, cap_of, lat_of, expand = quotient_view(fabric, quot, rep_paths)
+    ids = np.fromiter(cap_of, dtype=np.int64, count=len(cap_of))
+    scaled[ids] = np.fromiter(cap_of.values(), dtype=np.float64, count=len(ids))
+    lat = np.array(fabric.link_lat, dtype=np.float64)
+    lat[ids] = np.fromiter(lat_of.values(), dtype=np.float64, count=len(ids))
+    view.__dict__["link_lat"] = lat
+
+    def spread(src, dst, salt=0):
+        src = np.asarray(src, dtype=np.int64)
+        dst = np.asarray(dst, dtype=np.int64)
+        hit = np.isin(src, reps) & (nd[src] == nd[dst])
+        if not hit.any():
+            return fabric.spread(src, dst, salt)
+        parts = []
+        for sel, remap in ((np.flatnonzero(~hit), False), (np.flatnonzero(hit), True)):
+            if len(sel):
+                p, o, f = fabric.spread(src[sel], dst[sel], salt)
+                parts.append((p.ptr, rep_of[p.links] if remap else p.links, sel[o], f))
+        ptr, at = [np.zeros(1, dtype=np.int64)], 0
+        for p, *_ in parts:
+            ptr.append(p[1:] + at)
+            at += p[-1]
+        links = np.concatenate([x[1] for x in parts])
+        if np.any(links < 0):
+            raise AssertionError("a representative flow left its quotient domain")
+        return (Paths(np.concatenate(ptr), links), np.concatenate([x[2] for x in parts]),
+                np.concatenate([x[3] for x in parts]))
+
+    view.__dict__["spread"] = spread
+    return expand
