@@ -249,3 +249,23 @@ def test_topo_check_and_info_report_the_same_link_count(preset, capsys):
     n = int(m.group(1).replace(",", ""))
     assert n == info["links_total"] == sum(r["cables"] for r in info["links"])
     assert re.search(rf"all tiers\s+{info['links_total']:,}\s+\({m.group(2)}\)", text)
+
+
+
+@pytest.mark.parametrize("network,loaded", [("analytical", ""), ("flow", "numba")])
+def test_run_imports_only_what_its_network_model_uses(network: str, loaded: str, tmp_path):
+    """An analytical ``oassim run`` loads neither networkx nor numba (no graph, no JIT kernels);
+    the flow model loads numba when it first solves."""
+    import os
+
+    from tests.analysis.test_trace import SMALL_JOB
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump({**SMALL_JOB, "network": network}))
+    code = ("import sys, io, contextlib; from oassim.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    rc = main(['run', {str(scenario)!r}])\n"
+            "print(rc, ','.join(m for m in ('networkx', 'numba') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ), timeout=600).stdout.strip()
+    assert out == f"0 {loaded}".strip()

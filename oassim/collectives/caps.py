@@ -17,14 +17,16 @@ itself, once, so algorithms never look at networkx or hardware models.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 
 from oassim.topology.fabric import Fabric, GridGeometry
 from oassim.topology.graph import NODE_KINDS
 from oassim.topology.routing import rank_blocks
+
+if TYPE_CHECKING:  # a type only: the run path does not load networkx
+    import networkx as nx
 
 __all__ = ["FabricCaps"]
 

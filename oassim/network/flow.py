@@ -38,13 +38,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from oassim.network import _kernels as K
 from oassim.network.analytical import SubFlows, compact_links, link_capacity_Bps, stripe
 from oassim.network.base import Flows, TransferResult
 from oassim.network.routing_modes import grouped, scaleout_routing
 from oassim.topology.fabric import Fabric, Paths
 
 __all__ = ["maxmin_rates", "FlowRun", "FlowNetwork", "MEMO_BYTES"]
+
+
+def _kernels():
+    """The numba kernels, imported on the first flow solve (an analytical run never loads numba)."""
+    from oassim.network import _kernels as K
+
+    return K
+
 
 #: Bytes of kernel answers (three float64 per sub-flow) a :class:`FlowNetwork` keeps for reuse (0: none).
 MEMO_BYTES = 256 * 2**20
@@ -79,7 +86,7 @@ def maxmin_rates(paths: Paths, capacity_Bps: np.ndarray, active: np.ndarray | No
     if len(cap) and not np.all(cap > 0):
         raise ValueError("link capacities must be > 0")
     rates = np.zeros(n)
-    K.maxmin_rates(ptr, links, cap, np.flatnonzero(act), rates, np.full(n, -1, dtype=np.int64))
+    _kernels().maxmin_rates(ptr, links, cap, np.flatnonzero(act), rates, np.full(n, -1, dtype=np.int64))
     return rates
 
 
@@ -192,7 +199,7 @@ class FlowNetwork:
             return sub, view, links, used, local, hit
         m = len(sub.size_bytes)
         tx, rate0, delivered = np.empty(m), np.empty(m), np.empty(m)
-        events = int(K.flow_completion(sub.ptr, local, cap_u, sub.size_bytes, self.eps, tx, rate0, delivered))
+        events = int(_kernels().flow_completion(sub.ptr, local, cap_u, sub.size_bytes, self.eps, tx, rate0, delivered))
         self.stats["kernel_runs"] += 1
         for arr in (tx, rate0, delivered):
             arr.flags.writeable = False
