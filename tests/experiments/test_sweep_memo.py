@@ -234,3 +234,28 @@ def test_the_short_schedule_reaches_the_same_peak_in_flight_exactly():
                     peak_inflight(SCHEDULES[name](pp, st, n, vpp), w)
     assert shorter > 100
     assert peak_microbatches("interleaved", 8, 0, 1024, 12) <= 32  # the issue's layout: not 1,024
+
+
+def test_summary_fast_path_equals_the_metric_definitions(monkeypatch):
+    """summary() reads the replay's frames once as arrays; the metric functions one by one
+    (critical_rank, breakdown, busy_by_member, collective_bottlenecks) give the same dict,
+    to the last bit, on bench points, the sweep base and a full-rank replay."""
+    import json
+
+    from oassim.analysis import metrics
+    from oassim.experiments.runner import run
+
+    results = [run(copy.deepcopy(SWEEP_BASE)), run(copy.deepcopy(SWEEP_BASE), full_rank=True)]
+    results += [run(t["scenario"]) for t in _bench_tasks(12, 1024)
+                if t["scenario"]["parallelism"]["pp"] > 1 or t["index"] % 3 == 0][:8]
+    fast_used = 0
+    real = metrics._fast_parts
+    for res in results:
+        fast = metrics.summary(res)
+        fast_used += real(res) is not None
+        with monkeypatch.context() as m:
+            m.setattr(metrics, "_fast_parts", lambda r: None)
+            slow = metrics.summary(res)
+        assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
+        assert list(fast["breakdown"]) == list(slow["breakdown"])
+    assert fast_used >= len(results) - 1
