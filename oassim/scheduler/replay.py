@@ -94,8 +94,9 @@ class Member:
         self.global_names = global_names
         self.first_start: float | None = None
         self.end: float | None = None
-        # the event being processed woke this member alone (its own timeout or its start):
-        # no other callback of it is left to run at the current time
+        # the event being processed woke this member alone (its start, its own timeout, or
+        # the end of a flight no other member waits for, whose completion callback runs
+        # first): no other callback of it is left to run at the current time
         self.own = True
 
 
@@ -110,6 +111,11 @@ class _CallMeta:
 
 class Replay:
     """Builds the members and programs of a plan and runs them on ``ctx.env``.
+
+    A compute segment whose completion would be the next event SimPy processes (strictly
+    earlier than everything queued, with no other callback of the current event left to run)
+    advances the clock itself instead of scheduling a timeout and being resumed by it: the
+    same times in the same order, one event fewer (``inline = False`` schedules every one).
 
     Parameters
     ----------
@@ -127,6 +133,8 @@ class Replay:
     n_microbatches : int, optional
         Micro-batches of ``schedules`` (its last one runs ``backward_last``).
     """
+
+    inline = True
 
     def __init__(self, ctx: SimContext, plan: Any, full_rank: bool = False,
                  stragglers: Mapping[int, float] | None = None, schedules: Any = None,
@@ -151,6 +159,7 @@ class Replay:
         self.rec.members = [(m.stage, m.rank) for m in self.members]
         self.deps: dict[tuple, simpy.Event] = {}
         self.rv: dict[tuple, list] = {}
+        self.shared: set[int] = set()  # ids of flights several members wait for
 
     # ------------------------------------------------------------------ set-up
     def _calls(self, stage: int) -> Iterator[Any]:
@@ -264,7 +273,7 @@ class Replay:
 
     def _run(self, m: Member, prog: Program, kind: str, vs: int, mb: int, c: int):
         env, segs, timeout, factor = self.env, self.rec.segments, self.env.timeout, m.factor
-        queue = env._queue
+        queue, inline = env._queue, self.inline
         local: dict[str, tuple[Flight, list]] = {}
         for ins in prog.steps:
             if ins.kind == SEG:
@@ -284,7 +293,7 @@ class Replay:
                     m.first_start = t0
                 delay = ins.duration_s * factor
                 t1 = t0 + delay  # the time simpy's Timeout is scheduled at
-                if m.own and (not queue or queue[0][0] > t1):
+                if inline and m.own and (not queue or queue[0][0] > t1):
                     env._now = t1  # its timeout would be the next event to process: no event needed
                 else:
                     yield timeout(delay)
@@ -306,7 +315,7 @@ class Replay:
             elif h[0].end_s is None:
                 t0 = env.now
                 yield self.comm.event(h[0])
-                m.own = False
+                m.own = id(h[0]) not in self.shared
                 self._account(m, h, t0, mb, c)
 
     def _wait(self, m: Member, pend: list[tuple[Flight, list]], mb: int, c: int):
@@ -315,7 +324,7 @@ class Replay:
         for fl, _ in pend:
             if fl.end_s is None:
                 yield self.comm.event(fl)
-                m.own = False
+                m.own = id(fl) not in self.shared
         self._account(m, max(pend, key=lambda h: h[0].end_s), t0, mb, c)
 
     def _account(self, m: Member, h: tuple[Flight, list], t0: float, mb: int, c: int) -> None:
@@ -357,6 +366,7 @@ class Replay:
             rv = [need, 0, fl, []]
             if need > 1:
                 self.rv[skey] = rv
+                self.shared.add(id(fl))
         fl = rv[2]
         row = self.rec.comm(m.idx, fl, self.env.now)
         stream = m.streams[call.dim]

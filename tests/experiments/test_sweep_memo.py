@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas.testing as pd_testing
 import pytest
 
 from oassim.errors import SpecError
@@ -259,3 +260,41 @@ def test_summary_fast_path_equals_the_metric_definitions(monkeypatch):
         assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
         assert list(fast["breakdown"]) == list(slow["breakdown"])
     assert fast_used >= len(results) - 1
+
+
+def test_segments_advanced_without_timeouts_give_the_rows_of_the_event_by_event_replay(monkeypatch):
+    """A compute segment that would be the next event moves the clock itself (Replay.inline):
+    the rows of bench points (pipelines of 1-8 stages, periodic and full replays), the sweep
+    base and a full-rank replay equal those of the replay that schedules every timeout."""
+    import simpy
+
+    from oassim.scheduler.replay import Replay
+
+    steps = {"n": 0}
+    real = simpy.Environment.step
+
+    def counted(env):
+        steps["n"] += 1
+        return real(env)
+
+    monkeypatch.setattr(simpy.Environment, "step", counted)
+    from oassim.experiments.runner import run
+
+    tasks = _bench_tasks(10, 1024) + [{**_bench_tasks(1)[0], "scenario": copy.deepcopy(SWEEP_BASE)}]
+    rows = {}
+    for inline in (True, False):
+        monkeypatch.setattr(Replay, "inline", inline)
+        steps["n"] = 0
+        rows[inline] = [executors.run_point({**t, "reuse": False}) for t in tasks]
+        rows[inline, "steps"] = steps["n"]
+        rows[inline, "full"] = run(copy.deepcopy(SWEEP_BASE), full_rank=True)
+    a, b = rows[True, "full"], rows[False, "full"]
+    assert a.iteration_time_s == b.iteration_time_s
+    for name in ("ops", "waits", "collectives"):
+        pd_testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True)
+    assert rows[True, "steps"] < 0.95 * rows[False, "steps"]  # events were saved
+    assert sum(r["status"] == "ok" for r in rows[True]) >= 8
+    for a, b in zip(rows[True], rows[False]):
+        assert a["status"] == b["status"], (a.get("error"), b.get("error"))
+        diff = [k for k in a if k not in VOLATILE and not _same(a[k], b[k])]
+        assert not diff, {k: (a[k], b[k]) for k in diff}
