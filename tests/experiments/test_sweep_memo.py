@@ -298,3 +298,40 @@ def test_segments_advanced_without_timeouts_give_the_rows_of_the_event_by_event_
         assert a["status"] == b["status"], (a.get("error"), b.get("error"))
         diff = [k for k in a if k not in VOLATILE and not _same(a[k], b[k])]
         assert not diff, {k: (a[k], b[k]) for k in diff}
+
+
+def test_auto_reusing_the_chosen_candidates_costs_equals_costing_it_again(monkeypatch):
+    """``auto`` evaluates its pick from the phases and costs its comparison built; costing the
+    pick again (the construction it replaces) gives the same rows on bench points."""
+    from oassim.collectives.engine import CollectiveEngine
+
+    tasks = _bench_tasks(5, 512)
+    reused = [executors.run_point({**t, "reuse": False}) for t in tasks]
+    real = CollectiveEngine._evaluate
+    seen = {"timed": 0}
+
+    def again(self, req, name, net, memo, timed=None):
+        seen["timed"] += timed is not None
+        return real(self, req, name, net, memo)
+
+    monkeypatch.setattr(CollectiveEngine, "_evaluate", again)
+    costed = [executors.run_point({**t, "reuse": False}) for t in tasks]
+    assert seen["timed"] > 0
+    assert sum(r["status"] == "ok" for r in reused) >= 3
+    for a, b in zip(reused, costed):
+        assert a["status"] == b["status"]
+        diff = [k for k in a if k not in VOLATILE and not _same(a[k], b[k])]
+        assert not diff, {k: (a[k], b[k]) for k in diff}
+
+
+def test_timed_op_copy_equals_dataclasses_replace():
+    from dataclasses import replace
+
+    from oassim.workload.plan import _with_duration
+    from oassim.workload.steps import ComputeOp
+
+    op = ComputeOp("qkv", "gemm", 3, "s0/c0/L3/fwd/qkv", 1e12, 9e11, 4e8, (2048, 3072, 1024), 2, True, 0.0,
+                   ("s0/c0/L3/fwd/ag",))
+    new, ref = _with_duration(op, 1.25e-3), replace(op, duration_s=1.25e-3)
+    assert new == ref and new.__dict__ == ref.__dict__ and type(new) is ComputeOp
+    assert op.duration_s == 0.0  # the original is untouched
