@@ -243,9 +243,14 @@ def summary(results: Any) -> dict[str, Any]:
     T = float(results.iteration_time_s)
     n = int(plan.n_accelerators)
     peak = float(plan.peak_flops)
-    who = critical_rank(results)
-    parts = breakdown(results, who)
-    busy = busy_by_member(results)
+    fast = _fast_parts(results)
+    if fast is not None:
+        who, parts, busy, coll_top = fast
+    else:  # frames of another shape: the definitions above, one by one
+        who = critical_rank(results)
+        parts = breakdown(results, who)
+        busy = busy_by_member(results)
+        coll_top = collective_bottlenecks(results, who)
     busiest = max(busy, key=busy.get) if busy else who
     by_dim = {d: parts[f"exposed_{d}"] for d in DIMS}
     per = n * T if T > 0 else np.inf
@@ -266,7 +271,7 @@ def summary(results: Any) -> dict[str, Any]:
         "optimizer_s": parts["optimizer"],
         "memory_per_accelerator_GB": float(plan.memory.total) / 1e9,
         "breakdown": parts,
-        "bottlenecks": collective_bottlenecks(results, who) + tier_bottlenecks(results),
+        "bottlenecks": coll_top + tier_bottlenecks(results),
         "critical_stage": who[0],
         "busiest_stage": busiest[0],
         "critical_rank": who[1],
@@ -275,3 +280,149 @@ def summary(results: Any) -> dict[str, Any]:
         "uncalibrated": not bool(getattr(plan, "calibrated", False)),
         "efficiency_entry": str(getattr(plan, "efficiency", "")),
     }
+
+
+# ---------------------------------------------------------------------------- summary fast path
+# summary() on the replay's frames (string categoricals, one representative rank per stage)
+# computes the same numbers as critical_rank, breakdown, busy_by_member and
+# collective_bottlenecks above, from the columns as numpy arrays: each row filter is a mask
+# on codes instead of a copy of the frame, and each frame is scanned once rather than once
+# per function. Every sum is the same operation on the same rows in the same order (pandas'
+# grouped sum for the grouped ones, numpy's for the plain ones), so the results are equal to
+# the last bit (tests/experiments/test_sweep_memo.py).
+_FAST_MAX_MEMBERS = 64
+
+
+def _coded(s: pd.Series) -> tuple[np.ndarray, list[str]] | None:
+    """(codes, category names) of a string categorical without missing rows, else None."""
+    if not isinstance(s.dtype, pd.CategoricalDtype):
+        return None
+    arr = s.array
+    codes, cats = np.asarray(arr.codes), list(arr.categories)
+    if not all(type(c) is str for c in cats) or (len(codes) and codes.min() < 0):
+        return None
+    return codes, cats
+
+
+def _code_of(cats: list[str], name: str) -> int:
+    return cats.index(name) if name in cats else -2  # -2: matches no row
+
+
+def _gsum(values: np.ndarray, *keys: np.ndarray) -> dict[Any, float]:
+    """Grouped sums by ``keys`` as the functions above group (same key kinds: pandas' grouped
+    sum does not add in the same order for every kind of key), ascending by key."""
+    if not len(values):
+        return {}
+    by = [pd.Series(k) for k in keys]
+    return dict(pd.Series(values).groupby(by if len(by) > 1 else by[0]).sum().items())
+
+
+def _fast_parts(results: Any) -> tuple[tuple[int, int], dict[str, float], dict[tuple[int, int], float],
+                                       list[dict[str, Any]]] | None:
+    """(critical rank, breakdown, busy by member, collective bottlenecks) as the functions above
+    compute them, or None when the frames are not of the shape this path reads."""
+    ops, waits = results.ops, getattr(results, "waits", None)
+    if waits is None or not len(waits) or not len(ops):
+        return None
+    cols = [_coded(ops[c]) for c in ("stream", "kind", "dim", "name")] + [_coded(waits[c]) for c in ("reason", "dim")]
+    if any(c is None for c in cols):
+        return None
+    (stream, stream_c), (kind, kind_c), (dim, dim_c), (name, name_c), (reason, reason_c), (wdim, wdim_c) = cols
+    o_st, o_rk = ops["stage"].to_numpy(), ops["rank"].to_numpy()
+    w_st, w_rk = waits["stage"].to_numpy(), waits["rank"].to_numpy()
+    st, rk = np.concatenate([o_st, w_st]).astype(np.int64), np.concatenate([o_rk, w_rk]).astype(np.int64)
+    if st.min() < 0 or rk.min() < 0:
+        return None
+    span = int(rk.max()) + 1
+    members, at = np.unique(st * span + rk, return_inverse=True)  # ascending by (stage, rank)
+    if len(members) > _FAST_MAX_MEMBERS:
+        return None
+    at = at.ravel()
+    o_m, w_m = at[:len(o_st)], at[len(o_st):]
+    keys = [(int(k) // span, int(k) % span) for k in members]
+    o_start, o_end = ops["start_s"].to_numpy(), ops["end_s"].to_numpy()
+    w_start, w_end = waits["start_s"].to_numpy(), waits["end_s"].to_numpy()
+    comp = stream == _code_of(stream_c, "compute")
+    if not comp.any():
+        return None
+    # critical rank: the latest end of compute ops and waits, ties to the most compute
+    o_dur, w_dur = o_end - o_start, w_end - w_start
+    end = np.full(len(members), -np.inf)
+    np.fmax.at(end, o_m[comp], o_end[comp])
+    np.fmax.at(end, w_m, w_end)
+    busy_all = _gsum(o_dur[comp], o_st[comp], o_rk[comp])
+    top = end.max()
+    cand = np.flatnonzero(end >= top - 1e-9).tolist()
+    m = max(cand, key=lambda k: float(busy_all.get(keys[k], 0.0)))
+    who = keys[m]
+    # breakdown of the critical rank
+    mine = comp & (o_m == m)
+    is_opt = kind == _code_of(kind_c, "optimizer")
+    out = {"compute": float(np.nansum(o_dur[mine & ~is_opt]))}
+    w_mine = w_m == m
+    w_comm = reason == _code_of(reason_c, "comm")
+    by_dim = {d: 0.0 for d in DIMS}
+    sel = w_mine & w_comm
+    for d, v in _gsum(w_dur[sel], np.asarray(wdim_c, dtype=object)[wdim[sel]]).items():
+        by_dim[d] = by_dim.get(d, 0.0) + float(v)
+    for d, v in by_dim.items():
+        out[f"exposed_{d}"] = v
+    bubble = float(np.nansum(w_dur[w_mine & (reason == _code_of(reason_c, "pipeline"))]))
+    sync = float(np.nansum(w_dur[w_mine & (reason == _code_of(reason_c, "sync"))]))
+    # busy time of every member: non-optimizer compute plus comm waits
+    work = comp & ~is_opt
+    busy = {(int(k[0]), int(k[1])): float(v) for k, v in _gsum(o_dur[work], o_st[work], o_rk[work]).items()}
+    for k, v in _gsum(w_dur[w_comm], w_st[w_comm], w_rk[w_comm]).items():
+        key = (int(k[0]), int(k[1]))
+        busy[key] = busy.get(key, 0.0) + float(v)
+    imbalance = 0.0
+    if bubble > 0:
+        imbalance = min(bubble, max(0.0, max(busy.values()) - busy.get(who, 0.0)))
+    out["bubble"] = bubble - imbalance
+    out["imbalance"] = imbalance
+    out["sync"] = sync
+    out["optimizer"] = float(np.nansum(o_dur[mine & is_opt]))
+    return who, out, busy, _fast_collectives(results, who, m, o_m, stream, stream_c, (dim, dim_c), (kind, kind_c),
+                                             (name, name_c))
+
+
+def _fast_collectives(results: Any, who: tuple[int, int], m: int, o_m: np.ndarray, stream: np.ndarray,
+                      stream_c: list[str], dim: tuple, kind: tuple, name: tuple, top: int = 5) -> list[dict[str, Any]]:
+    """:func:`collective_bottlenecks` of ``who`` (member ``m`` of ``o_m``) on coded columns."""
+    ops = results.ops
+    ex = ops["exposed_s"].to_numpy()
+    sel = np.flatnonzero((o_m == m) & (stream == _code_of(stream_c, "comm")) & (ex > 0))
+    if not len(sel):
+        return []
+    obj = [pd.Series(np.asarray(c, dtype=object)[codes[sel]], dtype=object) for codes, c in (dim, kind, name)]
+    e = pd.Series(ex[sel])
+    g = e.groupby(obj)
+    agg = pd.DataFrame({"exposed_s": g.sum(), "calls": g.size()}).sort_values("exposed_s", ascending=False)
+    coll = results.collectives
+    cd, co, cw = _coded(coll["dim"]), _coded(coll["op"]), _coded(coll["where"])
+    if cd is None or co is None or cw is None:
+        return collective_bottlenecks(results, who, top)
+    at_stage = coll["stage"].to_numpy() == who[0]
+    short_c = np.asarray([w.rsplit("/", 1)[-1] for w in cw[1]] + [""], dtype=object)
+    short = short_c[cw[0]]
+    ct, ca = _coded(coll["bottleneck_tier"]), _coded(coll["algorithm"])
+    if ct is None or ca is None:
+        return collective_bottlenecks(results, who, top)
+    num = {k: coll[k].to_numpy() for k in ("size_bytes", "time_s", "alone_s", "busbw_GBps")}
+
+    def mean(k: str, pos: np.ndarray) -> float:
+        return pd.Series(num[k][pos]).mean()  # Series.mean of those rows, as the definition takes it
+
+    out = []
+    for (d, op, nm), row in agg.head(top).iterrows():
+        pos = np.flatnonzero(at_stage & (cd[0] == _code_of(cd[1], d)) & (co[0] == _code_of(co[1], op)) & (short == nm))
+        detail = f"{int(row['calls'])} calls on stage {who[0]}, {row['exposed_s'] * 1e3:.2f} ms exposed"
+        if len(pos):
+            # a categorical's mode: the most frequent category, the first in category order on ties
+            tier = ct[1][int(np.argmax(np.bincount(ct[0][pos], minlength=len(ct[1]))))]
+            detail += (f"; {mean('size_bytes', pos) / 1e6:.3g} MB each, mean {mean('time_s', pos) * 1e3:.3g} ms "
+                       f"(alone {mean('alone_s', pos) * 1e3:.3g} ms), busbw {mean('busbw_GBps', pos):.1f} GB/s, "
+                       f"{ca[1][int(ca[0][pos[0]])]}, bottleneck tier {tier}")
+        out.append({"kind": "collective", "name": f"{d} {op} {nm}", "exposed_s": float(row["exposed_s"]),
+                    "detail": detail})
+    return out

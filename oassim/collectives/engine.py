@@ -230,7 +230,8 @@ class CollectiveEngine:
             raise SpecError(f"no algorithm can run {req.op} here ({why})", source=req.source, path="algorithm")
         # estimates need only each candidate's time: the dense link arrays are built for the
         # chosen one alone (its phases are in the phase cache by then)
-        times = {n: self._timed(req, n, self._estimator, memo)[2] for n in fits}
+        timed = {n: self._timed(req, n, self._estimator, memo) for n in fits}
+        times = {n: t[2] for n, t in timed.items()}
         basis = self._estimator.name
         if self.network is not self._estimator:
             # decide on the fidelity asked for, unless that would cost too many flows
@@ -250,16 +251,20 @@ class CollectiveEngine:
         if self.network is not self._estimator:
             notes += (f"auto compared the candidates on the {basis} model" if " " not in basis
                       else f"auto compared the candidates on the {basis}",)
-        return replace(self._evaluate(req, best, self.network, memo), candidates=times, notes=notes)
+        # on the estimator's model the chosen candidate's phases and costs are already at hand
+        known = timed[best] if self.network is self._estimator else None
+        return replace(self._evaluate(req, best, self.network, memo, known), candidates=times, notes=notes)
 
-    def _evaluate(self, req: CollectiveRequest, name: str, net: NetworkModel, memo: bool) -> CollectiveResult:
+    def _evaluate(self, req: CollectiveRequest, name: str, net: NetworkModel, memo: bool,
+                  timed: tuple | None = None) -> CollectiveResult:
         key = (req.key(), name, net.name, self.salt)
         if memo:
             hit = self._requests.get_item(key)
             if hit is not None:
                 self.stats["request_hits"] += 1
                 return hit[0]
-        phases, (costed, times), total, protocol = self._timed(req, name, net, memo)
+        # ``timed``: what _timed(req, name, net, memo) returned (deterministic: the same again)
+        phases, (costed, times), total, protocol = timed if timed is not None else self._timed(req, name, net, memo)
         costs = [PhaseCost(p.label, p.repeat, p.steps, p.n_flows, p.in_network, c.transfer_s, c.latency_s, t,
                            p.total_bytes) for p, c, t in zip(phases, costed, times)]
         links, loads = _sum_loads(phases, costed, self.fabric.n_links)

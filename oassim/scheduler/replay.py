@@ -82,7 +82,7 @@ class Member:
     """One simulated rank: its stage, rank, straggler factor, streams and pending calls."""
 
     __slots__ = ("idx", "stage", "rank", "factor", "dep_rank", "streams", "issued", "outstanding",
-                 "trailing", "global_names", "first_start", "end")
+                 "trailing", "global_names", "first_start", "end", "own")
 
     def __init__(self, idx: int, stage: int, rank: int, factor: float, dep_rank: int | None,
                  global_names: frozenset[str]):
@@ -94,6 +94,10 @@ class Member:
         self.global_names = global_names
         self.first_start: float | None = None
         self.end: float | None = None
+        # the event being processed woke this member alone (its start, its own timeout, or
+        # the end of a flight no other member waits for, whose completion callback runs
+        # first): no other callback of it is left to run at the current time
+        self.own = True
 
 
 class _CallMeta:
@@ -107,6 +111,11 @@ class _CallMeta:
 
 class Replay:
     """Builds the members and programs of a plan and runs them on ``ctx.env``.
+
+    A compute segment whose completion would be the next event SimPy processes (strictly
+    earlier than everything queued, with no other callback of the current event left to run)
+    advances the clock itself instead of scheduling a timeout and being resumed by it: the
+    same times in the same order, one event fewer (``inline = False`` schedules every one).
 
     Parameters
     ----------
@@ -124,6 +133,8 @@ class Replay:
     n_microbatches : int, optional
         Micro-batches of ``schedules`` (its last one runs ``backward_last``).
     """
+
+    inline = True
 
     def __init__(self, ctx: SimContext, plan: Any, full_rank: bool = False,
                  stragglers: Mapping[int, float] | None = None, schedules: Any = None,
@@ -148,6 +159,7 @@ class Replay:
         self.rec.members = [(m.stage, m.rank) for m in self.members]
         self.deps: dict[tuple, simpy.Event] = {}
         self.rv: dict[tuple, list] = {}
+        self.shared: set[int] = set()  # ids of flights several members wait for
 
     # ------------------------------------------------------------------ set-up
     def _calls(self, stage: int) -> Iterator[Any]:
@@ -248,6 +260,7 @@ class Replay:
                 if ev.callbacks is not None:  # not processed yet
                     t0 = env.now
                     yield ev
+                    m.own = False
                     rec.wait(m.idx, 0, None, mb, c, t0, env.now)
             trip = progs[c]
             prog = trip[0] if fwd else (trip[2] if mb == self.last_mb else trip[1])
@@ -260,6 +273,7 @@ class Replay:
 
     def _run(self, m: Member, prog: Program, kind: str, vs: int, mb: int, c: int):
         env, segs, timeout, factor = self.env, self.rec.segments, self.env.timeout, m.factor
+        queue, inline = env._queue, self.inline
         local: dict[str, tuple[Flight, list]] = {}
         for ins in prog.steps:
             if ins.kind == SEG:
@@ -277,7 +291,13 @@ class Replay:
                 t0 = env.now
                 if m.first_start is None:
                     m.first_start = t0
-                yield timeout(ins.duration_s * factor)
+                delay = ins.duration_s * factor
+                t1 = t0 + delay  # the time simpy's Timeout is scheduled at
+                if inline and m.own and (not queue or queue[0][0] > t1):
+                    env._now = t1  # its timeout would be the next event to process: no event needed
+                else:
+                    yield timeout(delay)
+                    m.own = True
                 segs.extend((ins.seg_id, t0, factor, m.idx, mb, c))
                 continue
             h = self._issue(m, ins, kind, vs, mb, c)
@@ -295,6 +315,7 @@ class Replay:
             elif h[0].end_s is None:
                 t0 = env.now
                 yield self.comm.event(h[0])
+                m.own = id(h[0]) not in self.shared
                 self._account(m, h, t0, mb, c)
 
     def _wait(self, m: Member, pend: list[tuple[Flight, list]], mb: int, c: int):
@@ -303,6 +324,7 @@ class Replay:
         for fl, _ in pend:
             if fl.end_s is None:
                 yield self.comm.event(fl)
+                m.own = id(fl) not in self.shared
         self._account(m, max(pend, key=lambda h: h[0].end_s), t0, mb, c)
 
     def _account(self, m: Member, h: tuple[Flight, list], t0: float, mb: int, c: int) -> None:
@@ -344,6 +366,7 @@ class Replay:
             rv = [need, 0, fl, []]
             if need > 1:
                 self.rv[skey] = rv
+                self.shared.add(id(fl))
         fl = rv[2]
         row = self.rec.comm(m.idx, fl, self.env.now)
         stream = m.streams[call.dim]

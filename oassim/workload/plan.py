@@ -29,7 +29,7 @@ Replay contract (what the scheduler must honour; the lists do not repeat it):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -370,8 +370,19 @@ def _ring_pairs(cp_groups: np.ndarray) -> np.ndarray:
     return out
 
 
+def _with_duration(op: ComputeOp, duration_s: float) -> ComputeOp:
+    """``dataclasses.replace(op, duration_s=...)`` without re-running the generated
+    ``__init__`` (a plan holds 10^4-10^5 ops; ComputeOp has no ``__post_init__``): the same
+    fields, field by field."""
+    new = object.__new__(ComputeOp)
+    new.__dict__.update(op.__dict__)
+    new.__dict__["duration_s"] = duration_s
+    return new
+
+
 def _timed(steps: list[Step], cm: ComputeModel | PacedComputeModel) -> tuple[Step, ...]:
-    return tuple(replace(x, duration_s=cm.op_time(x)) if isinstance(x, ComputeOp) else x for x in steps)
+    op_time = cm.op_time
+    return tuple(_with_duration(x, op_time(x)) if type(x) is ComputeOp else x for x in steps)
 
 
 def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn: str,

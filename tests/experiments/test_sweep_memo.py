@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas.testing as pd_testing
 import pytest
 
 from oassim.errors import SpecError
@@ -234,3 +235,103 @@ def test_the_short_schedule_reaches_the_same_peak_in_flight_exactly():
                     peak_inflight(SCHEDULES[name](pp, st, n, vpp), w)
     assert shorter > 100
     assert peak_microbatches("interleaved", 8, 0, 1024, 12) <= 32  # the issue's layout: not 1,024
+
+
+def test_summary_fast_path_equals_the_metric_definitions(monkeypatch):
+    """summary() reads the replay's frames once as arrays; the metric functions one by one
+    (critical_rank, breakdown, busy_by_member, collective_bottlenecks) give the same dict,
+    to the last bit, on bench points, the sweep base and a full-rank replay."""
+    import json
+
+    from oassim.analysis import metrics
+    from oassim.experiments.runner import run
+
+    results = [run(copy.deepcopy(SWEEP_BASE)), run(copy.deepcopy(SWEEP_BASE), full_rank=True)]
+    results += [run(t["scenario"]) for t in _bench_tasks(12, 1024)
+                if t["scenario"]["parallelism"]["pp"] > 1 or t["index"] % 3 == 0][:8]
+    fast_used = 0
+    real = metrics._fast_parts
+    for res in results:
+        fast = metrics.summary(res)
+        fast_used += real(res) is not None
+        with monkeypatch.context() as m:
+            m.setattr(metrics, "_fast_parts", lambda r: None)
+            slow = metrics.summary(res)
+        assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
+        assert list(fast["breakdown"]) == list(slow["breakdown"])
+    assert fast_used >= len(results) - 1
+
+
+def test_segments_advanced_without_timeouts_give_the_rows_of_the_event_by_event_replay(monkeypatch):
+    """A compute segment that would be the next event moves the clock itself (Replay.inline):
+    the rows of bench points (pipelines of 1-8 stages, periodic and full replays), the sweep
+    base and a full-rank replay equal those of the replay that schedules every timeout."""
+    import simpy
+
+    from oassim.scheduler.replay import Replay
+
+    steps = {"n": 0}
+    real = simpy.Environment.step
+
+    def counted(env):
+        steps["n"] += 1
+        return real(env)
+
+    monkeypatch.setattr(simpy.Environment, "step", counted)
+    from oassim.experiments.runner import run
+
+    tasks = _bench_tasks(10, 1024) + [{**_bench_tasks(1)[0], "scenario": copy.deepcopy(SWEEP_BASE)}]
+    rows = {}
+    for inline in (True, False):
+        monkeypatch.setattr(Replay, "inline", inline)
+        steps["n"] = 0
+        rows[inline] = [executors.run_point({**t, "reuse": False}) for t in tasks]
+        rows[inline, "steps"] = steps["n"]
+        rows[inline, "full"] = run(copy.deepcopy(SWEEP_BASE), full_rank=True)
+    a, b = rows[True, "full"], rows[False, "full"]
+    assert a.iteration_time_s == b.iteration_time_s
+    for name in ("ops", "waits", "collectives"):
+        pd_testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True)
+    assert rows[True, "steps"] < 0.95 * rows[False, "steps"]  # events were saved
+    assert sum(r["status"] == "ok" for r in rows[True]) >= 8
+    for a, b in zip(rows[True], rows[False]):
+        assert a["status"] == b["status"], (a.get("error"), b.get("error"))
+        diff = [k for k in a if k not in VOLATILE and not _same(a[k], b[k])]
+        assert not diff, {k: (a[k], b[k]) for k in diff}
+
+
+def test_auto_reusing_the_chosen_candidates_costs_equals_costing_it_again(monkeypatch):
+    """``auto`` evaluates its pick from the phases and costs its comparison built; costing the
+    pick again (the construction it replaces) gives the same rows on bench points."""
+    from oassim.collectives.engine import CollectiveEngine
+
+    tasks = _bench_tasks(5, 512)
+    reused = [executors.run_point({**t, "reuse": False}) for t in tasks]
+    real = CollectiveEngine._evaluate
+    seen = {"timed": 0}
+
+    def again(self, req, name, net, memo, timed=None):
+        seen["timed"] += timed is not None
+        return real(self, req, name, net, memo)
+
+    monkeypatch.setattr(CollectiveEngine, "_evaluate", again)
+    costed = [executors.run_point({**t, "reuse": False}) for t in tasks]
+    assert seen["timed"] > 0
+    assert sum(r["status"] == "ok" for r in reused) >= 3
+    for a, b in zip(reused, costed):
+        assert a["status"] == b["status"]
+        diff = [k for k in a if k not in VOLATILE and not _same(a[k], b[k])]
+        assert not diff, {k: (a[k], b[k]) for k in diff}
+
+
+def test_timed_op_copy_equals_dataclasses_replace():
+    from dataclasses import replace
+
+    from oassim.workload.plan import _with_duration
+    from oassim.workload.steps import ComputeOp
+
+    op = ComputeOp("qkv", "gemm", 3, "s0/c0/L3/fwd/qkv", 1e12, 9e11, 4e8, (2048, 3072, 1024), 2, True, 0.0,
+                   ("s0/c0/L3/fwd/ag",))
+    new, ref = _with_duration(op, 1.25e-3), replace(op, duration_s=1.25e-3)
+    assert new == ref and new.__dict__ == ref.__dict__ and type(new) is ComputeOp
+    assert op.duration_s == 0.0  # the original is untouched
