@@ -86,21 +86,7 @@ def degraded_fabric(fabric: Fabric, component: str, tier: str) -> Fabric | None:
                                             | ((fabric.link_src == v) & (fabric.link_dst == u)))
         neighbours = np.array([u, v])
     _scale_neighbourhood(fabric, bw, neighbours, failed, t)
-    return _with_topology_caches(fabric, dataclasses.replace(fabric, link_bw=bw))
-
-
-#: Cached properties of a Fabric that depend on its nodes and links only, not on ``link_bw``
-#: (link lookup, adjacency, the router and its spread cache: no router reads bandwidth).
-TOPOLOGY_CACHES = ("_pair_keys", "csr", "router", "_spread_cache")
-
-
-def _with_topology_caches(intact: Fabric, degraded: Fabric) -> Fabric:
-    """``degraded`` sharing the intact fabric's topology-only caches (same nodes and links,
-    other bandwidths), so its collectives are not re-routed from scratch; bandwidth-derived
-    properties (``capacity_Bps``, ``supernode_grid``) are left to be computed afresh."""
-    for name in TOPOLOGY_CACHES:
-        degraded.__dict__[name] = getattr(intact, name)
-    return degraded
+    return fabric.with_links(link_bw=bw)
 
 
 def _allreduce(fabric: Fabric, groups: str, algorithm: str = "auto") -> tuple[float, str]:

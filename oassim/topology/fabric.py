@@ -10,7 +10,7 @@ id) and ``2e + 1`` (the reverse), each with the edge's full per-direction bandwi
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -182,6 +182,29 @@ class Fabric:
     @cached_property
     def _spread_cache(self) -> "OrderedDict[tuple, tuple]":
         return OrderedDict()
+
+    #: Cached properties that depend on the nodes and links only, never on a link's bandwidth,
+    #: capacity or latency (link lookup, adjacency, the router and its spread cache).
+    TOPOLOGY_CACHES = ("_pair_keys", "csr", "router", "_spread_cache")
+
+    def with_links(self, *, link_bw: np.ndarray | None = None, capacity_Bps: np.ndarray | None = None,
+                   link_lat: np.ndarray | None = None) -> "Fabric":
+        """This fabric with other link bandwidths, payload capacities or latencies (same nodes
+        and links), sharing its topology-only caches (:attr:`TOPOLOGY_CACHES`), so that what
+        is costed on it is not routed again. A degraded fabric (a failed part's bandwidth
+        taken away) and a bundled view (links standing for a group of links) are both this.
+
+        ``capacity_Bps`` overrides the capacity ``link_bw x link_eff`` would give; properties
+        derived from bandwidth (``capacity_Bps`` otherwise, ``supernode_grid``) are computed
+        afresh on the new fabric.
+        """
+        changes = {k: v for k, v in (("link_bw", link_bw), ("link_lat", link_lat)) if v is not None}
+        view = replace(self, **changes)
+        for name in self.TOPOLOGY_CACHES:
+            view.__dict__[name] = getattr(self, name)
+        if capacity_Bps is not None:
+            view.__dict__["capacity_Bps"] = capacity_Bps
+        return view
 
     @cached_property
     def capacity_Bps(self) -> np.ndarray:

@@ -47,12 +47,13 @@ def test_shared_topology_caches_change_no_result(counts_cache, ref, n, comp, tie
     than the intact one where the element binds (the NVL72 ring)."""
     import dataclasses
 
-    from oassim.reliability.recost import TOPOLOGY_CACHES, _allreduce
+    from oassim.reliability.recost import _allreduce
+    from oassim.topology.fabric import Fabric
 
     _, _, fab = cluster_counts(ref, n, counts_cache)
     deg = degraded_fabric(fab, comp, tier)
     fresh = dataclasses.replace(fab, link_bw=deg.link_bw.copy())
-    assert all(name not in fresh.__dict__ for name in TOPOLOGY_CACHES)
+    assert all(name not in fresh.__dict__ for name in Fabric.TOPOLOGY_CACHES)
     groups = "rail" if tier == "spine" else "domain"
     t_deg, a_deg = _allreduce(deg, groups, algo)
     t_fresh, a_fresh = _allreduce(fresh, groups, algo)

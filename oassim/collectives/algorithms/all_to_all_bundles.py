@@ -49,7 +49,6 @@ static ECMP the flows carry their rank-pair counts for the hashing excess
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from dataclasses import dataclass, field
 
@@ -405,9 +404,11 @@ def bundled_transfer(net, flows, bundles: EndpointBundles, salt: int = 0):
     summed = np.bincount(rep_l, weights=cap[mem_l], minlength=len(cap))
     on = summed > 0
     scaled[on] = summed[on]
-    view = copy.copy(fabric)
-    expand = _quotient(view, fabric, flows, bundles, scaled, salt)
-    view.__dict__["capacity_Bps"] = scaled
+    quotient = _quotient(fabric, flows, bundles, scaled, salt)
+    expand, lat, spread = quotient if quotient is not None else (None, None, None)
+    view = fabric.with_links(capacity_Bps=scaled, link_lat=lat)
+    if spread is not None:
+        view.__dict__["spread"] = spread  # the representative sources' hops on their class links
     share_groups(view, fabric, drop=None if expand is None else np.asarray([e[0] for e in expand], dtype=np.int64))
     opts = {"eps": net.eps} if getattr(net, "name", "") == "flow" and hasattr(net, "eps") else {}
     res = make_network(net.name, view, **opts).transfer(flows, salt)
@@ -420,10 +421,10 @@ def bundled_transfer(net, flows, bundles: EndpointBundles, salt: int = 0):
     return TransferResult(res.time_s, res.flow_finish_s, lb, lb / cap)
 
 
-def _quotient(view, fabric, flows, bundles: EndpointBundles, scaled: np.ndarray, salt: int):
-    """Make ``view`` the quotient of ``fabric`` for ``bundles.domains``: representative links'
-    capacities (in ``scaled``) and latencies, and a ``spread`` that moves the representative
-    sources' hops onto them. Returns the class expansion, or None without quotients."""
+def _quotient(fabric, flows, bundles: EndpointBundles, scaled: np.ndarray, salt: int):
+    """The quotient of ``fabric`` for ``bundles.domains``: representative links' capacities
+    (written into ``scaled``), ``(class expansion, link latencies, spread)`` where ``spread``
+    moves the representative sources' hops onto their class links; None without quotients."""
     from oassim.collectives.algorithms.all_to_all_domains import quotient_view
     from oassim.topology.fabric import Paths
 
@@ -443,7 +444,6 @@ def _quotient(view, fabric, flows, bundles: EndpointBundles, scaled: np.ndarray,
     scaled[ids] = np.fromiter(cap_of.values(), dtype=np.float64, count=len(ids))
     lat = np.array(fabric.link_lat, dtype=np.float64)
     lat[ids] = np.fromiter(lat_of.values(), dtype=np.float64, count=len(ids))
-    view.__dict__["link_lat"] = lat
 
     def spread(src, dst, salt=0):
         src = np.asarray(src, dtype=np.int64)
@@ -466,5 +466,4 @@ def _quotient(view, fabric, flows, bundles: EndpointBundles, scaled: np.ndarray,
         return (Paths(np.concatenate(ptr), links), np.concatenate([x[2] for x in parts]),
                 np.concatenate([x[3] for x in parts]))
 
-    view.__dict__["spread"] = spread
-    return expand
+    return expand, lat, spread
