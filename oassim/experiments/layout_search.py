@@ -9,7 +9,11 @@ the batch, the expert groups or the scale-up domains). :func:`search` runs every
 candidate through a caller's ``evaluate`` (one simulated optimizer step on the analytical
 network); a candidate the simulator refuses (one that does not fit in HBM, say) is kept in the
 record with the simulator's reason. The best is the highest tokens/s, ties to the earlier
-candidate (the published layout is listed first).
+candidate (the published layout is listed first). Given a ceiling on each candidate's tokens/s
+(:mod:`oassim.experiments.layout_bound`: the compiled plan's compute lower bound, which also
+refuses a layout that does not fit in HBM before any replay), the search runs the candidates
+from the highest ceiling down and marks ``pruned`` one whose ceiling is below the best found:
+the same best, fewer replays.
 
 Why bounded: every candidate is a full 16,384-accelerator simulation; an exhaustive search over
 the divisors of 16,384 is thousands of them. The set is small, documented and frozen with the
@@ -23,7 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from oassim.errors import SpecError
 
-__all__ = ["Candidate", "SearchResult", "stage_split", "expand", "search", "with_balanced"]
+__all__ = ["Candidate", "SearchResult", "stage_split", "expand", "search", "with_balanced", "PRUNE_MARGIN"]
 
 
 @dataclass
@@ -40,12 +44,15 @@ class Candidate:
         The evaluation's record (``tokens_per_s`` and the rest) when ``status`` is ``"ok"``.
     balanced : bool
         The layers are split over the stages by chip speed (:func:`with_balanced`).
+    ceiling : float or None
+        Upper bound on its tokens/s (:func:`search`'s ``ceiling``), None when not bounded.
     """
 
     parallelism: dict[str, Any]
     status: str = "not run"
     record: dict[str, Any] = field(default_factory=dict)
     balanced: bool = False
+    ceiling: float | None = None
 
     @property
     def label(self) -> str:
@@ -168,9 +175,16 @@ def with_balanced(candidates: Sequence[Candidate],
     return out
 
 
+#: A layout is pruned only when its ceiling is below the best tokens/s found by more than this
+#: fraction (the ceiling and the replay sum the same durations in another order; a periodic
+#: replay matches the full one to 1e-9 of the iteration).
+PRUNE_MARGIN = 1e-6
+
+
 def search(candidates: Sequence[Candidate], evaluate: Callable[[dict[str, Any]], dict[str, Any]],
-           progress: Callable[[str], None] | None = None) -> SearchResult:
-    """Run every candidate not skipped and pick the highest ``tokens_per_s``.
+           progress: Callable[[str], None] | None = None,
+           ceiling: Callable[[dict[str, Any]], float] | None = None, prune: bool = True) -> SearchResult:
+    """Run every candidate not skipped (or pruned) and pick the highest ``tokens_per_s``.
 
     Parameters
     ----------
@@ -181,11 +195,37 @@ def search(candidates: Sequence[Candidate], evaluate: Callable[[dict[str, Any]],
         :class:`~oassim.errors.SpecError` for a layout the simulator refuses.
     progress : callable, optional
         Called with one line per candidate.
+    ceiling : callable, optional
+        Parallelism section -> an upper bound on the tokens/s ``evaluate`` can return
+        (:mod:`oassim.experiments.layout_bound`); raises SpecError where ``evaluate`` would.
+        With it the search is a branch and bound: candidates run in order of falling ceiling,
+        and one whose ceiling is below the best found (by :data:`PRUNE_MARGIN`) is marked
+        ``pruned`` without running. The best is the same as without it: a pruned layout is
+        slower than the best, and ties still go to the earlier candidate.
+    prune : bool
+        With ``ceiling``: False records every candidate's ceiling but runs them all, in
+        candidate order (to check the pruning).
     """
     say = progress or (lambda _msg: None)
-    best: Candidate | None = None
-    for cand in candidates:
+    runnable = []
+    for i, cand in enumerate(candidates):
         if cand.status.startswith("skipped"):
+            say(f"{cand.label}: {cand.status}")
+            continue
+        try:
+            top = ceiling(cand.parallelism) if ceiling is not None else float("inf")
+        except SpecError as exc:
+            cand.status = f"infeasible: {exc.message}"
+            say(f"{cand.label}: {cand.status}")
+            continue
+        cand.ceiling = None if ceiling is None else top
+        runnable.append((-top, i, cand))
+    prune = prune and ceiling is not None
+    best: tuple[int, Candidate] | None = None
+    for neg, i, cand in sorted(runnable, key=lambda x: x[:2]) if prune else runnable:
+        if prune and best is not None and -neg < best[1].record["tokens_per_s"] * (1 - PRUNE_MARGIN):
+            cand.status = (f"pruned: at most {-neg:,.0f} tokens/s (compute lower bound of the iteration), below "
+                           f"{best[1].label}'s {best[1].record['tokens_per_s']:,.0f}")
             say(f"{cand.label}: {cand.status}")
             continue
         try:
@@ -196,6 +236,8 @@ def search(candidates: Sequence[Candidate], evaluate: Callable[[dict[str, Any]],
             continue
         cand.status = "ok"
         say(f"{cand.label}: {cand.record['tokens_per_s']:,.0f} tokens/s")
-        if best is None or cand.record["tokens_per_s"] > best.record["tokens_per_s"]:
-            best = cand
-    return SearchResult(list(candidates), best)
+        tok = cand.record["tokens_per_s"]
+        top_tok = None if best is None else best[1].record["tokens_per_s"]
+        if top_tok is None or tok > top_tok or (tok == top_tok and i < best[0]):
+            best = (i, cand)
+    return SearchResult(list(candidates), None if best is None else best[1])

@@ -140,7 +140,9 @@ def score_blocks(r: Any) -> list[Block]:
     b: list[Block] = []
     for t in r.score["training"]:
         rows = [[c["layout"], c["status"], "-" if "tokens_per_s" not in c else f"{c['tokens_per_s']:,.0f}",
-                 "-" if "mfu" not in c else f"{c['mfu']:.1%}"] for c in t["candidates"]]
+                 "-" if "mfu" not in c else f"{c['mfu']:.1%}",
+                 "-" if c.get("ceiling_tokens_per_s") is None else f"{c['ceiling_tokens_per_s']:,.0f}"]
+                for c in t["candidates"]]
         head = (f"{t['workload']} ({t['accelerators']:,} accelerators, {t.get('precision', '-')}): "
                 + (f"best layout {t['layout']}, {t['tokens_per_s']:,.0f} tokens/s" if t["status"] == "ok"
                    else t["status"]))
@@ -159,7 +161,7 @@ def score_blocks(r: Any) -> list[Block]:
                      f"{g['interruptions_per_day']['mean']:.2f} interruptions/day, job MTBF {mtbf}, "
                      f"{g['effective_tokens_per_s']:,.0f} tokens/s kept; lost: {lost or 'none'}"
                      + "".join(f". {m}" for m in g["marks"]))
-        b += [("p", head), ("table", ["layout", "status", "tokens/s", "MFU"], rows)]
+        b += [("p", head), ("table", ["layout", "status", "tokens/s", "MFU", "ceiling tokens/s (compute bound)"], rows)]
     rows = [[c["op"], c["scale"], c["size"], "-" if c["status"] != "ok" else f"{c['busbw_GBps']:,.1f}",
              c.get("algorithm", "-"), c.get("bottleneck_tier", c["status"])] for c in r.score["collectives"]]
     b += [("p", f"Collectives on {r.name}'s cluster (busbw GB/s per rank, nccl-tests definition):"),

@@ -174,7 +174,7 @@ def load_proposals(files: Iterable[str | Path]) -> list[ResolvedProposal]:
 
 def evaluate_proposals(files: Iterable[str | Path], progress: Callable[[str], None] | None = None,
                        accelerators: int | None = None, suite: ProposalSuite | str = "full",
-                       workdir: str | Path | None = None) -> ProposalEvaluation:
+                       workdir: str | Path | None = None, prune: bool = True) -> ProposalEvaluation:
     """Build, check and count every proposal, score those that pass the design rules, rank them.
 
     Parameters
@@ -190,6 +190,9 @@ def evaluate_proposals(files: Iterable[str | Path], progress: Callable[[str], No
     workdir : path, optional
         Folder of each proposal's inputs (``<proposal>/cluster.yaml``, ``scenarios/``); a
         temporary folder when None.
+    prune : bool
+        Branch and bound in each layout search (the same best layouts and scores; False runs
+        every candidate).
     """
     say = progress or (lambda _msg: None)
     s = get_proposal_suite(suite)
@@ -197,11 +200,11 @@ def evaluate_proposals(files: Iterable[str | Path], progress: Callable[[str], No
     if accelerators is None and s.profile == "quick":
         accelerators = s.max_accelerators
     with tempfile.TemporaryDirectory(prefix="oasbench2-") as scratch:
-        return _evaluate(loaded, say, accelerators, s, Path(workdir) if workdir is not None else Path(scratch))
+        return _evaluate(loaded, say, accelerators, s, Path(workdir) if workdir is not None else Path(scratch), prune)
 
 
 def _evaluate(loaded: list[ResolvedProposal], say: Callable[[str], None], accelerators: int | None,
-              s: ProposalSuite, root: Path) -> ProposalEvaluation:
+              s: ProposalSuite, root: Path, prune: bool = True) -> ProposalEvaluation:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     results = []
@@ -217,7 +220,7 @@ def _evaluate(loaded: list[ResolvedProposal], say: Callable[[str], None], accele
             folder = root / res.slug
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "cluster.yaml").write_text(_cluster_text(res), encoding="utf-8")
-            res.score = score_proposal(res, s, folder, say)
+            res.score = score_proposal(res, s, folder, say, prune)
             say(f"{rp.name}: scored in {res.score['wall_s']['total']:.1f} s")
         results.append(res)
     prov = {"oassim_version": __version__, "git": git_state(), "python": platform.python_version(),

@@ -42,6 +42,7 @@ import yaml
 
 from oassim.errors import SpecError
 from oassim.experiments.evaluate import collective_rows, limiter
+from oassim.experiments.layout_bound import pipeline_bound_s, plan_for
 from oassim.experiments.layout_search import expand, search, with_balanced
 from oassim.experiments.proposal import type_counts
 from oassim.experiments.proposal_suite import ProposalSuite, ProposalWorkload
@@ -88,8 +89,13 @@ def _dump(data: Any) -> str:
 
 
 def _training(res: Any, wl: ProposalWorkload, s: ProposalSuite, folder: Path, cache: dict,
-              say: Progress) -> dict[str, Any]:
-    """One workload in its best layout on the proposal's cluster, with every candidate tried."""
+              say: Progress, engines: dict | None = None, prune: bool = True) -> dict[str, Any]:
+    """One workload in its best layout on the proposal's cluster, with every candidate tried.
+
+    ``engines``: the collective engines shared by the proposal's runs (``run``'s
+    ``engine_cache``); ``prune``: skip the layouts whose compute ceiling is below the best
+    found (:func:`oassim.experiments.layout_search.search`; the best is the same either way;
+    every candidate's ceiling is recorded)."""
     from oassim.experiments.outputs import report_dict
     from oassim.experiments.runner import run
 
@@ -112,14 +118,21 @@ def _training(res: Any, wl: ProposalWorkload, s: ProposalSuite, folder: Path, ca
     if shares is not None:
         cluster_ref["accelerator_types"] = shares
 
+    def scenario_of(par: dict[str, Any]) -> dict[str, Any]:
+        return {"name": f"{res.slug}-{wl.name}", "description": f"OAS-Bench 2.0 {wl.name} on proposal {res.name}",
+                "sources": [wl.source], "cluster": {"file": str(cluster_file.resolve()), **cluster_ref},
+                "workload": {"model": wl.model, "seq_len": wl.seq_len, "global_batch": wl.global_batch,
+                             "micro_batch": wl.micro_batch, "precision": prec, "recompute": wl.recompute},
+                "parallelism": par, "network": s.network, "seed": s.seed}
+
+    def ceiling(par: dict[str, Any]) -> float:
+        plan = plan_for(scenario_of(par), cache)
+        return plan.tokens_per_iteration / pipeline_bound_s(plan)
+
     def evaluate(par: dict[str, Any]) -> dict[str, Any]:
-        sc = {"name": f"{res.slug}-{wl.name}", "description": f"OAS-Bench 2.0 {wl.name} on proposal {res.name}",
-              "sources": [wl.source], "cluster": {"file": str(cluster_file.resolve()), **cluster_ref},
-              "workload": {"model": wl.model, "seq_len": wl.seq_len, "global_batch": wl.global_batch,
-                           "micro_batch": wl.micro_batch, "precision": prec, "recompute": wl.recompute},
-              "parallelism": par, "network": s.network, "seed": s.seed}
+        sc = scenario_of(par)
         t = time.perf_counter()
-        r = report_dict(run(sc, cluster_cache=cache))
+        r = report_dict(run(sc, cluster_cache=cache, engine_cache=engines))
         breakdown, findings = r.get("breakdown", {}), list(r.get("findings") or [])
         return {"tokens_per_s": r["tokens_per_s"], "iteration_time_s": r["iteration_time_s"], "mfu": r["mfu"],
                 "tokens_per_s_per_accelerator": r["tokens_per_s"] / wl.accelerators,
@@ -130,10 +143,11 @@ def _training(res: Any, wl: ProposalWorkload, s: ProposalSuite, folder: Path, ca
                 "wall_s": time.perf_counter() - t}
 
     t0 = time.perf_counter()
-    result = search(cands, evaluate, lambda m: say(f"{res.name}: {wl.name} {m}"))
+    result = search(cands, evaluate, lambda m: say(f"{res.name}: {wl.name} {m}"), ceiling, prune)
     by_type = _job_types(mix, wl.accelerators) if mix else {types[0].name: wl.accelerators}
     rec.update(precision=prec, approximated=nic_note(res), accelerators_by_type=by_type,
                candidates=[{"layout": c.label, "parallelism": c.parallelism, "status": c.status,
+                            "ceiling_tokens_per_s": c.ceiling,
                             **({"tokens_per_s": c.record["tokens_per_s"], "mfu": c.record["mfu"]} if c.record else {})}
                            for c in result.tried],
                wall_s=time.perf_counter() - t0)
@@ -227,7 +241,8 @@ def _goodput_scores(g: dict[str, Any] | None) -> dict[str, Any]:
             "goodput_tokens_per_s": g["effective_tokens_per_s"], "goodput_marks": list(g["marks"])}
 
 
-def score_proposal(res: Any, s: ProposalSuite, folder: Path, say: Progress | None = None) -> dict[str, Any]:
+def score_proposal(res: Any, s: ProposalSuite, folder: Path, say: Progress | None = None,
+                   prune: bool = True) -> dict[str, Any]:
     """Collectives and training of one proposal (see the module docstring).
 
     Parameters
@@ -238,6 +253,9 @@ def score_proposal(res: Any, s: ProposalSuite, folder: Path, say: Progress | Non
     folder : path
         Where the proposal's ``cluster.yaml`` is (scenarios are written beside it).
     say : callable, optional
+    prune : bool
+        Branch and bound in the layout search (the same best layouts and scores; False replays
+        every candidate, for the record of each).
 
     Returns
     -------
@@ -258,12 +276,14 @@ def score_proposal(res: Any, s: ProposalSuite, folder: Path, say: Progress | Non
 
     coll = collective_rows(res.name, ref, res.totals["supernode_size"], s.collectives, s.network, say, at_scale)
     tc = time.perf_counter()
-    training = [_training(res, wl, s, folder, cache, say) for wl in s.training]
+    engines: dict = {}  # one collective engine per built cluster, shared by every layout and workload
+    training = [_training(res, wl, s, folder, cache, say, engines, prune) for wl in s.training]
     for rec in training:
         if rec["status"] == "ok":
             say(f"{res.name}: {rec['workload']} goodput over {s.goodput_days:g} days")
             rec["goodput"] = goodput(rec, folder, s, cache, [a.name for a, _ in res.proposal.accelerators])
     cache.clear()
+    engines.clear()
     scores = {r["workload"]: proposal_scores(r, res.totals) for r in training if r["status"] == "ok"}
     return {"collectives": coll, "training": training, "scores": scores,
             "wall_s": {"collectives": tc - t0, "training": time.perf_counter() - tc, "total": time.perf_counter() - t0}}
