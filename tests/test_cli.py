@@ -251,7 +251,6 @@ def test_topo_check_and_info_report_the_same_link_count(preset, capsys):
     assert re.search(rf"all tiers\s+{info['links_total']:,}\s+\({m.group(2)}\)", text)
 
 
-
 @pytest.mark.parametrize("network,loaded", [("analytical", ""), ("flow", "numba")])
 def test_run_imports_only_what_its_network_model_uses(network: str, loaded: str, tmp_path):
     """An analytical ``oassim run`` loads neither networkx nor numba (no graph, no JIT kernels);
