@@ -176,10 +176,15 @@ def stripe(fabric: Fabric, flows: Flows, salt: int = 0) -> SubFlows:
     if cache is not None:  # the fabric hands back its cached answer for the same pairs: keep ours beside it
         for a in (moving, owner, frac, latency):
             a.flags.writeable = False
-        cache[id(spread)] = (spread, moving, ptr, links, owner, frac, latency)
-        cache.move_to_end(id(spread))
-        while len(cache) > 1 and sum(len(e[3]) + 4 * len(e[4]) for e in cache.values()) > STRIPE_CACHE_HOPS:
-            cache.popitem(last=False)
+        old = cache.pop(id(spread), None)
+        if old is not None:
+            _stripe_hops[fabric] -= _entry_hops(old)
+        entry = (spread, moving, ptr, links, owner, frac, latency)
+        cache[id(spread)] = entry
+        total = _stripe_hops.get(fabric, 0) + _entry_hops(entry)
+        while len(cache) > 1 and total > STRIPE_CACHE_HOPS:
+            total -= _entry_hops(cache.popitem(last=False)[1])
+        _stripe_hops[fabric] = total
     return SubFlows(n, ptr, links, owner, size[owner] * frac, latency)
 
 
@@ -187,6 +192,12 @@ def stripe(fabric: Fabric, flows: Flows, salt: int = 0) -> SubFlows:
 STRIPE_CACHE_HOPS = 8 * 2**20
 
 _STRIPES: "weakref.WeakKeyDictionary[Fabric, OrderedDict]" = weakref.WeakKeyDictionary()
+_stripe_hops: "weakref.WeakKeyDictionary[Fabric, int]" = weakref.WeakKeyDictionary()  # each cache's size
+
+
+def _entry_hops(entry: tuple) -> int:
+    """What one stripe-cache entry counts against :data:`STRIPE_CACHE_HOPS`."""
+    return len(entry[3]) + 4 * len(entry[4])
 
 
 def _stripes(fabric: Fabric) -> "OrderedDict | None":
