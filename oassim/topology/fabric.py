@@ -68,6 +68,17 @@ class GridGeometry(NamedTuple):
     link_Bps: tuple[float, ...]
 
 
+#: Answers of ``Fabric.spread`` each fabric keeps (a sweep worker costs the same groups'
+#: flows at many sizes and points), at most this many and this many array elements in all.
+SPREAD_CACHE_ENTRIES = 1024
+SPREAD_CACHE_ELEMENTS = 2 * 2**20
+
+
+def _spread_elements(entry: tuple) -> int:
+    src, dst, (paths, owner, frac) = entry
+    return len(src) + len(dst) + len(paths.ptr) + len(paths.links) + len(owner) + len(frac)
+
+
 @dataclass(frozen=True, eq=False)
 class Fabric:
     """A cluster fabric as arrays. All quantities SI (bytes/s, s).
@@ -175,8 +186,9 @@ class Fabric:
         for a in (*out[1:], out[0].ptr, out[0].links):
             a.flags.writeable = False
         cache[key] = (src.copy(), dst.copy(), out)
-        if len(cache) > 64:
-            cache.popitem(last=False)
+        cache.size = getattr(cache, "size", 0) + _spread_elements(cache[key])
+        while len(cache) > 1 and (len(cache) > SPREAD_CACHE_ENTRIES or cache.size > SPREAD_CACHE_ELEMENTS):
+            cache.size -= _spread_elements(cache.popitem(last=False)[1])
         return out
 
     @cached_property
