@@ -31,10 +31,12 @@ What is modelled (docs/architecture.md decision 7, the replay contract of ``oass
 from __future__ import annotations
 
 from collections import deque
+from heapq import heappush
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL
 
 from oassim.errors import SpecError
 from oassim.scheduler.comm import Flight
@@ -82,7 +84,7 @@ class Member:
     """One simulated rank: its stage, rank, straggler factor, streams and pending calls."""
 
     __slots__ = ("idx", "stage", "rank", "factor", "dep_rank", "streams", "issued", "outstanding",
-                 "trailing", "global_names", "first_start", "end", "own")
+                 "trailing", "global_names", "first_start", "end", "own", "free")
 
     def __init__(self, idx: int, stage: int, rank: int, factor: float, dep_rank: int | None,
                  global_names: frozenset[str]):
@@ -98,15 +100,17 @@ class Member:
         # the end of a flight no other member waits for, whose completion callback runs
         # first): no other callback of it is left to run at the current time
         self.own = True
+        self.free: dict[str, float] = {}  # dim -> when its stream is free (streams of quiet calls only)
 
 
 class _CallMeta:
     """Per-call data the replay needs at issue time."""
 
-    __slots__ = ("info", "sync", "issuers", "rows", "send")
+    __slots__ = ("info", "sync", "issuers", "rows", "send", "quiet")
 
     def __init__(self, info: Any, sync: tuple, issuers: int, rows: np.ndarray | None, send: bool):
         self.info, self.sync, self.issuers, self.rows, self.send = info, sync, issuers, rows, send
+        self.quiet = False  # see Replay._mark_quiet
 
 
 class Replay:
@@ -135,6 +139,9 @@ class Replay:
     """
 
     inline = True
+    #: Run quiet calls (:meth:`_mark_quiet`) as timed steps of the compute stream, without
+    #: the contention model's bookkeeping (False: every call through ``CommModel.start``).
+    quiet_calls = True
 
     def __init__(self, ctx: SimContext, plan: Any, full_rank: bool = False,
                  stragglers: Mapping[int, float] | None = None, schedules: Any = None,
@@ -156,6 +163,8 @@ class Replay:
         self.members = self._build_members(stragglers or {})
         self.meta: dict[int, _CallMeta] = {}
         self._build_meta()
+        if self.quiet_calls and not self.full:
+            self._mark_quiet()
         self.rec.members = [(m.stage, m.rank) for m in self.members]
         self.deps: dict[tuple, simpy.Event] = {}
         self.rv: dict[tuple, list] = {}
@@ -200,6 +209,50 @@ class Replay:
                 found.append((call, sync))
         for call, sync in found:
             self.meta[id(call)].issuers = len(issuers[sync])
+
+    def _mark_quiet(self) -> None:
+        """Mark the *quiet* calls: those whose flights no other flight can slow down, so that
+        each runs alone, starting when its stream is free and taking its time alone.
+
+        A request is a candidate when one member alone issues it (no rendezvous with another
+        member), on one stream, never as the pipeline send that releases a neighbour, and every
+        request whose links meet its own is issued by that member alone, on the same stream
+        (the stream's FIFO order keeps the two apart in time) or, when both are blocking
+        calls, on any stream (the member's compute stream waits for each). A candidate is
+        quiet when every request on its stream is a candidate: then that stream's timeline is
+        fixed by the member's own issue times, and the replay times its calls the way the
+        contention model would (``CommModel.start``), without the model's bookkeeping and
+        without an event per call (the member waits for a quiet flight's end, known at issue,
+        as for a compute segment's)."""
+        members: dict[int, set[int]] = {}  # request index -> stages issuing it
+        dims: dict[int, set[str]] = {}
+        alone: dict[int, bool] = {}  # every call of the request has a single issuer and no neighbour to release
+        blocking: dict[int, bool] = {}
+        steps: list[tuple[int, Any]] = []
+        for s in range(len(self.plan.stages)):
+            for prog in (*(p for trip in self.progs[s] for p in trip), self.opt_progs[s]):
+                for ins in prog.steps:
+                    if ins.kind == SEG:
+                        continue
+                    call, meta = ins.call, self.meta[id(ins.call)]
+                    k = meta.info.index
+                    members.setdefault(k, set()).add(s)
+                    dims.setdefault(k, set()).add(call.dim)
+                    alone[k] = alone.get(k, True) and meta.issuers == 1 and not ins.tail_send
+                    blocking[k] = blocking.get(k, True) and not call.overlappable
+                    steps.append((s, call))
+
+        def candidate(k: int) -> bool:
+            if not (alone[k] and len(members[k]) == 1 and len(dims[k]) == 1):
+                return False
+            return all(members.get(j) == members[k] and (dims[j] == dims[k] or (blocking[j] and blocking[k]))
+                       for j in self.comm._neighbours(k))
+
+        cand = {k: candidate(k) for k in members}
+        mixed = {(s, d) for k, ok in cand.items() if not ok for s in members[k] for d in dims[k]}
+        for s, call in steps:
+            meta = self.meta[id(call)]
+            meta.quiet = cand[meta.info.index] and (s, call.dim) not in mixed
 
     def _build_members(self, stragglers: Mapping[int, float]) -> list[Member]:
         world = self.plan.n_accelerators
@@ -266,7 +319,7 @@ class Replay:
             prog = trip[0] if fwd else (trip[2] if mb == self.last_mb else trip[1])
             yield from self._run(m, prog, st.kind, vs, mb, c)
         yield from self._run(m, self.opt_progs[m.stage], "O", -1, -1, -1)
-        pend = [h for h in m.outstanding if h[0].end_s is None]
+        pend = [h for h in m.outstanding if self._pending(h[0])]
         if pend:
             yield from self._wait(m, pend, -1, -1)
         m.end = env.now
@@ -285,7 +338,7 @@ class Replay:
                             hs.append(h)
                         else:
                             hs.extend(m.issued.get(n, ()))
-                    pend = [h for h in hs if h[0].end_s is None]
+                    pend = [h for h in hs if self._pending(h[0])]
                     if pend:
                         yield from self._wait(m, pend, mb, c)
                 t0 = env.now
@@ -300,8 +353,9 @@ class Replay:
                     m.own = True
                 segs.extend((ins.seg_id, t0, factor, m.idx, mb, c))
                 continue
-            h = self._issue(m, ins, kind, vs, mb, c)
             call = ins.call
+            quiet = self.meta[id(call)].quiet
+            h = self._quiet_issue(m, call, mb, c) if quiet else self._issue(m, ins, kind, vs, mb, c)
             if call.overlappable:
                 if prog.optimizer:
                     m.trailing.append(h)
@@ -311,11 +365,14 @@ class Replay:
                     m.issued.setdefault(call.where, []).append(h)
                 m.outstanding.append(h)
                 if len(m.outstanding) > 256:
-                    m.outstanding = [x for x in m.outstanding if x[0].end_s is None]
-            elif h[0].end_s is None:
+                    m.outstanding = [x for x in m.outstanding if self._pending(x[0])]
+            elif self._pending(h[0]):
                 t0 = env.now
-                yield self.comm.event(h[0])
-                m.own = id(h[0]) not in self.shared
+                if quiet:
+                    yield from self._until(m, h[0].end_s)
+                else:
+                    yield self.comm.event(h[0])
+                    m.own = id(h[0]) not in self.shared
                 self._account(m, h, t0, mb, c)
 
     def _wait(self, m: Member, pend: list[tuple[Flight, list]], mb: int, c: int):
@@ -325,7 +382,42 @@ class Replay:
             if fl.end_s is None:
                 yield self.comm.event(fl)
                 m.own = id(fl) not in self.shared
+            elif fl.end_s > self.env.now:  # a quiet flight, its end known when it was issued
+                yield from self._until(m, fl.end_s)
         self._account(m, max(pend, key=lambda h: h[0].end_s), t0, mb, c)
+
+    def _pending(self, fl: Flight) -> bool:
+        """``fl`` has not completed yet (a quiet flight knows its end before it comes)."""
+        return fl.end_s is None or fl.end_s > self.env.now
+
+    def _until(self, m: Member, t: float):
+        """Idle the compute stream of ``m`` until time ``t`` exactly (a quiet flight's end)."""
+        env = self.env
+        queue = env._queue
+        if self.inline and m.own and (not queue or queue[0][0] > t):
+            env._now = t  # its completion would be the next event to process
+            return
+        ev = simpy.Event(env)
+        ev._ok, ev._value = True, None
+        heappush(queue, (t, NORMAL, next(env._eid), ev))  # at t itself: now + (t - now) may round
+        yield ev
+        m.own = True
+
+    def _quiet_issue(self, m: Member, call: Any, mb: int, c: int) -> tuple[Flight, list]:
+        """Issue a quiet call (:meth:`_mark_quiet`): it starts when its stream is free and takes
+        its time alone, as ``CommModel.start`` would run it, without the contention bookkeeping."""
+        info = self.meta[id(call)].info
+        fl = Flight(info, call, m.stage, mb, c, -1)
+        self.rec.flight(fl)
+        now = self.env.now
+        row = self.rec.comm(m.idx, fl, now)
+        start = max(now, m.free.get(call.dim, now))
+        row[4] = fl.start_s = fl.t_last = start
+        fl.end_s = start + info.alone_s if info.alone_s > 0.0 else start
+        fl.remaining = 0.0
+        m.free[call.dim] = fl.end_s
+        self.comm.stats["calls"] += 1
+        return fl, row
 
     def _account(self, m: Member, h: tuple[Flight, list], t0: float, mb: int, c: int) -> None:
         """The compute stream of ``m`` waited from ``t0`` until now for flight ``h``: the part
