@@ -42,6 +42,7 @@ from oassim.errors import SpecError
 from oassim.scheduler.comm import Flight
 from oassim.scheduler.context import SimContext
 from oassim.scheduler.program import SEG, CallStep, Program, ProgramBuilder
+from oassim.scheduler.quiet import quiet_calls
 
 __all__ = ["Replay", "Member", "Stream", "FULL_RANK_LIMIT"]
 
@@ -120,6 +121,9 @@ class Replay:
     earlier than everything queued, with no other callback of the current event left to run)
     advances the clock itself instead of scheduling a timeout and being resumed by it: the
     same times in the same order, one event fewer (``inline = False`` schedules every one).
+    A quiet call (:mod:`oassim.scheduler.quiet`: nothing can slow its flight down) is timed
+    the same way, at its time alone, without the contention model (``quiet_calls = False``
+    sends every call through it).
 
     Parameters
     ----------
@@ -211,48 +215,9 @@ class Replay:
             self.meta[id(call)].issuers = len(issuers[sync])
 
     def _mark_quiet(self) -> None:
-        """Mark the *quiet* calls: those whose flights no other flight can slow down, so that
-        each runs alone, starting when its stream is free and taking its time alone.
-
-        A request is a candidate when one member alone issues it (no rendezvous with another
-        member), on one stream, never as the pipeline send that releases a neighbour, and every
-        request whose links meet its own is issued by that member alone, on the same stream
-        (the stream's FIFO order keeps the two apart in time) or, when both are blocking
-        calls, on any stream (the member's compute stream waits for each). A candidate is
-        quiet when every request on its stream is a candidate: then that stream's timeline is
-        fixed by the member's own issue times, and the replay times its calls the way the
-        contention model would (``CommModel.start``), without the model's bookkeeping and
-        without an event per call (the member waits for a quiet flight's end, known at issue,
-        as for a compute segment's)."""
-        members: dict[int, set[int]] = {}  # request index -> stages issuing it
-        dims: dict[int, set[str]] = {}
-        alone: dict[int, bool] = {}  # every call of the request has a single issuer and no neighbour to release
-        blocking: dict[int, bool] = {}
-        steps: list[tuple[int, Any]] = []
-        for s in range(len(self.plan.stages)):
-            for prog in (*(p for trip in self.progs[s] for p in trip), self.opt_progs[s]):
-                for ins in prog.steps:
-                    if ins.kind == SEG:
-                        continue
-                    call, meta = ins.call, self.meta[id(ins.call)]
-                    k = meta.info.index
-                    members.setdefault(k, set()).add(s)
-                    dims.setdefault(k, set()).add(call.dim)
-                    alone[k] = alone.get(k, True) and meta.issuers == 1 and not ins.tail_send
-                    blocking[k] = blocking.get(k, True) and not call.overlappable
-                    steps.append((s, call))
-
-        def candidate(k: int) -> bool:
-            if not (alone[k] and len(members[k]) == 1 and len(dims[k]) == 1):
-                return False
-            return all(members.get(j) == members[k] and (dims[j] == dims[k] or (blocking[j] and blocking[k]))
-                       for j in self.comm._neighbours(k))
-
-        cand = {k: candidate(k) for k in members}
-        mixed = {(s, d) for k, ok in cand.items() if not ok for s in members[k] for d in dims[k]}
-        for s, call in steps:
-            meta = self.meta[id(call)]
-            meta.quiet = cand[meta.info.index] and (s, call.dim) not in mixed
+        """Set ``quiet`` on the calls :func:`oassim.scheduler.quiet.quiet_calls` finds."""
+        for key in quiet_calls(self.progs, self.opt_progs, self.meta, self.comm._neighbours):
+            self.meta[key].quiet = True
 
     def _build_members(self, stragglers: Mapping[int, float]) -> list[Member]:
         world = self.plan.n_accelerators
