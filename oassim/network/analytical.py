@@ -49,8 +49,8 @@ from oassim.topology.fabric import Fabric
 #: sizes stays far below it).
 MIXED_RTOL = 1e-9
 
-__all__ = ["SubFlows", "stripe", "path_latency_s", "link_capacity_Bps", "shared_finish_s", "compact_links",
-           "AnalyticalNetwork"]
+__all__ = ["SubFlows", "stripe", "stripe_parts", "path_latency_s", "link_capacity_Bps", "shared_finish_s",
+           "compact_links", "AnalyticalNetwork"]
 
 
 @dataclass(frozen=True)
@@ -188,6 +188,24 @@ def stripe(fabric: Fabric, flows: Flows, salt: int = 0) -> SubFlows:
     return SubFlows(n, ptr, links, owner, size[owner] * frac, latency)
 
 
+def stripe_parts(fabric: Fabric, parts: list[Flows], salt: int = 0) -> SubFlows:
+    """``stripe`` of the concatenation of ``parts`` (flows without ``count``), from each part's
+    own stripe. A flow's paths and stripe fractions depend on its endpoints and the salt alone
+    (the routers hash each pair on its own) and :func:`stripe` lists sub-flows in flow order,
+    so the concatenated stripes are the concatenation's stripe, array for array; each part
+    striped before (a call's flows, costed alone first) is answered by the caches instead of
+    routing every new combination of calls again."""
+    subs = [stripe(fabric, p, salt) for p in parts]
+    if len(subs) == 1:
+        return subs[0]
+    nf = np.cumsum([0] + [s.n_flows for s in subs])
+    nh = np.cumsum([0] + [int(s.ptr[-1]) for s in subs])
+    return SubFlows(int(nf[-1]), np.concatenate([[0]] + [s.ptr[1:] + b for s, b in zip(subs, nh)]).astype(np.int64),
+                    np.concatenate([s.links for s in subs]).astype(np.int64, copy=False),
+                    np.concatenate([s.owner + b for s, b in zip(subs, nf)]).astype(np.int64, copy=False),
+                    np.concatenate([s.size_bytes for s in subs]), np.concatenate([s.latency_s for s in subs]))
+
+
 #: Path hops (plus four per sub-flow) of striped flow sets each fabric keeps for reuse (0: none).
 STRIPE_CACHE_HOPS = 8 * 2**20
 
@@ -265,11 +283,22 @@ class AnalyticalNetwork:
         """``transfer(flows, salt).flow_finish_s`` without the per-link loads, s, shape (n,)."""
         return self._solve(flows, salt)[0]
 
+    def finish_parts_s(self, parts: list[Flows], salt: int = 0) -> np.ndarray:
+        """``finish_s`` of the concatenation of ``parts`` (flows without ``count``), striped
+        part by part (:func:`stripe_parts`): the same answer, to the last bit, while each part
+        that was striped before is not routed again."""
+        if any(p.count is not None for p in parts):
+            raise ValueError("finish_parts_s costs flows without count")
+        return self._solve_striped(stripe_parts(self.fabric, parts, salt), None)[0]
+
     def _solve(self, flows: Flows, salt: int):
         """Per-flow finish times, the equal-cost view (or None), the extended link count, the
         touched links (None: ``load_k`` is over every extended id) and their loads."""
-        sub = stripe(self.fabric, flows, salt)
-        view = grouped(self.fabric, sub.links, sub.owner, sub.hops, flows.count, self.routing, self._cap)
+        return self._solve_striped(stripe(self.fabric, flows, salt), flows.count)
+
+    def _solve_striped(self, sub: SubFlows, count_of_flow: np.ndarray | None):
+        """:meth:`_solve` of flows already striped (``count_of_flow``: their ``Flows.count``)."""
+        view = grouped(self.fabric, sub.links, sub.owner, sub.hops, count_of_flow, self.routing, self._cap)
         links, cap = (sub.links, self._cap) if view is None else view[:2]
         n_ext = len(cap)
         hop_bytes = np.repeat(sub.size_bytes, sub.hops)
@@ -280,7 +309,7 @@ class AnalyticalNetwork:
         else:
             used, key, cap_k = None, links, cap
         load_k = np.bincount(key, weights=hop_bytes, minlength=len(cap_k))
-        count = None if flows.count is None else flows.count[sub.owner]
+        count = None if count_of_flow is None else count_of_flow[sub.owner]
         unit = sub.size_bytes if count is None else sub.size_bytes / count
         per_link = (load_k / cap_k)[key]  # equal sub-flows on a link: all drain with it
         if len(unit) and unit.min() != unit.max():

@@ -365,10 +365,7 @@ class CommModel:
         per_part = self._joint_flows.get(key)
         if per_part is None:  # not costed before under other requests with the same flows
             counts = np.array([len(p[0]) for p in parts], dtype=np.int64)
-            src = np.concatenate([p[0] for p in parts])
-            dst = np.concatenate([p[1] for p in parts])
-            size = np.concatenate([p[2] for p in parts])
-            finish = self._finish(Flows(src, dst, size))[1]
+            finish = self._finish_parts(parts)
             bounds = np.concatenate(([0], np.cumsum(counts)))
             per_part = [float(finish[bounds[i]:bounds[i + 1]].max()) if counts[i] else None
                         for i in range(len(order))]
@@ -411,6 +408,14 @@ class CommModel:
                 tau = self._tau_flows[info.digest] = self._finish(Flows(src, dst, size))[0]
             info.tau_alone_s = tau
         return info.tau_alone_s
+
+    def _finish_parts(self, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Each flow's finish when the calls' flows ``parts`` are costed together, s: part by
+        part where the model can (each call's flows were routed when it was costed alone)."""
+        fin = getattr(self.engine.network, "finish_parts_s", None)
+        if fin is not None:
+            return np.asarray(fin([Flows(*p) for p in parts], self.engine.salt))
+        return self._finish(Flows(*(np.concatenate([p[i] for p in parts]) for i in range(3))))[1]
 
     def _finish(self, flows: Flows) -> tuple[float, np.ndarray]:
         """When the last of ``flows`` costed together on the run's network model finishes, and
