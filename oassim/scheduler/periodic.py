@@ -155,9 +155,11 @@ def _sortable(col: pd.Series) -> np.ndarray:
     return col.to_numpy()
 
 
-def period_shift(df: pd.DataFrame, times: tuple[str, ...], lay: Layout, j: int, scale_s: float) -> float | str:
+def period_shift(df: pd.DataFrame, times: tuple[str, ...], lay: Layout, j: int,
+                 scale_s: float) -> float | str | None:
     """``Delta``, the time shift from period ``j`` to period ``j + 1`` of ``df``'s records, or
-    why period ``j + 1`` is not period ``j`` shifted (a sentence). ``scale_s``: the replayed
+    why period ``j + 1`` is not period ``j`` shifted (a sentence), or None when neither period
+    holds a record of ``df`` (the frame says nothing of the period). ``scale_s``: the replayed
     iteration time (the tolerance's scale)."""
     mb = df["microbatch"].to_numpy().astype(np.int64)
     blk = np.where(mb >= 0, mb // lay.period, -1)
@@ -167,8 +169,8 @@ def period_shift(df: pd.DataFrame, times: tuple[str, ...], lay: Layout, j: int, 
     a, b = np.flatnonzero(blk == j), np.flatnonzero(blk == j + 1)
     if len(a) != len(b):
         return f"period {j + 1} has {len(b)} records, period {j} {len(a)}"
-    if not len(a):
-        return 0.0 if not len(df) else f"no records in periods {j} and {j + 1}"
+    if not len(a):  # (a data-parallel job's collectives all come after the last micro-batch)
+        return None  # neither period has a record of this kind: nothing to compare, nothing to insert
     parts = []
     for idx in (a, b):
         keys = [_sortable(df[c].iloc[idx]) for c in exact] + [mb[idx] % lay.period]

@@ -252,8 +252,10 @@ def _shift(fr: dict[str, pd.DataFrame], lay: Layout, j: int, iteration: float) -
         d = period_shift(df, TIME_COLUMNS[name], lay, j, iteration)
         if isinstance(d, str):
             return f"{name}: {d}"
-        if len(df):
+        if d is not None:
             shifts.append(d)
+    if not shifts:
+        return f"no records in periods {j} and {j + 1}"
     if max(shifts) - min(shifts) > TOLERANCE * iteration:
         return f"the frames disagree on the period ({min(shifts):.9g} to {max(shifts):.9g} s)"
     return shifts[0]

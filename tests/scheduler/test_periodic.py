@@ -102,6 +102,17 @@ def test_expert_parallel_moe_periodic_equals_full(h100_16, network):
     _same(a, b)
 
 
+def test_collectives_only_after_the_last_microbatch_do_not_stop_the_periodic_replay(h100_16):
+    """Pure data parallelism: every collective is a gradient reduction after the last
+    micro-batch, so the steady periods hold ops and no collective (the frame says nothing of
+    the period, it is not a mismatch); this used to fall back to the full replay."""
+    plan = plan_of(h100_16, tp=1, pp=1, dp=16, global_batch=256)
+    a, b = _both(plan, h100_16)
+    assert len(b.collectives) and (b.collectives["microbatch"] < 0).all()
+    _same(a, b)
+    assert a.provenance["replay"]["periods_accounted"] > 0
+
+
 def test_a_straggler_stage_stays_periodic_and_exact(dgx32):
     plan = plan_of(dgx32, tp=2, pp=4, dp=4, global_batch=128)
     slow = int(plan.stages[2].ranks[0])
