@@ -42,7 +42,7 @@ from oassim.errors import SpecError
 from oassim.scheduler.comm import Flight
 from oassim.scheduler.context import SimContext
 from oassim.scheduler.program import SEG, CallStep, Program, ProgramBuilder
-from oassim.scheduler.quiet import quiet_calls
+from oassim.scheduler.quiet import check_early_phase, quiet_calls
 
 __all__ = ["Replay", "Member", "Stream", "FULL_RANK_LIMIT"]
 
@@ -85,7 +85,7 @@ class Member:
     """One simulated rank: its stage, rank, straggler factor, streams and pending calls."""
 
     __slots__ = ("idx", "stage", "rank", "factor", "dep_rank", "streams", "issued", "outstanding",
-                 "trailing", "global_names", "first_start", "end", "own", "free")
+                 "trailing", "global_names", "first_start", "end", "own", "free", "early")
 
     def __init__(self, idx: int, stage: int, rank: int, factor: float, dep_rank: int | None,
                  global_names: frozenset[str]):
@@ -102,16 +102,18 @@ class Member:
         # first): no other callback of it is left to run at the current time
         self.own = True
         self.free: dict[str, float] = {}  # dim -> when its stream is free (streams of quiet calls only)
+        self.early = True  # before its first backward of the last micro-batch (quiet.py)
 
 
 class _CallMeta:
     """Per-call data the replay needs at issue time."""
 
-    __slots__ = ("info", "sync", "issuers", "rows", "send", "quiet")
+    __slots__ = ("info", "sync", "issuers", "rows", "send", "quiet", "quiet_early")
 
     def __init__(self, info: Any, sync: tuple, issuers: int, rows: np.ndarray | None, send: bool):
         self.info, self.sync, self.issuers, self.rows, self.send = info, sync, issuers, rows, send
         self.quiet = False  # see Replay._mark_quiet
+        self.quiet_early = False  # quiet while its member is in its early phase
 
 
 class Replay:
@@ -140,17 +142,24 @@ class Replay:
         runs the same job with fewer micro-batches, :mod:`oassim.scheduler.periodic`).
     n_microbatches : int, optional
         Micro-batches of ``schedules`` (its last one runs ``backward_last``).
+    early_quiet : bool, optional
+        Override :attr:`early_quiet` for this replay.
     """
 
     inline = True
     #: Run quiet calls (:meth:`_mark_quiet`) as timed steps of the compute stream, without
     #: the contention model's bookkeeping (False: every call through ``CommModel.start``).
     quiet_calls = True
+    #: Also run the calls quiet in their member's early phase so (False: only calls quiet
+    #: throughout; simulate falls back to that when :class:`EarlyQuietOverlap` is raised).
+    early_quiet = True
 
     def __init__(self, ctx: SimContext, plan: Any, full_rank: bool = False,
                  stragglers: Mapping[int, float] | None = None, schedules: Any = None,
-                 n_microbatches: int | None = None):
+                 n_microbatches: int | None = None, early_quiet: bool | None = None):
         self.ctx, self.env, self.rec, self.comm = ctx, ctx.env, ctx.recorder, ctx.comm
+        if early_quiet is not None:
+            self.early_quiet = bool(early_quiet)
         self.plan = plan
         self.full = bool(full_rank)
         par = plan.parallelism
@@ -167,6 +176,9 @@ class Replay:
         self.members = self._build_members(stragglers or {})
         self.meta: dict[int, _CallMeta] = {}
         self._build_meta()
+        self.first_late = [next((i for i, st in enumerate(sch) if st.kind != "F" and st.microbatch == self.last_mb),
+                                len(sch)) for sch in self.schedules]
+        self.early_dims: list[set[str]] = [set() for _ in plan.stages]
         if self.quiet_calls and not self.full:
             self._mark_quiet()
         self.rec.members = [(m.stage, m.rank) for m in self.members]
@@ -216,8 +228,21 @@ class Replay:
 
     def _mark_quiet(self) -> None:
         """Set ``quiet`` on the calls :func:`oassim.scheduler.quiet.quiet_calls` finds."""
-        for key in quiet_calls(self.progs, self.opt_progs, self.meta, self.comm._neighbours):
+        quiet, early = quiet_calls(self.progs, self.opt_progs, self.meta, self.comm._neighbours)
+        for key in quiet:
             self.meta[key].quiet = True
+        if not self.early_quiet:
+            return
+        dims = {key: (s, ins.call.dim) for s in range(len(self.progs)) for trip in self.progs[s] for prog in trip
+                for ins in prog.steps if ins.kind != SEG and (key := id(ins.call)) in early}
+        for key, (s, d) in dims.items():
+            self.meta[key].quiet_early = True
+            self.early_dims[s].add(d)
+
+    def _leave_early(self, m: Member) -> None:
+        """``m`` enters its late phase: every flight quiet in its early phase must be over."""
+        m.early = False
+        check_early_phase(m.stage, m.free, self.early_dims[m.stage], self.env.now)
 
     def _build_members(self, stragglers: Mapping[int, float]) -> list[Member]:
         world = self.plan.n_accelerators
@@ -269,7 +294,8 @@ class Replay:
     def _member(self, m: Member):
         env, rec, pp, n_vs = self.env, self.rec, self.pp, self.n_vs
         progs = self.progs[m.stage]
-        for st in self.schedules[m.stage]:
+        first_late = self.first_late[m.stage]
+        for i, st in enumerate(self.schedules[m.stage]):
             c, mb = st.chunk, st.microbatch
             vs = c * pp + m.stage
             fwd = st.kind == "F"
@@ -282,7 +308,11 @@ class Replay:
                     rec.wait(m.idx, 0, None, mb, c, t0, env.now)
             trip = progs[c]
             prog = trip[0] if fwd else (trip[2] if mb == self.last_mb else trip[1])
+            if i == first_late:
+                self._leave_early(m)
             yield from self._run(m, prog, st.kind, vs, mb, c)
+        if m.early:
+            self._leave_early(m)
         yield from self._run(m, self.opt_progs[m.stage], "O", -1, -1, -1)
         pend = [h for h in m.outstanding if self._pending(h[0])]
         if pend:
@@ -319,7 +349,8 @@ class Replay:
                 segs.extend((ins.seg_id, t0, factor, m.idx, mb, c))
                 continue
             call = ins.call
-            quiet = self.meta[id(call)].quiet
+            cm = self.meta[id(call)]
+            quiet = cm.quiet or (cm.quiet_early and m.early)
             h = self._quiet_issue(m, call, mb, c) if quiet else self._issue(m, ins, kind, vs, mb, c)
             if call.overlappable:
                 if prog.optimizer:

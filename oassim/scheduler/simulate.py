@@ -29,6 +29,7 @@ from oassim.errors import SpecError
 from oassim.scheduler.comm import CommModel
 from oassim.scheduler.context import SimContext
 from oassim.scheduler.periodic import TIME_COLUMNS, TOLERANCE, Layout, attempts, expand_frame, period_shift
+from oassim.scheduler.quiet import EarlyQuietOverlap
 from oassim.scheduler.recorder import Recorder
 from oassim.scheduler.replay import Replay
 from oassim.scheduler.results import Deferred, Results
@@ -197,16 +198,21 @@ def _attempt(plan: Any, fabric: Any, engine: Any, seed: int, full_rank: bool, st
     to the whole job. Returns (iteration time, frames, stats, period) or, for a layout whose
     steady periods do not repeat, why (a sentence). Adds its wall times to ``wall``."""
     t0 = time.perf_counter()
-    env = simpy.Environment()
-    recorder = Recorder([])
-    comm = CommModel(env, engine, len(fabric.link_tier_names))
-    recorder.infos = comm.infos
-    ctx = SimContext(env=env, rng=np.random.default_rng(seed), recorder=recorder, comm=comm, engine=engine)
-    rp = Replay(ctx, plan, full_rank=full_rank, stragglers=stragglers,
-                schedules=None if lay is None else lay.schedules(),
-                n_microbatches=None if lay is None else lay.microbatches)
-    t1 = time.perf_counter()
-    iteration = rp.run()
+    for early_quiet in (None, False):  # again without early-phase quiet calls if one outlasted its phase
+        env = simpy.Environment()
+        recorder = Recorder([])
+        comm = CommModel(env, engine, len(fabric.link_tier_names))
+        recorder.infos = comm.infos
+        ctx = SimContext(env=env, rng=np.random.default_rng(seed), recorder=recorder, comm=comm, engine=engine)
+        rp = Replay(ctx, plan, full_rank=full_rank, stragglers=stragglers,
+                    schedules=None if lay is None else lay.schedules(),
+                    n_microbatches=None if lay is None else lay.microbatches, early_quiet=early_quiet)
+        t1 = time.perf_counter()
+        try:
+            iteration = rp.run()
+            break
+        except EarlyQuietOverlap:
+            continue
     t2 = time.perf_counter()
     wall["setup"] += t1 - t0
     wall["replay"] += t2 - t1
