@@ -172,9 +172,11 @@ def period_shift(df: pd.DataFrame, times: tuple[str, ...], lay: Layout, j: int,
     if not len(a):  # (a data-parallel job's collectives all come after the last micro-batch)
         return None  # neither period has a record of this kind: nothing to compare, nothing to insert
     parts = []
+    columns = [_sortable(df[c]) for c in exact]  # (codes of a categorical: the same order as its rows')
+    t0 = df[times[0]].to_numpy()
     for idx in (a, b):
-        keys = [_sortable(df[c].iloc[idx]) for c in exact] + [mb[idx] % lay.period]
-        order = np.lexsort([df[times[0]].to_numpy()[idx], *reversed(keys)])
+        keys = [col[idx] for col in columns] + [mb[idx] % lay.period]
+        order = np.lexsort([t0[idx], *reversed(keys)])
         parts.append((idx[order], [k[order] for k in keys]))
     (ia, ka), (ib, kb) = parts
     if any(not np.array_equal(x, y) for x, y in zip(ka, kb)):

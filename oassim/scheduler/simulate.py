@@ -62,14 +62,20 @@ def _git_describe() -> str | None:
 def provenance(seed: int) -> dict[str, Any]:
     """oassim version, seed, ``git describe`` of the checkout (None without git; read once per
     process) and the versions of Python, SimPy and numpy. Never fails."""
+    return {"version": _version(), "seed": int(seed), "git_describe": _git_describe(),
+            "python": sys.version.split()[0], "simpy": simpy.__version__, "numpy": np.__version__}
+
+
+@functools.lru_cache(maxsize=1)
+def _version() -> str:
+    """The installed distribution's version, read once per process (reading the package
+    metadata costs milliseconds: a sweep point's simulate calls this every time)."""
     try:  # the distribution's version: importing the top package would reach up to experiments
         from importlib.metadata import PackageNotFoundError, version
 
-        __version__ = version("oassim")
+        return version("oassim")
     except (ImportError, PackageNotFoundError):
-        __version__ = "unknown"
-    return {"version": __version__, "seed": int(seed), "git_describe": _git_describe(),
-            "python": sys.version.split()[0], "simpy": simpy.__version__, "numpy": np.__version__}
+        return "unknown"
 
 
 def _scenario(plan: Any, fabric: Any, network: str, seed: int, full_rank: bool,

@@ -54,3 +54,34 @@ def test_a_point_can_run_without_the_worker_caches():
     row = executors.run_point({**TASKS[0], "reuse": False})
     assert row["status"] == "ok"
     assert not executors.worker_caches()["engine_cache"] and not executors.worker_caches()["plan_cache"]
+
+
+class _Node:
+    """An object in a reference cycle (only the cyclic collector frees it)."""
+
+    def __init__(self):
+        self.me = self
+
+
+def test_settle_heap_freezes_survivors_and_still_frees_cycles(monkeypatch):
+    import gc
+    import weakref
+
+    monkeypatch.setattr(executors, "FULL_COLLECTION_EVERY", 3)
+    monkeypatch.setattr(executors, "_SETTLED", [0])
+    try:
+        garbage = _Node()
+        dead = weakref.ref(garbage)
+        del garbage
+        kept = _Node()
+        alive = weakref.ref(kept)
+        executors.settle_heap()  # collects the point's garbage, then freezes what survives
+        assert dead() is None and alive() is not None
+        assert gc.get_freeze_count() > 0
+        del kept  # a cache entry evicted after it was frozen: not walked by collections ...
+        executors.settle_heap()
+        assert alive() is not None
+        executors.settle_heap()  # ... until the full collection every FULL_COLLECTION_EVERY points
+        assert alive() is None
+    finally:
+        gc.unfreeze()
