@@ -121,7 +121,7 @@ _GIT: list[dict[str, Any]] = []
 _SETTLED = [0]  # points since the collector last walked everything (settle_heap)
 #: Points between the full collections of :func:`settle_heap` (which free cyclic cache
 #: entries evicted since the previous one).
-FULL_COLLECTION_EVERY = 64
+FULL_COLLECTION_EVERY = 256
 
 
 def settle_heap() -> None:

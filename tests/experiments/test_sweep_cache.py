@@ -67,7 +67,7 @@ def test_settle_heap_freezes_survivors_and_still_frees_cycles(monkeypatch):
     import gc
     import weakref
 
-    monkeypatch.setattr(executors, "FULL_COLLECTION_EVERY", 3)
+    monkeypatch.setattr(executors, "FULL_COLLECTION_EVERY", 3)  # (256 in a sweep)
     monkeypatch.setattr(executors, "_SETTLED", [0])
     try:
         garbage = _Node()
