@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol
 
 from oassim.errors import OassimError, SpecError
+from oassim.experiments.heap import settle_heap
 from oassim.experiments.progress import Progress
 from oassim.experiments.store import ResultStore, error_row, result_row
 from oassim.experiments.sweep import Point, SweepPlan, SweepSpec, expand_sweep
@@ -118,27 +119,6 @@ _RELIABILITY = ClusterCache()  # the reliability campaigns' counts, fabrics and 
 _ENGINES = ClusterCache(size=16, max_accelerators=16384)
 _PLANS = ClusterCache(size=64)
 _GIT: list[dict[str, Any]] = []
-_SETTLED = [0]  # points since the collector last walked everything (settle_heap)
-#: Points between the full collections of :func:`settle_heap` (which free cyclic cache
-#: entries evicted since the previous one).
-FULL_COLLECTION_EVERY = 256
-
-
-def settle_heap() -> None:
-    """After a sweep point: collect its garbage, then move everything that survives (this
-    worker's caches, millions of objects) out of the cyclic collector's way (``gc.freeze``),
-    so that the next points' collections walk only what they allocate instead of every cached
-    fabric, plan and engine entry again (measured: about 6 ms of a 90 ms point). Every
-    :data:`FULL_COLLECTION_EVERY` points everything is unfrozen and collected once, so cache
-    entries evicted since are freed even where they hold reference cycles."""
-    import gc
-
-    _SETTLED[0] += 1
-    if _SETTLED[0] >= FULL_COLLECTION_EVERY:
-        _SETTLED[0] = 0
-        gc.unfreeze()
-    gc.collect()
-    gc.freeze()
 
 
 def worker_caches(clear: bool = False) -> dict[str, Any]:

@@ -67,21 +67,23 @@ def test_settle_heap_freezes_survivors_and_still_frees_cycles(monkeypatch):
     import gc
     import weakref
 
-    monkeypatch.setattr(executors, "FULL_COLLECTION_EVERY", 3)  # (256 in a sweep)
-    monkeypatch.setattr(executors, "_SETTLED", [0])
+    from oassim.experiments import heap
+
+    monkeypatch.setattr(heap, "FULL_COLLECTION_EVERY", 3)  # (256 in a sweep)
+    monkeypatch.setattr(heap, "_SETTLED", [0])
     try:
         garbage = _Node()
         dead = weakref.ref(garbage)
         del garbage
         kept = _Node()
         alive = weakref.ref(kept)
-        executors.settle_heap()  # collects the point's garbage, then freezes what survives
+        heap.settle_heap()  # collects the point's garbage, then freezes what survives
         assert dead() is None and alive() is not None
         assert gc.get_freeze_count() > 0
         del kept  # a cache entry evicted after it was frozen: not walked by collections ...
-        executors.settle_heap()
+        heap.settle_heap()
         assert alive() is not None
-        executors.settle_heap()  # ... until the full collection every FULL_COLLECTION_EVERY points
+        heap.settle_heap()  # ... until the full collection every FULL_COLLECTION_EVERY points
         assert alive() is None
     finally:
         gc.unfreeze()
