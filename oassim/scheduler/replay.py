@@ -150,8 +150,8 @@ class Replay:
     #: Run quiet calls (:meth:`_mark_quiet`) as timed steps of the compute stream, without
     #: the contention model's bookkeeping (False: every call through ``CommModel.start``).
     quiet_calls = True
-    #: Also run the calls quiet in their member's early phase so (False: only calls quiet
-    #: throughout; simulate falls back to that when :class:`EarlyQuietOverlap` is raised).
+    #: Treat the calls quiet only in their member's early phase as quiet there (False: only the
+    #: calls quiet throughout; simulate falls back to that on ``quiet.EarlyQuietOverlap``).
     early_quiet = True
 
     def __init__(self, ctx: SimContext, plan: Any, full_rank: bool = False,
