@@ -50,7 +50,7 @@ from oassim.workload.dispatch import dispatch_hops
 from oassim.workload.emit import B, Emitter, LayerContext, Unit, causal_fraction, gemm_bytes, tp_comm
 from oassim.workload.steps import Step
 
-__all__ = ["LayerContext", "layer_forward", "layer_backward", "embedding_steps", "logits_steps",
+__all__ = ["LayerContext", "layer_forward", "layer_backward", "layer_steps", "embedding_steps", "logits_steps",
            "mtp_steps", "causal_fraction"]
 
 
@@ -235,6 +235,35 @@ def layer_backward(ctx: LayerContext, layer: int) -> list[Step]:
     e = Emitter(ctx, layer, "bwd")
     _emit_bwd(e, units, ctx.recompute == "selective" and "core_attn" in ctx.recompute_modules)
     return out + e.out
+
+
+def layer_steps(ctx: LayerContext, layer: int, backward: bool, memo: dict) -> list[Step]:
+    """``layer_backward(ctx, layer)`` (or ``layer_forward``) from ``memo``: a chunk's layers of
+    one kind (dense or MoE: the only way a layer's index enters its ops besides its names)
+    have the same steps but for ``layer`` and the ``where`` names (``.../L<layer>/...``, the
+    ``after`` names too, which point into the same layer), so the first one's are emitted and
+    the others relabelled from them. ``memo``: one dict per ``ctx``."""
+    key = (backward, ctx.model.is_moe_layer(layer))
+    hit = memo.get(key)
+    if hit is None:
+        steps = layer_backward(ctx, layer) if backward else layer_forward(ctx, layer)
+        memo[key] = (layer, steps)
+        return steps
+    first, steps = hit
+    return [_relabel(x, f"/L{first}/", f"/L{layer}/", layer) for x in steps]
+
+
+def _relabel(x: Step, old: str, new: str, layer: int) -> Step:
+    """``x`` of another layer: the same fields, ``where`` and ``after`` names renamed."""
+    out = object.__new__(type(x))
+    out.__dict__.update(x.__dict__)
+    d = out.__dict__
+    d["where"] = x.where.replace(old, new, 1)
+    if "layer" in d:  # a compute op (a collective call has no layer field)
+        d["layer"] = layer
+        if x.after:
+            d["after"] = tuple(a.replace(old, new, 1) for a in x.after)
+    return out
 
 
 def embedding_steps(ctx: LayerContext, backward: bool, layer: int = -1) -> list[Step]:

@@ -43,7 +43,7 @@ from oassim.workload.memory import MemoryBreakdown, check_memory, chunk_layers, 
 from oassim.workload.model import ModelSpec, resolve_model
 from oassim.workload.hetero import AcceleratorMix, PacedComputeModel, stage_types
 from oassim.workload.gradsync import GradBuckets, optimizer_steps, segment_label, with_param_gathers
-from oassim.workload.ops import LayerContext, embedding_steps, layer_backward, layer_forward, logits_steps, mtp_steps
+from oassim.workload.ops import LayerContext, embedding_steps, layer_steps, logits_steps, mtp_steps
 from oassim.workload.parallelism import ParallelismSpec, TrainingSpec, check_job, n_microbatches
 from oassim.workload.placement import Placement, place
 from oassim.workload.schedules import SCHEDULES
@@ -295,8 +295,7 @@ def compile_plan(model: str | Mapping[str, Any] | ModelSpec, parallelism: Parall
         peak = acc.peak_flops(train.precision)
     except SpecError as exc:
         raise SpecError(exc.message, path="workload.precision") from None
-    dom = None
-    dsize = None
+    dom = dsize = None
     if fabric is not None:
         dom = fabric.node_domain[fabric.accel_node]
         dsize = fabric.routing.get("domain_size")
@@ -429,7 +428,8 @@ def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn
         fwd_segs: list[tuple[list[Step], float, float]] = []
         if vs == 0:
             fwd_segs.append((embedding_steps(ctx, False), emb_p, 0.0))
-        fwd_segs += [(layer_forward(ctx, L), *seg_params(L)) for L in layers]
+        same: dict = {}  # layers of one kind share their steps but for names (layer_steps)
+        fwd_segs += [(layer_steps(ctx, L, False, same), *seg_params(L)) for L in layers]
         if vs == n_vs - 1:
             fwd_segs.append((logits_steps(ctx, False), out_p, 0.0))
             fwd_segs += [(mtp_steps(ctx, d, False), *mtp_params(d)) for d in range(m.mtp_layers)]
@@ -437,7 +437,7 @@ def _compile_stage(m: ModelSpec, par: ParallelismSpec, train: TrainingSpec, attn
         if vs == n_vs - 1:
             bwd_segs += [(mtp_steps(ctx, d, True), *mtp_params(d)) for d in reversed(range(m.mtp_layers))]
             bwd_segs.append((logits_steps(ctx, True), out_p, 0.0))
-        bwd_segs += [(layer_backward(ctx, L), *seg_params(L)) for L in reversed(layers)]
+        bwd_segs += [(layer_steps(ctx, L, True, same), *seg_params(L)) for L in reversed(layers)]
         if vs == 0:
             bwd_segs.append((embedding_steps(ctx, True), emb_p, 0.0))
 
