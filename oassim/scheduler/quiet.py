@@ -33,9 +33,10 @@ __all__ = ["quiet_calls", "check_early_phase", "EarlyQuietOverlap"]
 
 
 def quiet_calls(progs: list, opt_progs: list, meta: dict[int, Any],
-                neighbours: Callable[[int], frozenset[int]]) -> tuple[set[int], set[int]]:
+                neighbours: Callable[[int], frozenset[int]]) -> tuple[set[int], dict[int, tuple[int, str]]]:
     """Keys (``id`` of the call) into ``meta`` of the quiet calls of a representative replay,
-    and of the calls quiet while their member is in its *early phase*.
+    and those of the calls quiet while their member is in its *early phase*, each with its
+    (stage, stream).
 
     The early phase of a member is its schedule before the first backward of the last
     micro-batch (its ``backward_last`` programs and the optimizer program are *late*). A
@@ -92,14 +93,14 @@ def quiet_calls(progs: list, opt_progs: list, meta: dict[int, Any],
     mixed_early = {(s, d) for k, ok in early.items() if not ok and not late_only[k]
                    for s in members[k] for d in dims[k]}
     quiet: set[int] = set()
-    quiet_early: set[int] = set()
+    quiet_early: dict[int, tuple[int, str]] = {}
     for s, call, late in steps:
         k = meta[id(call)].info.index
         if cand[k] and (s, call.dim) not in mixed:
             quiet.add(id(call))
         elif early[k] and not late and (s, call.dim) in mixed and (s, call.dim) not in mixed_early:
-            quiet_early.add(id(call))
-    return quiet, quiet_early - quiet
+            quiet_early[id(call)] = (s, call.dim)
+    return quiet, {key: sd for key, sd in quiet_early.items() if key not in quiet}
 
 
 class EarlyQuietOverlap(RuntimeError):

@@ -233,9 +233,7 @@ class Replay:
             self.meta[key].quiet = True
         if not self.early_quiet:
             return
-        dims = {key: (s, ins.call.dim) for s in range(len(self.progs)) for trip in self.progs[s] for prog in trip
-                for ins in prog.steps if ins.kind != SEG and (key := id(ins.call)) in early}
-        for key, (s, d) in dims.items():
+        for key, (s, d) in early.items():
             self.meta[key].quiet_early = True
             self.early_dims[s].add(d)
 

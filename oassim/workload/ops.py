@@ -48,7 +48,7 @@ from dataclasses import replace
 from oassim.workload.attention import attention_bwd, attention_fwd, projection_units
 from oassim.workload.dispatch import dispatch_hops
 from oassim.workload.emit import B, Emitter, LayerContext, Unit, causal_fraction, gemm_bytes, tp_comm
-from oassim.workload.steps import Step
+from oassim.workload.steps import ComputeOp, Step, copied
 
 __all__ = ["LayerContext", "layer_forward", "layer_backward", "layer_steps", "embedding_steps", "logits_steps",
            "mtp_steps", "causal_fraction"]
@@ -255,15 +255,10 @@ def layer_steps(ctx: LayerContext, layer: int, backward: bool, memo: dict) -> li
 
 def _relabel(x: Step, old: str, new: str, layer: int) -> Step:
     """``x`` of another layer: the same fields, ``where`` and ``after`` names renamed."""
-    out = object.__new__(type(x))
-    out.__dict__.update(x.__dict__)
-    d = out.__dict__
-    d["where"] = x.where.replace(old, new, 1)
-    if "layer" in d:  # a compute op (a collective call has no layer field)
-        d["layer"] = layer
-        if x.after:
-            d["after"] = tuple(a.replace(old, new, 1) for a in x.after)
-    return out
+    where = x.where.replace(old, new, 1)
+    if not isinstance(x, ComputeOp):  # a collective call has no layer and waits for nothing
+        return copied(x, where=where)
+    return copied(x, where=where, layer=layer, after=tuple(a.replace(old, new, 1) for a in x.after))
 
 
 def embedding_steps(ctx: LayerContext, backward: bool, layer: int = -1) -> list[Step]:

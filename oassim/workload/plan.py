@@ -47,7 +47,7 @@ from oassim.workload.ops import LayerContext, embedding_steps, layer_steps, logi
 from oassim.workload.parallelism import ParallelismSpec, TrainingSpec, check_job, n_microbatches
 from oassim.workload.placement import Placement, place
 from oassim.workload.schedules import SCHEDULES
-from oassim.workload.steps import CollectiveCall, ComputeOp, ScheduleStep, Step
+from oassim.workload.steps import CollectiveCall, ComputeOp, ScheduleStep, Step, copied
 
 __all__ = ["Plan", "StagePlan", "ChunkPlan", "FlopCounts", "compile_plan", "compute_seconds"]
 
@@ -370,13 +370,8 @@ def _ring_pairs(cp_groups: np.ndarray) -> np.ndarray:
 
 
 def _with_duration(op: ComputeOp, duration_s: float) -> ComputeOp:
-    """``dataclasses.replace(op, duration_s=...)`` without re-running the generated
-    ``__init__`` (a plan holds 10^4-10^5 ops; ComputeOp has no ``__post_init__``): the same
-    fields, field by field."""
-    new = object.__new__(ComputeOp)
-    new.__dict__.update(op.__dict__)
-    new.__dict__["duration_s"] = duration_s
-    return new
+    """``dataclasses.replace(op, duration_s=...)``, cheaply (:func:`~oassim.workload.steps.copied`)."""
+    return copied(op, duration_s=duration_s)
 
 
 def _timed(steps: list[Step], cm: ComputeModel | PacedComputeModel) -> tuple[Step, ...]:

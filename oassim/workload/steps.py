@@ -24,7 +24,7 @@ import numpy as np
 
 __all__ = [
     "ComputeOp", "CollectiveCall", "Step", "OpKind", "CommDim", "CommOp",
-    "ScheduleStep",
+    "ScheduleStep", "copied",
 ]
 
 OpKind = Literal["gemm", "attention", "elementwise", "norm", "embedding", "optimizer"]
@@ -144,3 +144,13 @@ class ScheduleStep:
     kind: Literal["F", "B"]
     microbatch: int
     chunk: int
+
+
+def copied(x: Step, **changes: object) -> Step:
+    """``dataclasses.replace(x, **changes)`` without re-running the generated ``__init__`` (a
+    plan holds 10^4-10^5 steps; neither kind has a ``__post_init__``): the same fields, field by
+    field, then ``changes``."""
+    out = object.__new__(type(x))
+    out.__dict__.update(x.__dict__)
+    out.__dict__.update(changes)
+    return out
